@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+func runJoin(args []string) int {
+	fs := newFlagSet("join", "[flags]")
+	host, _ := os.Hostname()
+	var (
+		name        = fs.String("name", env("OURCI_NAME", host), "node name, unique in the mesh (env OURCI_NAME)")
+		dataDir     = fs.String("data-dir", homeDir(), "data directory: ledger, Raft log, task logs (env OURCI_DATA_DIR)")
+		bind        = fs.String("bind", env("OURCI_BIND", "0.0.0.0:7946"), "gossip address HOST:PORT (env OURCI_BIND)")
+		raftAddr    = fs.String("raft", env("OURCI_RAFT", ""), "Raft address HOST:PORT (env OURCI_RAFT; default: gossip port + 1)")
+		httpAddr    = fs.String("http", env("OURCI_HTTP", "127.0.0.1:7380"), "API address HOST:PORT (env OURCI_HTTP)")
+		advertise   = fs.String("advertise", env("OURCI_ADVERTISE", ""), "IP others reach this node at (env OURCI_ADVERTISE; default: from --bind)")
+		slots       = fs.Int("slots", envInt("OURCI_SLOTS", 0), "tasks run at once (env OURCI_SLOTS; default: CPUs)")
+		secretFile  = fs.String("secret-file", env("OURCI_SECRET_FILE", ""), "cluster secret file (env OURCI_SECRET_FILE; default DATA_DIR/cluster.secret, made when starting a new mesh)")
+		jobTimeout  = fs.Duration("job-timeout", time.Hour, "default job deadline")
+		taskTimeout = fs.Duration("task-timeout", 30*time.Minute, "default task timeout for topics without their own")
+		attempts    = fs.Int("max-attempts", 3, "attempts of a task whose nodes die before it is lost")
+		grace       = fs.Duration("grace", 10*time.Second, "SIGTERM to SIGKILL grace when a task is stopped")
+		wan         = fs.Bool("wan", false, "WAN timings for Raft and gossip (slow or lossy links)")
+		verbose     = fs.Bool("v", false, "debug logging")
+		peers       listFlag
+		topics      listFlag
+		topicTO     listFlag
+	)
+	fs.Var(&peers, "peer", "gossip address of any member to join (repeatable; env OURCI_PEERS, comma-separated)")
+	fs.Var(&topics, "topic", "TOPIC[=AGENT_SCRIPT] to subscribe to (repeatable; env OURCI_TOPICS, comma-separated)")
+	fs.Var(&topicTO, "topic-timeout", "TOPIC=DURATION: default task timeout for one topic (repeatable)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(os.Stderr, "ourci-node join: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	if len(peers) == 0 {
+		peers = splitList(os.Getenv("OURCI_PEERS"))
+	}
+	if len(topics) == 0 {
+		topics = splitList(os.Getenv("OURCI_TOPICS"))
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg := node.Config{
+		Name: *name, DataDir: *dataDir, Bind: *bind, Raft: *raftAddr, HTTP: *httpAddr, Advertise: *advertise,
+		Peers: peers, Slots: *slots, JobTimeout: *jobTimeout, TaskTimeout: *taskTimeout,
+		MaxAttempts: *attempts, Grace: *grace, Logger: logger,
+	}
+	if *wan {
+		cfg.RaftTiming, cfg.GossipProfile = raftfsm.WAN, gossip.WAN
+	}
+	timeouts := map[string]time.Duration{}
+	for _, s := range topicTO {
+		t, d, ok := strings.Cut(s, "=")
+		v, err := time.ParseDuration(d)
+		if !ok || err != nil || v <= 0 {
+			fmt.Fprintf(os.Stderr, "ourci-node join: --topic-timeout %q: want TOPIC=DURATION\n", s)
+			return exitUsage
+		}
+		timeouts[t] = v
+	}
+	for _, s := range topics {
+		t, agent, _ := strings.Cut(s, "=")
+		if agent != "" && agent != "docker" {
+			if abs, err := filepath.Abs(agent); err == nil {
+				agent = abs
+			}
+			if _, err := os.Stat(agent); err != nil {
+				fmt.Fprintf(os.Stderr, "ourci-node join: --topic %s: agent script: %v\n", t, err)
+				return exitUsage
+			}
+		}
+		cfg.Topics = append(cfg.Topics, node.Topic{Name: t, Agent: agent, Timeout: timeouts[t]})
+	}
+	cfg.Secret, err = joinSecret(*secretFile, *dataDir, len(peers) == 0, logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
+		return exitAuth
+	}
+
+	n, err := node.Start(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
+		if errors.Is(err, node.ErrConfig) {
+			return exitUsage
+		}
+		return exitError
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	<-ctx.Done()
+	logger.Info("shutting down: handing running tasks back to the mesh")
+	if err := n.Close(); err != nil {
+		logger.Warn("shutdown", "err", err)
+	}
+	return exitOK
+}
+
+// joinSecret loads the cluster secret. A node that starts a new mesh and has
+// none makes one (in --secret-file, or DATA_DIR/cluster.secret).
+func joinSecret(path, dataDir string, newMesh bool, log *slog.Logger) (node.Secret, error) {
+	if path == "" {
+		path = filepath.Join(dataDir, "cluster.secret")
+	}
+	s, err := node.LoadSecret(path)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) || !newMesh {
+		if errors.Is(err, fs.ErrNotExist) {
+			return s, fmt.Errorf("joining a mesh needs its secret: copy the first node's cluster.secret and give --secret-file (%w)", err)
+		}
+		return s, err
+	}
+	s = node.NewSecret()
+	if err := node.WriteSecret(path, s); err != nil {
+		return s, err
+	}
+	log.Info("made a new cluster secret; give it to other nodes with --secret-file", "path", path)
+	return s, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,57 @@
+// Command ourci-node runs a node of the OurCI mesh and talks to one.
+//
+// Every subcommand lives in its own file; main only dispatches.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"join", "run this machine's node (starts a new mesh without --peer)", runJoin},
+		{"demo", "start a local 3-node mesh and run the example pipeline to the end", runDemo},
+		{"keygen", "print a new cluster secret", runKeygen},
+		{"spawn", "add a task: a child of the current task, or the root of a new job", runSpawn},
+		{"status", "show the mesh and recent jobs, or one job's task tree", runStatus},
+		{"logs", "print (or follow) a task's output", runLogs},
+		{"cancel", "close an open job as cancelled, stopping what still runs", runCancel},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:])
+		}
+	}
+	fmt.Fprintf(os.Stderr, "ourci-node: unknown command %q\n\n", args[0])
+	usage()
+	return exitUsage
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: ourci-node COMMAND [flags] [args]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nrun 'ourci-node COMMAND -h' for a command's flags")
+}

@@ -1,0 +1,238 @@
+package gossip
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Profile selects memberlist timings.
+type Profile string
+
+const (
+	// LAN: a subscription change reaches every node in well under a
+	// second, and a dead node is declared within about two seconds.
+	// memberlist's default LAN profile pushes full state only every 30 s,
+	// which leaves metadata tails of 15-30 s when a broadcast is missed.
+	LAN Profile = "lan"
+	// WAN: memberlist's WAN defaults, for slow or lossy links.
+	WAN Profile = "wan"
+)
+
+// Config is what Start needs.
+type Config struct {
+	Name      string
+	Bind      string // host:port for gossip (TCP and UDP); port 0 picks one
+	Advertise string // host:port others use; "" derives it from Bind
+	Key       []byte // 16, 24 or 32 bytes: AES key that encrypts all gossip
+	Meta      Meta
+	Profile   Profile
+	Logger    *slog.Logger
+}
+
+// Member is one live node as gossip sees it.
+type Member struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"` // gossip address
+	Meta Meta   `json:"meta"`
+}
+
+// Gossip is a running membership agent.
+type Gossip struct {
+	ml  *memberlist.Memberlist
+	log *slog.Logger
+
+	mu     sync.Mutex
+	meta   []byte
+	change chan struct{}
+}
+
+// Start binds the gossip ports and starts the agent, alone; Join connects it.
+func Start(cfg Config) (*Gossip, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	meta, err := EncodeMeta(cfg.Meta)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gossip{log: cfg.Logger, meta: meta, change: make(chan struct{})}
+
+	var mc *memberlist.Config
+	switch cfg.Profile {
+	case WAN:
+		mc = memberlist.DefaultWANConfig()
+	default:
+		mc = memberlist.DefaultLANConfig()
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.GossipNodes = 4
+		mc.PushPullInterval = 5 * time.Second
+		mc.ProbeInterval = 500 * time.Millisecond
+		mc.ProbeTimeout = 250 * time.Millisecond
+		mc.SuspicionMult = 3
+		mc.GossipToTheDeadTime = 5 * time.Second
+	}
+	mc.Name = cfg.Name
+	host, port, err := splitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: bind %q: %w", cfg.Bind, err)
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertisePort = port
+	if cfg.Advertise != "" {
+		ah, ap, err := splitHostPort(cfg.Advertise)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: advertise %q: %w", cfg.Advertise, err)
+		}
+		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
+	}
+	mc.SecretKey = cfg.Key
+	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	mc.Delegate = (*delegate)(g)
+	mc.Events = (*events)(g)
+	mc.Logger = log.New(&logWriter{log: cfg.Logger}, "", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start: %w", err)
+	}
+	g.ml = ml
+	return g, nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return h, n, nil
+}
+
+// Join contacts peers (gossip addresses) and merges their view. It
+// succeeds if at least one answered.
+func (g *Gossip) Join(peers []string) (int, error) {
+	n, err := g.ml.Join(peers)
+	if n > 0 {
+		return n, nil
+	}
+	return 0, fmt.Errorf("gossip: join %v: %w", peers, err)
+}
+
+// Addr is this node's gossip address as others see it.
+func (g *Gossip) Addr() string {
+	n := g.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Members returns the live nodes (this one included), sorted by name. A
+// node whose metadata cannot be decoded is left out and logged.
+func (g *Gossip) Members() []Member {
+	nodes := g.ml.Members()
+	out := make([]Member, 0, len(nodes))
+	for _, n := range nodes {
+		m, err := DecodeMeta(n.Meta)
+		if err != nil {
+			g.log.Warn("gossip: ignoring member", "node", n.Name, "err", err)
+			continue
+		}
+		out = append(out, Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Meta: m})
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// SetMeta changes what this node gossips and spreads it.
+func (g *Gossip) SetMeta(m Meta) error {
+	b, err := EncodeMeta(m)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.meta = b
+	g.mu.Unlock()
+	if err := g.ml.UpdateNode(5 * time.Second); err != nil {
+		return fmt.Errorf("gossip: spread metadata: %w", err)
+	}
+	return nil
+}
+
+// Watch returns a channel closed at the next membership or metadata change.
+func (g *Gossip) Watch() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.change
+}
+
+func (g *Gossip) changed() {
+	g.mu.Lock()
+	ch := g.change
+	g.change = make(chan struct{})
+	g.mu.Unlock()
+	close(ch)
+}
+
+// Leave tells the others this node is going, then stops.
+func (g *Gossip) Leave(timeout time.Duration) error {
+	err := g.ml.Leave(timeout)
+	return errors.Join(err, g.ml.Shutdown())
+}
+
+// Shutdown stops without telling anyone (as a crash would look).
+func (g *Gossip) Shutdown() error { return g.ml.Shutdown() }
+
+// delegate hands memberlist our metadata; OurCI sends no user messages.
+type delegate Gossip
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.meta
+}
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// events turns memberlist's callbacks into a change signal.
+type events Gossip
+
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	e.log.Info("gossip: member joined", "node", n.Name, "addr", n.Address())
+	(*Gossip)(e).changed()
+}
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.log.Info("gossip: member left or died", "node", n.Name, "addr", n.Address())
+	(*Gossip)(e).changed()
+}
+func (e *events) NotifyUpdate(n *memberlist.Node) { (*Gossip)(e).changed() }
+
+// logWriter routes memberlist's log lines to slog, dropping debug chatter.
+type logWriter struct{ log *slog.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := bytes.TrimSpace(p)
+	switch {
+	case bytes.Contains(line, []byte("[DEBUG]")):
+	case bytes.Contains(line, []byte("[ERR]")):
+		w.log.Error("memberlist", "msg", string(line))
+	default:
+		w.log.Warn("memberlist", "msg", string(line))
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*logWriter)(nil)

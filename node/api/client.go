@@ -1,0 +1,230 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to one node's API.
+type Client struct {
+	Base  string // e.g. http://127.0.0.1:7380
+	Token string // bearer token: the cluster token or a task token
+	HTTP  *http.Client
+	// RetryFor bounds how long requests that are safe to repeat (reads,
+	// keyed spawns, reports, cancels) are retried while the mesh has no
+	// leader or the node cannot be reached. Zero means 15s.
+	RetryFor time.Duration
+}
+
+// NewClient returns a client for the node at base.
+func NewClient(base, token string) *Client {
+	return &Client{Base: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{}}
+}
+
+// StatusError is a non-2xx answer from a node.
+type StatusError struct {
+	HTTPStatus int
+	Code       string
+	Msg        string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("api: %s (%d %s)", e.Msg, e.HTTPStatus, e.Code)
+}
+
+// ErrUnavailable marks a node that could not be reached or had no leader
+// within the retry window.
+var ErrUnavailable = errors.New("api: node unavailable")
+
+// IsCode reports whether err is a StatusError with the given code.
+func IsCode(err error, code string) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == code
+}
+
+// Spawn asks for a new task. Give req.Key to make retries safe; without a
+// key the request is sent once.
+func (c *Client) Spawn(ctx context.Context, req SpawnRequest) (SpawnResponse, error) {
+	var out SpawnResponse
+	err := c.do(ctx, http.MethodPost, "/v1/spawn", req, &out, req.Key != "")
+	return out, err
+}
+
+// Status returns the mesh as the node sees it.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var out Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &out, true)
+	return out, err
+}
+
+// Job returns a job and its tasks. With index > 0 the node holds the
+// request until its ledger has moved past index, or wait has passed.
+func (c *Client) Job(ctx context.Context, id string, index uint64, wait time.Duration) (JobDetail, error) {
+	var out JobDetail
+	q := url.Values{}
+	if index > 0 {
+		q.Set("index", strconv.FormatUint(index, 10))
+		q.Set("wait", wait.String())
+	}
+	p := "/v1/jobs/" + url.PathEscape(id)
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	err := c.do(ctx, http.MethodGet, p, nil, &out, true)
+	return out, err
+}
+
+// WaitJob follows a job until it closes and returns its final detail.
+// onChange, if set, sees every version on the way.
+func (c *Client) WaitJob(ctx context.Context, id string, onChange func(JobDetail)) (JobDetail, error) {
+	var idx uint64
+	for {
+		d, err := c.Job(ctx, id, idx, 30*time.Second)
+		if err != nil {
+			return d, err
+		}
+		if onChange != nil && d.Index != idx {
+			onChange(d)
+		}
+		if d.Job.State == "closed" {
+			return d, nil
+		}
+		idx = d.Index
+	}
+}
+
+// Cancel closes an open job as cancelled.
+func (c *Client) Cancel(ctx context.Context, job string) (JobDetail, error) {
+	var out JobDetail
+	err := c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(job)+"/cancel", struct{}{}, &out, true)
+	return out, err
+}
+
+// Report tells the ledger about an attempt (node-to-node).
+func (c *Client) Report(ctx context.Context, r Report) error {
+	return c.do(ctx, http.MethodPost, "/v1/internal/report", r, nil, true)
+}
+
+// Log opens a task's output. With follow, the stream stays open until the
+// task ends.
+func (c *Client) Log(ctx context.Context, task string, follow bool) (io.ReadCloser, error) {
+	p := "/v1/tasks/" + url.PathEscape(task) + "/log"
+	if follow {
+		p += "?follow=1"
+	}
+	resp, err := c.send(ctx, http.MethodGet, p, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp.Body, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any, retry bool) error {
+	var body []byte
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("api: encode request: %w", err)
+		}
+		body = b
+	}
+	window := c.RetryFor
+	if window == 0 {
+		window = 15 * time.Second
+	}
+	deadline := time.Now().Add(window)
+	backoff := 20 * time.Millisecond
+	for {
+		err := c.once(ctx, method, path, body, out)
+		if err == nil || !retry || !retryable(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+func retryable(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.HTTPStatus == http.StatusServiceUnavailable || se.HTTPStatus == http.StatusBadGateway
+	}
+	return errors.Is(err, ErrUnavailable)
+}
+
+func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return decodeError(resp)
+	}
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("api: decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, r)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, c.Base, err)
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e Error
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(b))
+		if e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+	}
+	return &StatusError{HTTPStatus: resp.StatusCode, Code: e.Code, Msg: e.Error}
+}

@@ -1,0 +1,198 @@
+package api
+
+import (
+	"time"
+
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// SchemaVersion is the version of every JSON body this package defines.
+const SchemaVersion = 1
+
+// SpawnRequest asks for a new task. A caller holding a task token spawns a
+// child of that task into its job; any other caller opens a new job.
+type SpawnRequest struct {
+	Topic      string         `json:"topic"`
+	Image      string         `json:"image,omitempty"`
+	Args       []string       `json:"args"`
+	Env        []string       `json:"env,omitempty"`
+	Timeout    Duration       `json:"timeout,omitempty"`
+	JobTimeout Duration       `json:"job_timeout,omitempty"` // new jobs: deadline from now; 0 means the node's default
+	Source     raftfsm.Source `json:"source,omitzero"`       // new jobs: the code they build
+	Trigger    string         `json:"trigger,omitempty"`     // new jobs: who opened it
+	Key        string         `json:"key,omitempty"`         // idempotency key: a retry with the same key lands once
+}
+
+// SpawnResponse names the task created (or found again by its key).
+type SpawnResponse struct {
+	SchemaVersion int    `json:"schema_version"`
+	Job           string `json:"job"`
+	Task          string `json:"task"`
+}
+
+// Report is a node telling the ledger about an attempt it runs.
+type Report struct {
+	Kind     string            `json:"kind"` // "started", "finished" or "abandoned"
+	Task     string            `json:"task"`
+	Attempt  int               `json:"attempt"`
+	Node     string            `json:"node"`
+	State    raftfsm.TaskState `json:"state,omitempty"` // finished: passed, failed or timed_out
+	ExitCode *int              `json:"exit_code,omitempty"`
+	Error    string            `json:"error,omitempty"`
+}
+
+// Report kinds.
+const (
+	ReportStarted   = "started"
+	ReportFinished  = "finished"
+	ReportAbandoned = "abandoned" // the node lost the attempt (it restarted): queue the next one
+)
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	SchemaVersion int    `json:"schema_version"`
+	Error         string `json:"error"`
+	Code          string `json:"code"` // machine-readable: see the Code* constants
+}
+
+// Error codes.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
+	CodeNotFound     = "not_found"
+	CodeJobClosed    = "job_closed"
+	CodeConflict     = "conflict"
+	CodeStale        = "stale_attempt"
+	CodeNoLeader     = "no_leader"
+	CodeInternal     = "internal"
+)
+
+// Status is the mesh as one node sees it.
+type Status struct {
+	SchemaVersion int       `json:"schema_version"`
+	Node          string    `json:"node"`
+	Leader        string    `json:"leader"`
+	RaftRole      string    `json:"raft_role"`
+	Index         uint64    `json:"index"`
+	Members       []Member  `json:"members"`
+	Topics        []Topic   `json:"topics"`
+	Jobs          []JobView `json:"jobs"`
+	Waiting       []Waiting `json:"waiting"`
+}
+
+// Member is one node of the mesh.
+type Member struct {
+	Name   string   `json:"name"`
+	Addr   string   `json:"addr"` // gossip
+	HTTP   string   `json:"http"`
+	RaftAd string   `json:"raft_addr"`
+	Topics []string `json:"topics"`
+	Slots  int      `json:"slots"`
+	Used   int      `json:"used"`
+	Raft   string   `json:"raft"` // voter, nonvoter or none
+	Leader bool     `json:"leader"`
+	Alive  bool     `json:"alive"`
+}
+
+// Topic sums up who serves a topic.
+type Topic struct {
+	Name   string   `json:"name"`
+	Nodes  []string `json:"nodes"`
+	Slots  int      `json:"slots"`
+	Used   int      `json:"used"`
+	Queued int      `json:"queued"`
+}
+
+// Waiting is a queued task and why it is not running yet.
+type Waiting struct {
+	Task   string `json:"task"`
+	Job    string `json:"job"`
+	Topic  string `json:"topic"`
+	Reason string `json:"reason"`
+}
+
+// JobView is a job as the API shows it.
+type JobView struct {
+	ID        string            `json:"id"`
+	State     raftfsm.JobState  `json:"state"`
+	Status    raftfsm.JobStatus `json:"status"`
+	Reason    string            `json:"reason,omitempty"`
+	Source    raftfsm.Source    `json:"source,omitzero"`
+	Trigger   string            `json:"trigger,omitempty"`
+	Root      string            `json:"root"`
+	Tasks     int               `json:"tasks"`
+	Open      int               `json:"open"`
+	Passed    int               `json:"passed"`
+	Failed    int               `json:"failed"`
+	CreatedAt time.Time         `json:"created_at"`
+	Deadline  time.Time         `json:"deadline"`
+	ClosedAt  time.Time         `json:"closed_at,omitzero"`
+}
+
+// TaskView is a task as the API shows it.
+type TaskView struct {
+	ID         string            `json:"id"`
+	Parent     string            `json:"parent"`
+	Topic      string            `json:"topic"`
+	Image      string            `json:"image,omitempty"`
+	Args       []string          `json:"args"`
+	State      raftfsm.TaskState `json:"state"`
+	Node       string            `json:"node"`
+	Attempt    int               `json:"attempt"`
+	ExitCode   *int              `json:"exit_code"`
+	Error      string            `json:"error,omitempty"`
+	Waiting    string            `json:"waiting,omitempty"` // queued: why
+	CreatedAt  time.Time         `json:"created_at"`
+	StartedAt  time.Time         `json:"started_at,omitzero"`
+	FinishedAt time.Time         `json:"finished_at,omitzero"`
+}
+
+// JobDetail is one job with its task tree (tasks in spawn order; Parent
+// links form the tree).
+type JobDetail struct {
+	SchemaVersion int        `json:"schema_version"`
+	Index         uint64     `json:"index"`
+	Job           JobView    `json:"job"`
+	Tasks         []TaskView `json:"tasks"`
+}
+
+// Duration is a time.Duration that travels as a Go duration string ("90s").
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// NewJobView converts a ledger job.
+func NewJobView(j *raftfsm.Job) JobView {
+	return JobView{
+		ID: j.ID, State: j.State, Status: j.Status, Reason: j.Reason, Source: j.Source,
+		Trigger: j.Trigger, Root: j.Root, Tasks: len(j.Tasks), Open: j.Open, Passed: j.Passed,
+		Failed: j.Failed, CreatedAt: j.CreatedAt, Deadline: j.Deadline, ClosedAt: j.ClosedAt,
+	}
+}
+
+// NewTaskView converts a ledger task.
+func NewTaskView(t *raftfsm.Task) TaskView {
+	v := TaskView{
+		ID: t.ID, Parent: t.Parent, Topic: t.Topic, Image: t.Image, Args: t.Args, State: t.State,
+		Node: t.Node, Attempt: t.Attempt, Error: t.Error, CreatedAt: t.CreatedAt,
+		StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
+	}
+	if t.ExitCode != nil {
+		c := *t.ExitCode
+		v.ExitCode = &c
+	}
+	if v.Args == nil {
+		v.Args = []string{}
+	}
+	return v
+}

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// Limits on what a spawn may carry.
+const (
+	maxArgs    = 1024
+	maxArgLen  = 64 << 10
+	maxEnv     = 256
+	maxTopic   = 200
+	maxKeySize = 200
+)
+
+// newID returns a fresh random ID: 12 hex digits (48 bits). The leader
+// makes IDs before proposing; Apply refuses a duplicate.
+func newID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// spawnCommand turns a spawn request into a ledger command, stamped by this
+// (leader) node. A task token spawns a child of its task into its job;
+// the cluster token opens a new job.
+func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command, error) {
+	switch {
+	case req.Topic == "" || len(req.Topic) > maxTopic || strings.ContainsAny(req.Topic, " \t\n="):
+		return raftfsm.Command{}, fmt.Errorf("spawn: topic %q: a topic is a non-empty name without spaces or '='", req.Topic)
+	case len(req.Args) > maxArgs:
+		return raftfsm.Command{}, fmt.Errorf("spawn: %d args, at most %d", len(req.Args), maxArgs)
+	case len(req.Env) > maxEnv:
+		return raftfsm.Command{}, fmt.Errorf("spawn: %d env entries, at most %d", len(req.Env), maxEnv)
+	case len(req.Key) > maxKeySize:
+		return raftfsm.Command{}, fmt.Errorf("spawn: idempotency key longer than %d", maxKeySize)
+	case req.Timeout < 0 || req.JobTimeout < 0:
+		return raftfsm.Command{}, errors.New("spawn: negative timeout")
+	}
+	for _, a := range req.Args {
+		if len(a) > maxArgLen {
+			return raftfsm.Command{}, fmt.Errorf("spawn: an arg longer than %d bytes", maxArgLen)
+		}
+	}
+	for _, kv := range req.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.ContainsAny(k, " \t\n") {
+			return raftfsm.Command{}, fmt.Errorf("spawn: env %q: want NAME=VALUE", kv)
+		}
+	}
+	now := n.cfg.Clock.Now().UTC()
+	sp := &raftfsm.Spawn{
+		Task: newID(), Topic: req.Topic, Image: req.Image, Args: req.Args, Env: req.Env,
+		Timeout: time.Duration(req.Timeout), At: now,
+	}
+	if p.Cluster {
+		jt := time.Duration(req.JobTimeout)
+		if jt == 0 {
+			jt = n.cfg.JobTimeout
+		}
+		sp.Job = newID()
+		sp.NewJob = &raftfsm.NewJob{Source: req.Source, Trigger: req.Trigger, Deadline: now.Add(jt)}
+		if req.Key != "" {
+			sp.Key = "cluster:" + req.Key
+		}
+	} else {
+		var job string
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+			if t := s.Tasks[p.Task]; t != nil {
+				job = t.Job
+			}
+		})
+		if job == "" {
+			return raftfsm.Command{}, fmt.Errorf("spawn: unknown task %s", p.Task)
+		}
+		sp.Job, sp.Parent = job, p.Task
+		if req.Key != "" {
+			sp.Key = "task:" + p.Task + ":" + req.Key
+		}
+	}
+	return raftfsm.Command{Type: raftfsm.CmdSpawn, Spawn: sp}, nil
+}
+
+// reportCommand turns a node's report into a ledger command, stamped now.
+func (n *Node) reportCommand(r api.Report) (raftfsm.Command, error) {
+	now := n.cfg.Clock.Now().UTC()
+	if r.Task == "" || r.Attempt < 1 || r.Node == "" {
+		return raftfsm.Command{}, errors.New("report: needs task, attempt and node")
+	}
+	switch r.Kind {
+	case api.ReportStarted:
+		return raftfsm.Command{Type: raftfsm.CmdTaskStarted, TaskStarted: &raftfsm.TaskStarted{Task: r.Task, Attempt: r.Attempt, Node: r.Node, At: now}}, nil
+	case api.ReportFinished:
+		return raftfsm.Command{Type: raftfsm.CmdTaskFinished, TaskFinished: &raftfsm.TaskFinished{
+			Task: r.Task, Attempt: r.Attempt, Node: r.Node, State: r.State, ExitCode: r.ExitCode, Error: r.Error, At: now}}, nil
+	case api.ReportAbandoned:
+		return raftfsm.Command{Type: raftfsm.CmdRequeue, Requeue: &raftfsm.Requeue{
+			Task: r.Task, Attempt: r.Attempt, Reason: r.Error, MaxAttempts: n.cfg.MaxAttempts, At: now}}, nil
+	}
+	return raftfsm.Command{}, fmt.Errorf("report: unknown kind %q", r.Kind)
+}
+
+// errRefused marks a report the ledger declined for good (stale attempt,
+// task already settled): retrying cannot help.
+var errRefused = errors.New("node: refused by the ledger")
+
+// applyReport delivers a report through the leader: directly when this node
+// leads, else over the leader's API.
+func (n *Node) applyReport(ctx context.Context, r api.Report) error {
+	if n.currentDispatcher() != nil {
+		c, err := n.reportCommand(r)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errRefused, err)
+		}
+		_, err = n.submit(ctx, c)
+		if err != nil && !errors.Is(err, errNotLeader) && ledgerRefusal(err) {
+			return fmt.Errorf("%w: %w", errRefused, err)
+		}
+		return err
+	}
+	base, err := n.leaderURL(ctx, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	err = n.clusterClient(base).Report(ctx, r)
+	var se *api.StatusError
+	if errors.As(err, &se) && se.HTTPStatus >= 400 && se.HTTPStatus < 500 {
+		return fmt.Errorf("%w: %w", errRefused, err)
+	}
+	return err
+}
+
+func ledgerRefusal(err error) bool {
+	for _, e := range []error{raftfsm.ErrNotFound, raftfsm.ErrJobClosed, raftfsm.ErrStaleAttempt, raftfsm.ErrConflict, raftfsm.ErrInvalid} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,153 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node/clock"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// Topic is one topic this node subscribes to and how it runs its tasks.
+type Topic struct {
+	Name string
+	// Agent is the agent script run as `Agent ARGS...`; "" runs the task's
+	// ARGS as a host command.
+	Agent string
+	// Timeout is the default task timeout for the topic; 0 means the node's.
+	Timeout time.Duration
+}
+
+// Config is everything a node needs. Zero values take the documented
+// defaults in withDefaults.
+type Config struct {
+	Name      string   // unique in the mesh; default: the host name
+	DataDir   string   // ledger, Raft log, secret, task logs and workspaces
+	Bind      string   // gossip host:port (default 0.0.0.0:7946; port 0 picks one)
+	Raft      string   // Raft host:port (default: the gossip port + 1)
+	HTTP      string   // API host:port (default 127.0.0.1:7380)
+	Advertise string   // host others reach this node at; default: derived from Bind
+	Peers     []string // gossip addresses of members to join; none starts a new mesh
+	Topics    []Topic
+	Slots     int // tasks run at once (default: number of CPUs)
+
+	Secret     Secret // the cluster secret (see LoadConfigSecret)
+	JobTimeout time.Duration
+	// TaskTimeout is the default for tasks without --timeout on topics
+	// without their own default (default 30 minutes).
+	TaskTimeout time.Duration
+	MaxAttempts int           // attempts before a task whose nodes keep dying is lost (default 3)
+	Grace       time.Duration // SIGTERM → SIGKILL grace when a task is stopped (default 10s)
+
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// Executor runs tasks; nil means the host executor.
+	Executor Executor
+	// Binary is the ourci-node executable whose directory leads tasks' PATH.
+	Binary string
+
+	RaftTiming    raftfsm.Timing
+	GossipProfile gossip.Profile
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// ErrConfig marks an invalid configuration.
+var ErrConfig = errors.New("node: config")
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Name == "" {
+		return c, fmt.Errorf("%w: a node needs a name", ErrConfig)
+	}
+	if !nameRE.MatchString(c.Name) {
+		return c, fmt.Errorf("%w: name %q: use letters, digits, '.', '_' and '-' (at most 63)", ErrConfig, c.Name)
+	}
+	if c.DataDir == "" {
+		return c, fmt.Errorf("%w: a node needs a data directory", ErrConfig)
+	}
+	if c.Bind == "" {
+		c.Bind = "0.0.0.0:7946"
+	}
+	if c.Raft == "" {
+		h, p, err := net.SplitHostPort(c.Bind)
+		if err != nil {
+			return c, fmt.Errorf("%w: --bind %q: %w", ErrConfig, c.Bind, err)
+		}
+		port, _ := strconv.Atoi(p)
+		if port != 0 {
+			port++
+		}
+		c.Raft = net.JoinHostPort(h, strconv.Itoa(port))
+	}
+	if c.HTTP == "" {
+		c.HTTP = "127.0.0.1:7380"
+	}
+	if c.Slots == 0 {
+		c.Slots = defaultSlots()
+	}
+	if c.Slots < 0 {
+		return c, fmt.Errorf("%w: --slots %d", ErrConfig, c.Slots)
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Topics {
+		if t.Name == "" || strings.ContainsAny(t.Name, " \t\n=") {
+			return c, fmt.Errorf("%w: topic %q: a topic is a non-empty name without spaces or '='", ErrConfig, t.Name)
+		}
+		if seen[t.Name] {
+			return c, fmt.Errorf("%w: topic %q given twice", ErrConfig, t.Name)
+		}
+		seen[t.Name] = true
+		if t.Agent == "docker" {
+			return c, fmt.Errorf("%w: topic %q: the docker executor is not available in this build; give an agent script or no executor", ErrConfig, t.Name)
+		}
+	}
+	if c.Secret.b == nil {
+		return c, fmt.Errorf("%w: no cluster secret", ErrConfig)
+	}
+	if c.JobTimeout == 0 {
+		c.JobTimeout = time.Hour
+	}
+	if c.TaskTimeout == 0 {
+		c.TaskTimeout = 30 * time.Minute
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.Grace == 0 {
+		c.Grace = 10 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Executor == nil {
+		c.Executor = hostExecutor{}
+	}
+	return c, nil
+}
+
+func (c Config) topic(name string) (Topic, bool) {
+	for _, t := range c.Topics {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Topic{}, false
+}
+
+func (c Config) topicNames() []string {
+	out := make([]string, len(c.Topics))
+	for i, t := range c.Topics {
+		out[i] = t.Name
+	}
+	return out
+}

@@ -1,0 +1,279 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// maxBody bounds every request body the API reads.
+const maxBody = 1 << 20
+
+// forwardedHeader marks a request a follower passed to the leader; the
+// leader never forwards it again.
+const forwardedHeader = "X-Ourci-Forwarded"
+
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", n.handleHealth)
+	mux.HandleFunc("POST /v1/spawn", n.auth(n.leaderOnly(n.handleSpawn)))
+	mux.HandleFunc("GET /v1/status", n.auth(n.handleStatus))
+	mux.HandleFunc("GET /v1/jobs/{id}", n.auth(n.handleJob))
+	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.auth(n.clusterOnly(n.leaderOnly(n.handleCancel))))
+	mux.HandleFunc("GET /v1/tasks/{id}/log", n.auth(n.handleLog))
+	mux.HandleFunc("POST /v1/internal/report", n.auth(n.clusterOnly(n.leaderOnly(n.handleReport))))
+	return mux
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, p Principal)
+
+type principalKey struct{}
+
+// auth admits a request only with a valid token: the cluster token, or the
+// token of a task attempt that the local replica shows still live.
+func (n *Node) auth(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, errors.New("missing token: give the cluster secret (--secret-file) or $OURCI_TOKEN"))
+			return
+		}
+		p, err := n.cfg.Secret.Authenticate(tok)
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, errors.New("invalid token for this mesh"))
+			return
+		}
+		if !p.Cluster {
+			live := false
+			n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+				t := s.Tasks[p.Task]
+				live = t != nil && t.Attempt == p.Attempt && t.State.Active()
+			})
+			if !live {
+				writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, fmt.Errorf("task token expired: task %s attempt %d is not running", p.Task, p.Attempt))
+				return
+			}
+		}
+		h(w, r, p)
+	}
+}
+
+func (n *Node) clusterOnly(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, p Principal) {
+		if !p.Cluster {
+			writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("a task token cannot do this"))
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+// leaderOnly runs h on the leader; a follower passes the request, body
+// unread, to the leader and relays the answer.
+func (n *Node) leaderOnly(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, p Principal) {
+		if n.currentDispatcher() != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			h(&indexWriter{ResponseWriter: w, n: n}, r, p)
+			return
+		}
+		if r.Header.Get(forwardedHeader) != "" {
+			writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, errors.New("leadership moved while forwarding; retry"))
+			return
+		}
+		target, err := n.leaderURL(r.Context(), 5*time.Second)
+		if err != nil || target == n.httpURL {
+			writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, errNoLeader)
+			return
+		}
+		n.proxy(w, r, target)
+	}
+}
+
+// proxy relays r to another node's API, the caller's token included.
+func (n *Node) proxy(w http.ResponseWriter, r *http.Request, base string) {
+	u, err := url.Parse(base)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
+		return
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Header.Set(forwardedHeader, n.cfg.Name)
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			// Read your writes: answer only once this node's replica holds
+			// what the leader applied for the request.
+			if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil {
+				n.waitIndex(resp.Request.Context(), idx, 5*time.Second)
+			}
+			return nil
+		},
+		FlushInterval: -1, // stream (logs -f)
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeError(w, http.StatusBadGateway, api.CodeNoLeader, fmt.Errorf("node %s unreachable: %w", base, err))
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
+
+// indexHeader carries the ledger index a write was applied at.
+const indexHeader = "X-Ourci-Index"
+
+// indexWriter stamps write responses with the leader's applied index.
+type indexWriter struct {
+	http.ResponseWriter
+	n *Node
+}
+
+func (w *indexWriter) WriteHeader(code int) {
+	w.Header().Set(indexHeader, strconv.FormatUint(w.n.fsm.Index(), 10))
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// waitIndex waits until the local replica has applied idx, or max passed.
+func (n *Node) waitIndex(ctx context.Context, idx uint64, max time.Duration) {
+	timer := time.NewTimer(max)
+	defer timer.Stop()
+	for {
+		cur, ch := n.fsm.Watch()
+		if cur >= idx {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "node": n.cfg.Name, "ok": true})
+}
+
+func (n *Node) handleSpawn(w http.ResponseWriter, r *http.Request, p Principal) {
+	var req api.SpawnRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	c, err := n.spawnCommand(req, p)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
+		return
+	}
+	res, err := n.submit(r.Context(), c)
+	if err != nil {
+		writeLedgerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: res.Job, Task: res.Task})
+}
+
+func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request, p Principal) {
+	id := r.PathValue("id")
+	c := raftfsm.Command{Type: raftfsm.CmdCloseJob, CloseJob: &raftfsm.CloseJob{Job: id, Reason: raftfsm.ReasonCancelled, At: n.cfg.Clock.Now().UTC()}}
+	if _, err := n.submit(r.Context(), c); err != nil {
+		writeLedgerError(w, err)
+		return
+	}
+	d, ok := n.jobDetail(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("no job %s", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (n *Node) handleReport(w http.ResponseWriter, r *http.Request, p Principal) {
+	var rep api.Report
+	if !decodeBody(w, r, &rep) {
+		return
+	}
+	c, err := n.reportCommand(rep)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
+		return
+	}
+	if _, err := n.submit(r.Context(), c); err != nil {
+		writeLedgerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion})
+}
+
+// submit proposes c through this node's dispatcher (it must lead) and
+// turns a ledger refusal into an error.
+func (n *Node) submit(ctx context.Context, c raftfsm.Command) (raftfsm.Result, error) {
+	d := n.currentDispatcher()
+	if d == nil {
+		return raftfsm.Result{}, errNotLeader
+	}
+	res, err := d.submit(ctx, c)
+	if err != nil {
+		return res, err
+	}
+	return res, res.Err
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		code := http.StatusBadRequest
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, code, api.CodeBadRequest, fmt.Errorf("bad request body: %w", err))
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, kind string, err error) {
+	writeJSON(w, code, api.Error{SchemaVersion: api.SchemaVersion, Error: err.Error(), Code: kind})
+}
+
+// writeLedgerError maps a refusal or a failed proposal to a status code.
+func writeLedgerError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, raftfsm.ErrJobClosed):
+		writeError(w, http.StatusConflict, api.CodeJobClosed, err)
+	case errors.Is(err, raftfsm.ErrStaleAttempt):
+		writeError(w, http.StatusConflict, api.CodeStale, err)
+	case errors.Is(err, raftfsm.ErrConflict):
+		writeError(w, http.StatusConflict, api.CodeConflict, err)
+	case errors.Is(err, raftfsm.ErrNotFound):
+		writeError(w, http.StatusNotFound, api.CodeNotFound, err)
+	case errors.Is(err, raftfsm.ErrInvalid):
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
+	case errors.Is(err, errNotLeader):
+		writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, err)
+	default:
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
+	}
+}

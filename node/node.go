@@ -1,0 +1,361 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-sockaddr"
+	"github.com/hashicorp/raft"
+
+	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// Node is one running ourci-node: a gossip agent, a Raft member holding a
+// ledger replica, the task runner and the HTTP API.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	fsm    *raftfsm.FSM
+	raft   *raftfsm.Raft
+	gossip *gossip.Gossip
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+	httpURL string // advertised base URL of the API
+
+	runner *runner
+	logs   *logStore
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	dispatcher *dispatcher // set while leader
+	closed     bool
+}
+
+// Start brings a node up: Raft on its data directory (bootstrapping a new
+// mesh when it has no peers and no prior state), gossip (joining Peers and
+// the members it remembers), the runner and the API.
+func Start(cfg Config) (_ *Node, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM()}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	advHost, err := advertiseHost(cfg)
+	if err != nil {
+		return nil, err
+	}
+	raftLn, err := net.Listen("tcp", cfg.Raft)
+	if err != nil {
+		return nil, fmt.Errorf("node: raft listen %s: %w", cfg.Raft, err)
+	}
+	raftAdv := &net.TCPAddr{IP: net.ParseIP(advHost), Port: raftLn.Addr().(*net.TCPAddr).Port}
+	if raftAdv.IP == nil {
+		raftLn.Close()
+		return nil, fmt.Errorf("node: advertise address %q is not an IP", advHost)
+	}
+	hadState, err := raftfsm.HasState(cfg.DataDir)
+	if err != nil {
+		raftLn.Close()
+		return nil, err
+	}
+	n.raft, err = raftfsm.OpenRaft(raftfsm.RaftConfig{
+		ID: cfg.Name, Dir: cfg.DataDir, Listener: raftLn, Advertise: raftAdv,
+		Secret: cfg.Secret.RaftKey(), Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log},
+	}, n.fsm)
+	if err != nil {
+		raftLn.Close()
+		return nil, err
+	}
+	if !hadState && len(cfg.Peers) == 0 {
+		n.log.Info("starting a new mesh")
+		if err := n.raft.Bootstrap(cfg.Name); err != nil {
+			return nil, err
+		}
+	}
+
+	n.httpLn, err = net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("node: http listen %s: %w", cfg.HTTP, err)
+	}
+	httpPort := n.httpLn.Addr().(*net.TCPAddr).Port
+	httpHost, _, _ := net.SplitHostPort(cfg.HTTP)
+	if ip := net.ParseIP(httpHost); ip == nil || ip.IsUnspecified() {
+		httpHost = advHost
+	}
+	n.httpURL = "http://" + net.JoinHostPort(httpHost, strconv.Itoa(httpPort))
+
+	n.gossip, err = gossip.Start(gossip.Config{
+		Name: cfg.Name, Bind: cfg.Bind, Advertise: advertiseFor(cfg.Bind, advHost),
+		Key: cfg.Secret.GossipKey(), Profile: cfg.GossipProfile, Logger: n.log,
+		Meta: gossip.Meta{
+			Raft: raftAdv.String(), HTTP: net.JoinHostPort(httpHost, strconv.Itoa(httpPort)),
+			Slots: cfg.Slots, Topics: cfg.topicNames(),
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	n.logs = newLogStore(filepath.Join(cfg.DataDir, "logs"))
+	n.runner = newRunner(n)
+	n.httpSrv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	n.goFunc(func() {
+		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("node: http server stopped", "err", err)
+		}
+	})
+	n.goFunc(n.joinLoop)
+	n.goFunc(n.leadershipLoop)
+	n.goFunc(n.runner.loop)
+	n.log.Info("node up", "gossip", n.gossip.Addr(), "raft", raftAdv.String(), "http", n.httpURL, "topics", cfg.topicNames(), "slots", cfg.Slots)
+	return n, nil
+}
+
+func (n *Node) goFunc(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// advertiseHost picks the IP others use to reach this node.
+func advertiseHost(cfg Config) (string, error) {
+	if cfg.Advertise != "" {
+		return cfg.Advertise, nil
+	}
+	h, _, err := net.SplitHostPort(cfg.Bind)
+	if err != nil {
+		return "", fmt.Errorf("%w: --bind %q: %w", ErrConfig, cfg.Bind, err)
+	}
+	if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() {
+		return h, nil
+	}
+	ip, err := sockaddr.GetPrivateIP()
+	if err != nil || ip == "" {
+		return "", fmt.Errorf("%w: cannot tell which address to advertise; give --advertise", ErrConfig)
+	}
+	return ip, nil
+}
+
+func advertiseFor(bind, host string) string {
+	_, p, err := net.SplitHostPort(bind)
+	if err != nil || p == "0" {
+		return "" // memberlist advertises the port it bound
+	}
+	return net.JoinHostPort(host, p)
+}
+
+// URL is the node's API base URL.
+func (n *Node) URL() string { return n.httpURL }
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// GossipAddr is the node's gossip address, for others' --peer.
+func (n *Node) GossipAddr() string { return n.gossip.Addr() }
+
+// FSM exposes the local ledger replica (read-only use).
+func (n *Node) FSM() *raftfsm.FSM { return n.fsm }
+
+// IsLeader reports whether this node leads the Raft group now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// ClusterToken is the token nodes use with each other.
+func (n *Node) clusterClient(base string) *api.Client {
+	c := api.NewClient(base, n.cfg.Secret.ClusterToken())
+	c.RetryFor = time.Second
+	return c
+}
+
+// leaderURL returns the leader's API URL, waiting up to wait for a leader.
+func (n *Node) leaderURL(ctx context.Context, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		_, id := n.raft.LeaderWithID()
+		if id != "" {
+			if u, ok := n.memberURL(string(id)); ok {
+				return u, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", errNoLeader
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+var errNoLeader = errors.New("node: the mesh has no leader right now")
+
+// memberURL returns a live member's API URL.
+func (n *Node) memberURL(name string) (string, bool) {
+	if name == n.cfg.Name {
+		return n.httpURL, true
+	}
+	for _, m := range n.gossip.Members() {
+		if m.Name == name {
+			return "http://" + m.Meta.HTTP, true
+		}
+	}
+	return "", false
+}
+
+// joinLoop joins the configured and remembered peers, retrying until one
+// answers, then keeps the remembered list current.
+func (n *Node) joinLoop() {
+	peers := append(append([]string(nil), n.cfg.Peers...), n.rememberedPeers()...)
+	backoff := 100 * time.Millisecond
+	for len(peers) > 0 {
+		if _, err := n.gossip.Join(peers); err == nil {
+			break
+		} else {
+			n.log.Warn("node: join failed, retrying", "err", err, "retry_in", backoff)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	for {
+		ch := n.gossip.Watch()
+		n.rememberPeers()
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+func (n *Node) peersFile() string { return filepath.Join(n.cfg.DataDir, "peers.json") }
+
+func (n *Node) rememberedPeers() []string {
+	b, err := os.ReadFile(n.peersFile())
+	if err != nil {
+		return nil
+	}
+	var peers []string
+	if err := json.Unmarshal(b, &peers); err != nil {
+		n.log.Warn("node: ignoring unreadable peers file", "err", err)
+		return nil
+	}
+	return peers
+}
+
+func (n *Node) rememberPeers() {
+	var peers []string
+	for _, m := range n.gossip.Members() {
+		if m.Name != n.cfg.Name {
+			peers = append(peers, m.Addr)
+		}
+	}
+	if len(peers) == 0 {
+		return
+	}
+	b, _ := json.Marshal(peers)
+	tmp := n.peersFile() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+		os.Rename(tmp, n.peersFile())
+	}
+}
+
+// Close stops the node: running tasks are stopped and handed back to the
+// mesh, leadership is handed over, and the node leaves gossip.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+
+	if n.runner != nil {
+		n.runner.shutdown(5 * time.Second)
+	}
+	if n.raft != nil && n.IsLeader() {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			n.log.Debug("node: leadership transfer", "err", err)
+		}
+	}
+	n.cancel()
+	var errs []error
+	if n.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n.httpSrv.Shutdown(ctx)
+		cancel()
+		n.httpSrv.Close()
+	} else if n.httpLn != nil {
+		n.httpLn.Close()
+	}
+	if n.gossip != nil {
+		errs = append(errs, n.gossip.Leave(time.Second))
+	}
+	if n.raft != nil {
+		errs = append(errs, n.raft.Close())
+	}
+	n.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Kill stops the node abruptly, as a crash would (tests).
+func (n *Node) Kill() {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	n.cancel()
+	if n.runner != nil {
+		n.runner.kill()
+	}
+	n.httpSrv.Close()
+	n.gossip.Shutdown()
+	n.raft.Close()
+	n.wg.Wait()
+}
+
+// slogWriter routes a library's log lines to slog.
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn("raft", "msg", string(trimNL(p)))
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}

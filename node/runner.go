@@ -1,0 +1,312 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/executor"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// The runner starts the attempts that the local replica assigns to this
+// node and stops those the ledger takes away (job closed, task requeued).
+// It learns its work only from its own replica: it waits on FSM changes,
+// never polls the leader.
+type runner struct {
+	n *Node
+
+	mu        sync.Mutex
+	local     map[string]*attempt // task ID → the attempt this process runs or ran
+	abandoned map[string]int      // task ID → attempt of a previous life being handed back
+	wg        sync.WaitGroup
+}
+
+// attempt is one attempt this node started. It stays in runner.local after
+// its process ended until the ledger shows the attempt settled, so that the
+// runner can tell its own finished work from work a previous life abandoned.
+type attempt struct {
+	task     *raftfsm.Task
+	ctx      context.Context
+	cancel   context.CancelFunc
+	stopOnce sync.Once
+	stopped  chan struct{} // closed when the ledger took the attempt away
+	exited   chan struct{} // closed when the process and its reports are done
+}
+
+func newRunner(n *Node) *runner {
+	return &runner{n: n, local: map[string]*attempt{}, abandoned: map[string]int{}}
+}
+
+func (r *runner) loop() {
+	for {
+		_, ch := r.n.fsm.Watch()
+		r.scan()
+		select {
+		case <-r.n.ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// scan reconciles local processes with the replica.
+func (r *runner) scan() {
+	name := r.n.cfg.Name
+	var mine []*raftfsm.Task
+	current := map[string]*raftfsm.Task{}
+	r.mu.Lock()
+	ids := make([]string, 0, len(r.local))
+	for id := range r.local {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	var jobs map[string]raftfsm.Job
+	r.n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		jobs = map[string]raftfsm.Job{}
+		for _, t := range s.Active(name) {
+			mine = append(mine, t.Clone())
+			jobs[t.Job] = *s.Jobs[t.Job]
+		}
+		for _, id := range ids {
+			if t := s.Tasks[id]; t != nil {
+				current[id] = t.Clone()
+			}
+		}
+	})
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Stop or forget attempts the ledger no longer gives us.
+	for id, a := range r.local {
+		t := current[id]
+		if t != nil && t.Attempt == a.task.Attempt && t.Node == name && !t.State.Terminal() {
+			continue
+		}
+		a.stop()
+		select {
+		case <-a.exited:
+			delete(r.local, id)
+		default:
+		}
+	}
+	for _, t := range mine {
+		if a := r.local[t.ID]; a != nil && a.task.Attempt == t.Attempt {
+			continue
+		}
+		if t.State == raftfsm.TaskRunning {
+			// Running, yet this process never started it: a previous life
+			// of this node did, and its process is gone. (This life adds
+			// an attempt to local before it can be reported started.)
+			if r.abandoned[t.ID] != t.Attempt {
+				r.abandoned[t.ID] = t.Attempt
+				r.wg.Add(1)
+				go func() {
+					defer r.wg.Done()
+					r.report(api.Report{Kind: api.ReportAbandoned, Task: t.ID, Attempt: t.Attempt, Node: name, Error: "its node restarted during the attempt"})
+				}()
+			}
+			continue
+		}
+		r.start(t, jobs[t.Job])
+	}
+	for id, att := range r.abandoned {
+		if !slices.ContainsFunc(mine, func(t *raftfsm.Task) bool { return t.ID == id && t.Attempt == att }) {
+			delete(r.abandoned, id)
+		}
+	}
+}
+
+func (a *attempt) stop() {
+	a.stopOnce.Do(func() { close(a.stopped) })
+}
+
+func (r *runner) start(t *raftfsm.Task, job raftfsm.Job) {
+	ctx, cancel := context.WithCancel(r.n.ctx)
+	a := &attempt{task: t, ctx: ctx, cancel: cancel, stopped: make(chan struct{}), exited: make(chan struct{})}
+	r.local[t.ID] = a
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(a.exited)
+		defer cancel()
+		r.run(a, job) // the next scan forgets the attempt once the ledger settles it
+	}()
+}
+
+// run executes one attempt from start to its final report.
+func (r *runner) run(a *attempt, job raftfsm.Job) {
+	t, n := a.task, r.n
+	log := n.log.With("task", t.ID, "job", t.Job, "attempt", t.Attempt)
+	out, err := n.logs.create(t.ID, t.Attempt)
+	if err != nil {
+		r.finish(a, raftfsm.TaskFailed, nil, err.Error())
+		return
+	}
+	defer out.finish()
+
+	workdir := filepath.Join(n.cfg.DataDir, "work", t.ID+"."+strconv.Itoa(t.Attempt))
+	os.RemoveAll(workdir)
+	if err := os.MkdirAll(workdir, 0o700); err != nil {
+		out.Note("cannot make workspace: %v", err)
+		r.finish(a, raftfsm.TaskFailed, nil, "workspace: "+err.Error())
+		return
+	}
+	defer os.RemoveAll(workdir)
+
+	topic, _ := n.cfg.topic(t.Topic)
+	timeout := t.Timeout
+	if timeout == 0 {
+		timeout = topic.Timeout
+	}
+	if timeout == 0 {
+		timeout = n.cfg.TaskTimeout
+	}
+	spec := executor.Spec{
+		Args: t.Args, Script: topic.Agent, Env: r.env(t, job, workdir), Dir: workdir,
+		Output: out, Grace: n.cfg.Grace,
+	}
+	out.Note("task %s attempt %d on %s: %s", t.ID, t.Attempt, n.cfg.Name, describe(topic, t.Args))
+	proc, err := n.cfg.Executor.Start(a.ctx, spec)
+	if err != nil {
+		out.Note("could not start: %v", err)
+		log.Warn("task could not start", "err", err)
+		r.finish(a, raftfsm.TaskFailed, nil, err.Error())
+		return
+	}
+	defer proc.Destroy()
+	log.Info("task started")
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.report(api.Report{Kind: api.ReportStarted, Task: t.ID, Attempt: t.Attempt, Node: n.cfg.Name})
+	}()
+
+	exited := make(chan struct{})
+	var code int
+	var werr error
+	go func() {
+		code, werr = proc.Wait()
+		close(exited)
+	}()
+	timedOut, stopped := false, false
+	select {
+	case <-exited:
+	case <-n.cfg.Clock.After(timeout):
+		timedOut = true
+		out.Note("timed out after %s: stopping the process group", timeout)
+		proc.Stop()
+		<-exited
+	case <-a.stopped:
+		stopped = true
+		out.Note("the ledger took this attempt away (job closed or task requeued): stopping")
+		proc.Stop()
+		<-exited
+	case <-n.ctx.Done():
+		stopped = true
+		proc.Stop()
+		<-exited
+	}
+	if werr != nil {
+		out.Note("wait failed: %v", werr)
+		r.finish(a, raftfsm.TaskFailed, nil, werr.Error())
+		return
+	}
+	out.Note("exit code %d", code)
+	log.Info("task ended", "exit_code", code, "timed_out", timedOut, "stopped", stopped)
+	switch {
+	case stopped:
+		// The ledger already settled this attempt (or the node is going
+		// down and shutdown hands it back); nothing to report.
+	case timedOut:
+		r.finish(a, raftfsm.TaskTimedOut, &code, fmt.Sprintf("timed out after %s", timeout))
+	case code == 0:
+		r.finish(a, raftfsm.TaskPassed, &code, "")
+	default:
+		r.finish(a, raftfsm.TaskFailed, &code, "")
+	}
+}
+
+func describe(t Topic, args []string) string {
+	if t.Agent != "" {
+		return fmt.Sprintf("agent %s %q", t.Agent, args)
+	}
+	return fmt.Sprintf("host command %q", args)
+}
+
+func (r *runner) finish(a *attempt, st raftfsm.TaskState, code *int, msg string) {
+	r.report(api.Report{Kind: api.ReportFinished, Task: a.task.ID, Attempt: a.task.Attempt, Node: r.n.cfg.Name, State: st, ExitCode: code, Error: msg})
+}
+
+// report delivers a report to the leader, retrying until it is applied or
+// refused, or the node stops.
+func (r *runner) report(rep api.Report) {
+	backoff := 10 * time.Millisecond
+	for {
+		err := r.n.applyReport(r.n.ctx, rep)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, errRefused) {
+			r.n.log.Info("report refused", "task", rep.Task, "attempt", rep.Attempt, "kind", rep.Kind, "err", err)
+			return
+		}
+		if r.n.ctx.Err() != nil {
+			return
+		}
+		r.n.log.Debug("report not delivered, retrying", "task", rep.Task, "err", err)
+		select {
+		case <-r.n.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// shutdown stops every running attempt and hands it back to the mesh as
+// abandoned, so another node runs the next attempt.
+func (r *runner) shutdown(wait time.Duration) {
+	r.mu.Lock()
+	var running []*attempt
+	for _, a := range r.local {
+		select {
+		case <-a.exited:
+		default:
+			running = append(running, a)
+		}
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for _, a := range running {
+		a.stop()
+	}
+	for _, a := range running {
+		select {
+		case <-a.exited:
+		case <-ctx.Done():
+		}
+		rep := api.Report{Kind: api.ReportAbandoned, Task: a.task.ID, Attempt: a.task.Attempt, Node: r.n.cfg.Name, Error: "its node shut down during the attempt"}
+		if err := r.n.applyReport(ctx, rep); err != nil && !errors.Is(err, errRefused) {
+			r.n.log.Warn("could not hand back task", "task", a.task.ID, "err", err)
+		}
+	}
+}
+
+// kill stops every process without reporting (a simulated crash).
+func (r *runner) kill() {
+	r.mu.Lock()
+	for _, a := range r.local {
+		a.stop()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// The cluster secret is 32 random bytes, kept hex-encoded in a file readable
+// only by its owner. Every key and token is derived from it by HMAC-SHA256
+// with a distinct label, so no channel ever carries the secret itself.
+const (
+	secretPrefix = "ourci-secret-v1:"
+	labelGossip  = "ourci/gossip/v1"
+	labelRaft    = "ourci/raft/v1"
+	labelCluster = "ourci/api/cluster/v1"
+	labelTask    = "ourci/api/task/v1"
+
+	clusterTokenPrefix = "ourci-c1."
+	taskTokenPrefix    = "ourci-t1."
+)
+
+// ErrSecret marks a missing or malformed cluster secret.
+var ErrSecret = errors.New("node: cluster secret")
+
+// Secret is the mesh's shared secret.
+type Secret struct{ b []byte }
+
+// NewSecret makes a fresh random secret.
+func NewSecret() Secret {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return Secret{b: b}
+}
+
+// String is the secret's file form (what `ourci-node keygen` prints).
+func (s Secret) String() string { return secretPrefix + hex.EncodeToString(s.b) }
+
+// ParseSecret reads the file form.
+func ParseSecret(text string) (Secret, error) {
+	text = strings.TrimSpace(text)
+	h, ok := strings.CutPrefix(text, secretPrefix)
+	b, err := hex.DecodeString(h)
+	if !ok || err != nil || len(b) < 32 {
+		return Secret{}, fmt.Errorf("%w: not an OurCI secret (want %s and 64 hex digits, as `ourci-node keygen` prints)", ErrSecret, secretPrefix)
+	}
+	return Secret{b: b}, nil
+}
+
+// LoadSecret reads a secret file.
+func LoadSecret(path string) (Secret, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Secret{}, fmt.Errorf("%w: %w", ErrSecret, err)
+	}
+	s, err := ParseSecret(string(b))
+	if err != nil {
+		return Secret{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// WriteSecret stores s at path (mode 0600), refusing to overwrite.
+func WriteSecret(path string, s Secret) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("%w: %w", ErrSecret, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSecret, err)
+	}
+	if _, err := f.WriteString(s.String() + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %w", ErrSecret, err)
+	}
+	return f.Close()
+}
+
+func (s Secret) derive(label string, parts ...string) []byte {
+	m := hmac.New(sha256.New, s.b)
+	m.Write([]byte(label))
+	for _, p := range parts {
+		m.Write([]byte{0})
+		m.Write([]byte(p))
+	}
+	return m.Sum(nil)
+}
+
+// GossipKey is the AES-256 key that encrypts gossip.
+func (s Secret) GossipKey() []byte { return s.derive(labelGossip) }
+
+// RaftKey authenticates Raft peers to each other.
+func (s Secret) RaftKey() []byte { return s.derive(labelRaft) }
+
+// ClusterToken is the full-access API token for operators and nodes.
+func (s Secret) ClusterToken() string {
+	return clusterTokenPrefix + hex.EncodeToString(s.derive(labelCluster))
+}
+
+// TaskToken is the token a running attempt gets: it names the task and
+// attempt and is valid only while that attempt is the task's live one.
+func (s Secret) TaskToken(task string, attempt int) string {
+	a := strconv.Itoa(attempt)
+	return taskTokenPrefix + task + "." + a + "." + hex.EncodeToString(s.derive(labelTask, task, a))
+}
+
+// Principal is who a request comes from.
+type Principal struct {
+	Cluster bool   // the cluster token: full access
+	Task    string // a task token: this task...
+	Attempt int    // ...in this attempt
+}
+
+// ErrToken marks a missing or invalid API token.
+var ErrToken = errors.New("node: invalid token")
+
+// Authenticate checks a bearer token's signature. A task token still has
+// to be checked against the ledger (is the attempt live?) by the caller.
+func (s Secret) Authenticate(token string) (Principal, error) {
+	switch {
+	case strings.HasPrefix(token, clusterTokenPrefix):
+		if subtle.ConstantTimeCompare([]byte(token), []byte(s.ClusterToken())) == 1 {
+			return Principal{Cluster: true}, nil
+		}
+	case strings.HasPrefix(token, taskTokenPrefix):
+		rest := strings.TrimPrefix(token, taskTokenPrefix)
+		parts := strings.Split(rest, ".")
+		if len(parts) != 3 {
+			break
+		}
+		attempt, err := strconv.Atoi(parts[1])
+		if err != nil || attempt < 1 {
+			break
+		}
+		if subtle.ConstantTimeCompare([]byte(token), []byte(s.TaskToken(parts[0], attempt))) == 1 {
+			return Principal{Task: parts[0], Attempt: attempt}, nil
+		}
+	}
+	return Principal{}, ErrToken
+}

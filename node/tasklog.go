@@ -1,0 +1,152 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+)
+
+// logStore keeps each attempt's output in DataDir/logs/TASK/ATTEMPT.log and
+// lets readers follow an attempt while it runs.
+type logStore struct {
+	dir  string
+	mu   sync.Mutex
+	live map[string]*liveLog // key: TASK/ATTEMPT, while the attempt runs
+}
+
+func newLogStore(dir string) *logStore {
+	return &logStore{dir: dir, live: map[string]*liveLog{}}
+}
+
+func logKey(task string, attempt int) string { return task + "/" + strconv.Itoa(attempt) }
+
+func (s *logStore) path(task string, attempt int) string {
+	return filepath.Join(s.dir, task, strconv.Itoa(attempt)+".log")
+}
+
+// liveLog is the writer for a running attempt's output.
+type liveLog struct {
+	s   *logStore
+	key string
+	f   *os.File
+
+	mu   sync.Mutex
+	grew chan struct{} // closed and replaced on every write and at the end
+	done bool
+}
+
+// create opens a fresh log for an attempt (truncating a leftover from a
+// previous life of this node).
+func (s *logStore) create(task string, attempt int) (*liveLog, error) {
+	p := s.path(task, attempt)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, fmt.Errorf("node: task log: %w", err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("node: task log: %w", err)
+	}
+	l := &liveLog{s: s, key: logKey(task, attempt), f: f, grew: make(chan struct{})}
+	s.mu.Lock()
+	s.live[l.key] = l
+	s.mu.Unlock()
+	return l, nil
+}
+
+func (l *liveLog) Write(p []byte) (int, error) {
+	n, err := l.f.Write(p)
+	l.signal(false)
+	return n, err
+}
+
+// Note writes a line of the node's own about the attempt into its log.
+func (l *liveLog) Note(format string, args ...any) {
+	fmt.Fprintf(l, "[ourci] "+format+"\n", args...)
+}
+
+func (l *liveLog) signal(done bool) {
+	l.mu.Lock()
+	ch := l.grew
+	l.grew = make(chan struct{})
+	if done {
+		l.done = true
+	}
+	l.mu.Unlock()
+	close(ch)
+}
+
+// wait returns a channel closed at the next write or the end, and whether
+// the log has ended.
+func (l *liveLog) wait() (<-chan struct{}, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.grew, l.done
+}
+
+// finish closes the log; followers read to its end and stop.
+func (l *liveLog) finish() {
+	l.f.Close()
+	l.s.mu.Lock()
+	delete(l.s.live, l.key)
+	l.s.mu.Unlock()
+	l.signal(true)
+}
+
+func (s *logStore) liveFor(task string, attempt int) *liveLog {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live[logKey(task, attempt)]
+}
+
+// errNoLog means this node holds no output for the attempt.
+var errNoLog = errors.New("node: no log for this attempt on this node")
+
+// stream copies an attempt's output to w, calling flush after each chunk.
+// With follow it keeps going until the attempt's log ends or ctx is done.
+func (s *logStore) stream(ctx context.Context, w io.Writer, flush func(), task string, attempt int, follow bool) error {
+	live := s.liveFor(task, attempt) // look before opening: no write can be missed
+	f, err := os.Open(s.path(task, attempt))
+	if errors.Is(err, os.ErrNotExist) {
+		return errNoLog
+	}
+	if err != nil {
+		return fmt.Errorf("node: task log: %w", err)
+	}
+	defer f.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		var grew <-chan struct{}
+		done := true
+		if live != nil {
+			grew, done = live.wait()
+		}
+		for {
+			k, err := f.Read(buf)
+			if k > 0 {
+				if _, werr := w.Write(buf[:k]); werr != nil {
+					return werr
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("node: task log: %w", err)
+			}
+		}
+		flush()
+		if !follow || done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-grew:
+		}
+	}
+}

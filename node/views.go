@@ -1,0 +1,195 @@
+package node
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// recentJobs is how many jobs status lists.
+const recentJobs = 20
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request, p Principal) {
+	writeJSON(w, http.StatusOK, n.Status())
+}
+
+// Status is the mesh as this node sees it: gossip for who is alive, its own
+// replica for load and jobs, its Raft configuration for roles.
+func (n *Node) Status() api.Status {
+	st := api.Status{SchemaVersion: api.SchemaVersion, Node: n.cfg.Name, RaftRole: roleName(n.raft.State())}
+	_, leader := n.raft.LeaderWithID()
+	st.Leader = string(leader)
+	suffrage := map[string]string{}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			suffrage[string(s.ID)] = map[raft.ServerSuffrage]string{raft.Voter: "voter", raft.Nonvoter: "nonvoter", raft.Staging: "staging"}[s.Suffrage]
+		}
+	}
+	members := n.gossip.Members()
+	alive := memberMap(members)
+	n.fsm.Read(func(s *raftfsm.State, idx uint64) {
+		st.Index = idx
+		topics := map[string]*api.Topic{}
+		for _, m := range members {
+			mv := api.Member{
+				Name: m.Name, Addr: m.Addr, HTTP: m.Meta.HTTP, RaftAd: m.Meta.Raft, Topics: m.Meta.Topics,
+				Slots: m.Meta.Slots, Used: s.Load(m.Name), Raft: suffrage[m.Name], Leader: m.Name == st.Leader, Alive: true,
+			}
+			if mv.Raft == "" {
+				mv.Raft = "none"
+			}
+			if mv.Topics == nil {
+				mv.Topics = []string{}
+			}
+			st.Members = append(st.Members, mv)
+			for _, t := range m.Meta.Topics {
+				tp := topics[t]
+				if tp == nil {
+					tp = &api.Topic{Name: t}
+					topics[t] = tp
+				}
+				tp.Nodes = append(tp.Nodes, m.Name)
+				tp.Slots += m.Meta.Slots
+				tp.Used += mv.Used
+			}
+		}
+		// Raft members gossip no longer sees: dead or gone.
+		for id, suff := range suffrage {
+			if _, ok := alive[id]; !ok {
+				st.Members = append(st.Members, api.Member{Name: id, Raft: suff, Used: s.Load(id), Topics: []string{}})
+			}
+		}
+		for _, t := range s.Queued() {
+			tp := topics[t.Topic]
+			if tp == nil {
+				tp = &api.Topic{Name: t.Topic, Nodes: []string{}}
+				topics[t.Topic] = tp
+			}
+			tp.Queued++
+			st.Waiting = append(st.Waiting, api.Waiting{Task: t.ID, Job: t.Job, Topic: t.Topic, Reason: waitingReason(t.Topic, members, s.Load)})
+		}
+		for _, tp := range topics {
+			st.Topics = append(st.Topics, *tp)
+		}
+		for _, j := range s.RecentJobs(recentJobs) {
+			st.Jobs = append(st.Jobs, api.NewJobView(j))
+		}
+	})
+	slices.SortFunc(st.Members, func(a, b api.Member) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(st.Topics, func(a, b api.Topic) int { return cmp.Compare(a.Name, b.Name) })
+	if st.Jobs == nil {
+		st.Jobs = []api.JobView{}
+	}
+	if st.Waiting == nil {
+		st.Waiting = []api.Waiting{}
+	}
+	return st
+}
+
+func roleName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Candidate:
+		return "candidate"
+	case raft.Follower:
+		return "follower"
+	}
+	return "shutdown"
+}
+
+// jobDetail reads a job and its tasks from the local replica.
+func (n *Node) jobDetail(id string) (api.JobDetail, bool) {
+	d := api.JobDetail{SchemaVersion: api.SchemaVersion}
+	found := false
+	members := n.gossip.Members()
+	n.fsm.Read(func(s *raftfsm.State, idx uint64) {
+		j := s.Jobs[id]
+		if j == nil {
+			return
+		}
+		found = true
+		d.Index = j.Modified
+		d.Job = api.NewJobView(j)
+		d.Tasks = make([]api.TaskView, 0, len(j.Tasks))
+		for _, t := range s.JobTasks(id) {
+			v := api.NewTaskView(t)
+			if t.State == raftfsm.TaskQueued {
+				v.Waiting = waitingReason(t.Topic, members, s.Load)
+			}
+			d.Tasks = append(d.Tasks, v)
+		}
+	})
+	return d, found
+}
+
+// handleJob answers a job's detail; with ?index=N it blocks (up to
+// ?wait=, at most 5 minutes) until the job changed after index N.
+func (n *Node) handleJob(w http.ResponseWriter, r *http.Request, p Principal) {
+	id := r.PathValue("id")
+	if !n.mayRead(p, id) {
+		writeError(w, http.StatusForbidden, api.CodeForbidden, fmt.Errorf("a task token reads only its own job"))
+		return
+	}
+	var after uint64
+	if s := r.URL.Query().Get("index"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Errorf("index %q: %w", s, err))
+			return
+		}
+		after = v
+	}
+	wait := 30 * time.Second
+	if s := r.URL.Query().Get("wait"); s != "" {
+		v, err := time.ParseDuration(s)
+		if err != nil || v < 0 {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Errorf("wait %q: want a duration", s))
+			return
+		}
+		wait = min(v, 5*time.Minute)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		_, ch := n.fsm.Watch()
+		d, ok := n.jobDetail(id)
+		if !ok {
+			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("no job %s", id))
+			return
+		}
+		if after == 0 || d.Index > after {
+			writeJSON(w, http.StatusOK, d)
+			return
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			writeJSON(w, http.StatusOK, d)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// mayRead reports whether p may read job's details and logs.
+func (n *Node) mayRead(p Principal, job string) bool {
+	if p.Cluster {
+		return true
+	}
+	ok := false
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		t := s.Tasks[p.Task]
+		ok = t != nil && t.Job == job
+	})
+	return ok
+}

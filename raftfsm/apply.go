@@ -1,0 +1,255 @@
+package raftfsm
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Result is what applying one command produced. Err is a refusal (compare
+// with errors.Is against the Err* values); the state did not change for the
+// refused part.
+type Result struct {
+	Err   error
+	Job   string   // spawn: the job the task joined or opened
+	Task  string   // spawn: the task's ID
+	Batch []Result // batch: one result per part, in order
+}
+
+// Apply applies one decoded command at Raft index idx. It is a pure
+// function of (state, command, index).
+func (s *State) Apply(idx uint64, c Command) Result {
+	s.at = idx
+	defer func() { s.at = 0 }()
+	switch c.Type {
+	case CmdBatch:
+		r := Result{Batch: make([]Result, len(c.Batch))}
+		for i, part := range c.Batch {
+			r.Batch[i] = s.Apply(idx, part)
+		}
+		return r
+	case CmdSpawn:
+		return s.applySpawn(c.Spawn, idx)
+	case CmdAssign:
+		return Result{Err: s.applyAssign(c.Assign)}
+	case CmdTaskStarted:
+		return Result{Err: s.applyTaskStarted(c.TaskStarted)}
+	case CmdTaskFinished:
+		return Result{Err: s.applyTaskFinished(c.TaskFinished)}
+	case CmdCloseJob:
+		return Result{Err: s.applyCloseJob(c.CloseJob)}
+	case CmdRequeue:
+		return Result{Err: s.applyRequeue(c.Requeue)}
+	}
+	// Decode never yields an unknown type; reaching here is a programming error.
+	panic(fmt.Sprintf("raftfsm: apply: unhandled %v", c.Type))
+}
+
+func (s *State) applySpawn(c *Spawn, idx uint64) Result {
+	if c.Key != "" {
+		if id, ok := s.Keys[c.Key]; ok {
+			t := s.Tasks[id]
+			return Result{Job: t.Job, Task: t.ID}
+		}
+	}
+	switch {
+	case c.Task == "" || c.Job == "":
+		return Result{Err: fmt.Errorf("%w: spawn needs a job and a task id", ErrInvalid)}
+	case c.Topic == "":
+		return Result{Err: fmt.Errorf("%w: spawn needs a topic", ErrInvalid)}
+	case s.Tasks[c.Task] != nil:
+		return Result{Err: fmt.Errorf("%w: task %s exists", ErrConflict, c.Task)}
+	}
+	job := s.Jobs[c.Job]
+	if c.NewJob != nil {
+		if job != nil {
+			return Result{Err: fmt.Errorf("%w: job %s exists", ErrConflict, c.Job)}
+		}
+		if c.Parent != "" {
+			return Result{Err: fmt.Errorf("%w: a new job's root has no parent", ErrInvalid)}
+		}
+		job = &Job{
+			ID: c.Job, State: JobOpen, Status: StatusPending, Source: c.NewJob.Source,
+			Trigger: c.NewJob.Trigger, Root: c.Task, CreatedAt: c.At,
+			Deadline: c.NewJob.Deadline, Index: idx,
+		}
+		s.Jobs[job.ID] = job
+		s.touch(job.ID)
+		s.JobOrder = append(s.JobOrder, job.ID)
+		s.open[job.ID] = struct{}{}
+	} else {
+		switch {
+		case job == nil:
+			return Result{Err: fmt.Errorf("%w: job %s", ErrNotFound, c.Job)}
+		case job.State != JobOpen:
+			return Result{Err: fmt.Errorf("%w: job %s closed (%s), cannot spawn into it", ErrJobClosed, job.ID, job.Status)}
+		case c.Parent == "":
+			return Result{Err: fmt.Errorf("%w: a task spawned into job %s needs a parent", ErrInvalid, job.ID)}
+		}
+		if p := s.Tasks[c.Parent]; p == nil || p.Job != job.ID {
+			return Result{Err: fmt.Errorf("%w: parent %s is not a task of job %s", ErrInvalid, c.Parent, job.ID)}
+		}
+	}
+	t := &Task{
+		ID: c.Task, Job: job.ID, Parent: c.Parent, Topic: c.Topic, Image: c.Image,
+		Args: c.Args, Env: c.Env, Timeout: c.Timeout,
+		State: TaskQueued, Attempt: 1, CreatedAt: c.At, Index: idx,
+	}
+	if c.Assign != "" {
+		t.State, t.Node, t.AssignedAt = TaskAssigned, c.Assign, c.At
+	}
+	s.Tasks[t.ID] = t
+	if c.Key != "" {
+		s.Keys[c.Key] = t.ID
+	}
+	if p := s.Tasks[c.Parent]; p != nil {
+		p.Children = append(p.Children, t.ID)
+	}
+	job.Tasks = append(job.Tasks, t.ID)
+	job.Open++
+	s.index(t.ID, "", t)
+	return Result{Job: job.ID, Task: t.ID}
+}
+
+func (s *State) applyAssign(c *Assign) error {
+	var errs []error
+	for _, a := range c.Items {
+		t := s.Tasks[a.Task]
+		switch {
+		case t == nil:
+			errs = append(errs, fmt.Errorf("%w: assign task %s", ErrNotFound, a.Task))
+		case a.Attempt != t.Attempt:
+			errs = append(errs, fmt.Errorf("%w: assign task %s attempt %d, current is %d", ErrStaleAttempt, a.Task, a.Attempt, t.Attempt))
+		case t.State != TaskQueued:
+			errs = append(errs, fmt.Errorf("%w: assign task %s: it is %s, not queued", ErrConflict, a.Task, t.State))
+		case a.Node == "":
+			errs = append(errs, fmt.Errorf("%w: assign task %s to no node", ErrInvalid, a.Task))
+		default:
+			t.State, t.Node, t.AssignedAt = TaskAssigned, a.Node, c.At
+			s.index(t.ID, "", t)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// current returns the task if (node, attempt) names its current active attempt.
+func (s *State) current(task string, attempt int, node string) (*Task, error) {
+	t := s.Tasks[task]
+	switch {
+	case t == nil:
+		return nil, fmt.Errorf("%w: task %s", ErrNotFound, task)
+	case attempt != t.Attempt || (node != "" && node != t.Node):
+		return nil, fmt.Errorf("%w: task %s attempt %d on %s; current is attempt %d on %q", ErrStaleAttempt, task, attempt, node, t.Attempt, t.Node)
+	case t.State.Terminal():
+		return nil, fmt.Errorf("%w: task %s already %s", ErrConflict, task, t.State)
+	case !t.State.Active():
+		return nil, fmt.Errorf("%w: task %s attempt %d is %s", ErrStaleAttempt, task, attempt, t.State)
+	}
+	return t, nil
+}
+
+func (s *State) applyTaskStarted(c *TaskStarted) error {
+	t, err := s.current(c.Task, c.Attempt, c.Node)
+	if err != nil {
+		return err
+	}
+	if t.State == TaskAssigned {
+		t.State, t.StartedAt = TaskRunning, c.At
+		s.touch(t.Job)
+	}
+	return nil
+}
+
+func (s *State) applyTaskFinished(c *TaskFinished) error {
+	switch c.State {
+	case TaskPassed, TaskFailed, TaskTimedOut:
+	default:
+		return fmt.Errorf("%w: a task cannot finish as %q", ErrInvalid, c.State)
+	}
+	t, err := s.current(c.Task, c.Attempt, c.Node)
+	if err != nil {
+		return err
+	}
+	if c.ExitCode != nil {
+		v := *c.ExitCode
+		t.ExitCode = &v
+	}
+	t.Error = c.Error
+	if t.StartedAt.IsZero() {
+		t.StartedAt = c.At
+	}
+	s.finish(t, c.State, c.At)
+	return nil
+}
+
+func (s *State) applyCloseJob(c *CloseJob) error {
+	if c.Reason != ReasonTimedOut && c.Reason != ReasonCancelled {
+		return fmt.Errorf("%w: close reason %q", ErrInvalid, c.Reason)
+	}
+	j := s.Jobs[c.Job]
+	switch {
+	case j == nil:
+		return fmt.Errorf("%w: job %s", ErrNotFound, c.Job)
+	case j.State != JobOpen:
+		return fmt.Errorf("%w: job %s", ErrJobClosed, c.Job)
+	}
+	j.Status, j.Reason = StatusError, c.Reason
+	for _, id := range j.Tasks {
+		if t := s.Tasks[id]; !t.State.Terminal() {
+			t.Error = "job " + c.Reason
+			s.finish(t, TaskCancelled, c.At)
+		}
+	}
+	s.close(j, c.At) // a job with no open task is already closed by finish
+	return nil
+}
+
+func (s *State) applyRequeue(c *Requeue) error {
+	t, err := s.current(c.Task, c.Attempt, "")
+	if err != nil {
+		return err
+	}
+	if c.MaxAttempts > 0 && t.Attempt >= c.MaxAttempts {
+		t.Error = fmt.Sprintf("lost after %d attempts: %s", t.Attempt, c.Reason)
+		s.finish(t, TaskLost, c.At)
+		return nil
+	}
+	old := t.Node
+	t.Attempt++
+	t.State, t.Node, t.Error = TaskQueued, "", c.Reason
+	t.AssignedAt, t.StartedAt = time.Time{}, time.Time{}
+	s.index(t.ID, old, t)
+	return nil
+}
+
+// finish moves an active or queued task to a terminal state and settles its job.
+func (s *State) finish(t *Task, st TaskState, at time.Time) {
+	old := t.Node
+	t.State, t.FinishedAt = st, at
+	s.index(t.ID, old, t)
+	j := s.Jobs[t.Job]
+	j.Open--
+	if st == TaskPassed {
+		j.Passed++
+	} else {
+		j.Failed++
+		if j.Status == StatusPending {
+			j.Status, j.Reason = StatusFailed, fmt.Sprintf("task %s %s", t.ID, st)
+		}
+	}
+	if j.Open == 0 {
+		if j.Status == StatusPending {
+			j.Status = StatusPassed
+		}
+		s.close(j, at)
+	}
+}
+
+func (s *State) close(j *Job, at time.Time) {
+	if j.State == JobClosed {
+		return
+	}
+	j.State, j.ClosedAt = JobClosed, at
+	delete(s.open, j.ID)
+	s.touch(j.ID)
+}

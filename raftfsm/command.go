@@ -1,0 +1,257 @@
+package raftfsm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CommandType is the first byte of every ledger entry. Values are explicit and
+// append-only: a value, once released, keeps its meaning forever, because old
+// logs and snapshots are replayed by new binaries.
+type CommandType uint8
+
+const (
+	CmdBatch        CommandType = 1 // several commands in one entry
+	CmdSpawn        CommandType = 2 // a new task, opening a new job or joining an open one
+	CmdAssign       CommandType = 3 // queued tasks handed to nodes
+	CmdTaskStarted  CommandType = 4 // a node began an attempt
+	CmdTaskFinished CommandType = 5 // an attempt ended
+	CmdCloseJob     CommandType = 6 // a job closed by force (deadline, cancel)
+	CmdRequeue      CommandType = 7 // an attempt's node is gone: queue the next attempt
+)
+
+func (t CommandType) String() string {
+	switch t {
+	case CmdBatch:
+		return "batch"
+	case CmdSpawn:
+		return "spawn"
+	case CmdAssign:
+		return "assign"
+	case CmdTaskStarted:
+		return "task_started"
+	case CmdTaskFinished:
+		return "task_finished"
+	case CmdCloseJob:
+		return "close_job"
+	case CmdRequeue:
+		return "requeue"
+	}
+	return fmt.Sprintf("command(%d)", uint8(t))
+}
+
+// Spawn adds one task. With NewJob set it opens that job first and the task
+// becomes its root. Assign, when set, is the node the leader chose; the task
+// then skips the queue.
+type Spawn struct {
+	NewJob  *NewJob       `json:"new_job,omitempty"`
+	Job     string        `json:"job"`
+	Task    string        `json:"task"`
+	Parent  string        `json:"parent,omitempty"`
+	Topic   string        `json:"topic"`
+	Image   string        `json:"image,omitempty"`
+	Args    []string      `json:"args"`
+	Env     []string      `json:"env,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"`
+	Assign  string        `json:"assign,omitempty"`
+	Key     string        `json:"key,omitempty"` // idempotency key chosen by the client
+	At      time.Time     `json:"at"`
+}
+
+// NewJob describes the job a Spawn opens.
+type NewJob struct {
+	Source   Source    `json:"source"`
+	Trigger  string    `json:"trigger,omitempty"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// Assign hands queued attempts to nodes.
+type Assign struct {
+	Items []Assignment `json:"items"`
+	At    time.Time    `json:"at"`
+}
+
+// Assignment is one attempt of one task given to one node.
+type Assignment struct {
+	Task    string `json:"task"`
+	Attempt int    `json:"attempt"`
+	Node    string `json:"node"`
+}
+
+// TaskStarted reports that a node began running an attempt.
+type TaskStarted struct {
+	Task    string    `json:"task"`
+	Attempt int       `json:"attempt"`
+	Node    string    `json:"node"`
+	At      time.Time `json:"at"`
+}
+
+// TaskFinished reports how an attempt ended. State is TaskPassed, TaskFailed
+// or TaskTimedOut.
+type TaskFinished struct {
+	Task     string    `json:"task"`
+	Attempt  int       `json:"attempt"`
+	Node     string    `json:"node"`
+	State    TaskState `json:"state"`
+	ExitCode *int      `json:"exit_code,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// CloseJob closes an open job by force; its unfinished tasks are cancelled.
+type CloseJob struct {
+	Job    string    `json:"job"`
+	Reason string    `json:"reason"` // ReasonTimedOut or ReasonCancelled
+	At     time.Time `json:"at"`
+}
+
+// Requeue takes an active attempt away from its node (the node died) and
+// queues the next attempt, or ends the task as lost once MaxAttempts ran.
+type Requeue struct {
+	Task        string    `json:"task"`
+	Attempt     int       `json:"attempt"`
+	Reason      string    `json:"reason"`
+	MaxAttempts int       `json:"max_attempts"`
+	At          time.Time `json:"at"`
+}
+
+// Command is one decoded ledger entry. Exactly one of the pointer fields
+// matches Type; a batch holds its parts in Batch.
+type Command struct {
+	Type         CommandType
+	Batch        []Command
+	Spawn        *Spawn
+	Assign       *Assign
+	TaskStarted  *TaskStarted
+	TaskFinished *TaskFinished
+	CloseJob     *CloseJob
+	Requeue      *Requeue
+}
+
+// ErrDecode marks an entry that cannot be decoded.
+var ErrDecode = errors.New("raftfsm: undecodable command")
+
+// Encode returns the wire form of a command: its type byte, then its payload.
+func Encode(c Command) ([]byte, error) {
+	if c.Type == CmdBatch {
+		var buf bytes.Buffer
+		buf.WriteByte(byte(CmdBatch))
+		for _, part := range c.Batch {
+			b, err := Encode(part)
+			if err != nil {
+				return nil, err
+			}
+			buf.Write(binary.AppendUvarint(nil, uint64(len(b))))
+			buf.Write(b)
+		}
+		return buf.Bytes(), nil
+	}
+	v := c.payload()
+	if v == nil {
+		return nil, fmt.Errorf("raftfsm: encode %v: no payload", c.Type)
+	}
+	p, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("raftfsm: encode %v: %w", c.Type, err)
+	}
+	return append([]byte{byte(c.Type)}, p...), nil
+}
+
+func (c Command) payload() any {
+	switch c.Type {
+	case CmdSpawn:
+		return nonNil(c.Spawn)
+	case CmdAssign:
+		return nonNil(c.Assign)
+	case CmdTaskStarted:
+		return nonNil(c.TaskStarted)
+	case CmdTaskFinished:
+		return nonNil(c.TaskFinished)
+	case CmdCloseJob:
+		return nonNil(c.CloseJob)
+	case CmdRequeue:
+		return nonNil(c.Requeue)
+	}
+	return nil
+}
+
+func nonNil[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+// maxBatchDepth bounds nesting so a hostile entry cannot exhaust the stack.
+const maxBatchDepth = 1
+
+// Decode parses the wire form written by Encode.
+func Decode(b []byte) (Command, error) { return decode(b, 0) }
+
+func decode(b []byte, depth int) (Command, error) {
+	if len(b) == 0 {
+		return Command{}, fmt.Errorf("%w: empty entry", ErrDecode)
+	}
+	c := Command{Type: CommandType(b[0])}
+	p := b[1:]
+	var err error
+	switch c.Type {
+	case CmdBatch:
+		if depth >= maxBatchDepth {
+			return Command{}, fmt.Errorf("%w: nested batch", ErrDecode)
+		}
+		for len(p) > 0 {
+			n, k := binary.Uvarint(p)
+			if k <= 0 || n > uint64(len(p)-k) {
+				return Command{}, fmt.Errorf("%w: batch: bad length prefix", ErrDecode)
+			}
+			part, err := decode(p[k:k+int(n)], depth+1)
+			if err != nil {
+				return Command{}, err
+			}
+			c.Batch = append(c.Batch, part)
+			p = p[k+int(n):]
+		}
+		return c, nil
+	case CmdSpawn:
+		c.Spawn = new(Spawn)
+		err = unmarshal(p, c.Spawn)
+	case CmdAssign:
+		c.Assign = new(Assign)
+		err = unmarshal(p, c.Assign)
+	case CmdTaskStarted:
+		c.TaskStarted = new(TaskStarted)
+		err = unmarshal(p, c.TaskStarted)
+	case CmdTaskFinished:
+		c.TaskFinished = new(TaskFinished)
+		err = unmarshal(p, c.TaskFinished)
+	case CmdCloseJob:
+		c.CloseJob = new(CloseJob)
+		err = unmarshal(p, c.CloseJob)
+	case CmdRequeue:
+		c.Requeue = new(Requeue)
+		err = unmarshal(p, c.Requeue)
+	default:
+		return Command{}, fmt.Errorf("%w: unknown type %d", ErrDecode, b[0])
+	}
+	if err != nil {
+		return Command{}, fmt.Errorf("%w: %v: %w", ErrDecode, c.Type, err)
+	}
+	return c, nil
+}
+
+func unmarshal(p []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(p))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package raftfsm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb"
+)
+
+// Timing holds the Raft timings. LAN is the default: a mesh of machines on
+// one network, where a round trip is well under a millisecond.
+type Timing struct {
+	Heartbeat   time.Duration // follower waits this long without contact before an election
+	Election    time.Duration // candidate waits this long without a leader
+	LeaderLease time.Duration // leader steps down after this long without a quorum
+	Commit      time.Duration // idle followers learn the commit index at least this often
+}
+
+var (
+	// LAN: elections within about a second of a leader's death, and
+	// followers learn a commit within a few milliseconds even when no
+	// further entry follows it (raft only tells followers the commit index
+	// on the next AppendEntries, sent at the latest after Commit..2*Commit).
+	LAN = Timing{Heartbeat: 500 * time.Millisecond, Election: 500 * time.Millisecond, LeaderLease: 250 * time.Millisecond, Commit: 2 * time.Millisecond}
+	// WAN: hashicorp/raft's defaults, for meshes spread over slow links.
+	WAN = Timing{Heartbeat: time.Second, Election: time.Second, LeaderLease: 500 * time.Millisecond, Commit: 50 * time.Millisecond}
+)
+
+// RaftConfig is what OpenRaft needs.
+type RaftConfig struct {
+	ID        string       // this node's name: the Raft server ID
+	Dir       string       // data directory: raft.db and snapshots/ live here
+	Listener  net.Listener // the Raft listener (already bound)
+	Advertise net.Addr     // address others dial; nil means Listener.Addr()
+	Secret    []byte       // cluster secret: peers must prove they hold it
+	Timing    Timing
+	LogOutput io.Writer // raft's own log (warnings and up); nil means stderr
+
+	// SnapshotThreshold and TrailingLogs bound the log on disk; zero means
+	// the defaults below.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+}
+
+// Raft bundles a running raft.Raft with the stores it owns.
+type Raft struct {
+	*raft.Raft
+	Transport *raft.NetworkTransport
+	store     *raftboltdb.BoltStore
+}
+
+// OpenRaft starts Raft over fsm with its log and stable store in
+// cfg.Dir/raft.db (raft-boltdb) and snapshots in cfg.Dir/snapshots.
+func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
+	if len(cfg.Secret) == 0 {
+		return nil, errors.New("raftfsm: open raft: no cluster secret")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raftfsm: open raft: %w", err)
+	}
+	out := cfg.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: out})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = logger
+	t := cfg.Timing
+	if t == (Timing{}) {
+		t = LAN
+	}
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, rc.CommitTimeout = t.Heartbeat, t.Election, t.LeaderLease, t.Commit
+	rc.SnapshotThreshold = 8192
+	rc.TrailingLogs = 10240
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	rc.SnapshotInterval = 30 * time.Second
+	rc.MaxAppendEntries = 512
+	rc.BatchApplyCh = true
+
+	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db"))
+	if err != nil {
+		return nil, fmt.Errorf("raftfsm: open raft.db: %w", err)
+	}
+	cache, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raftfsm: log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, logger)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raftfsm: snapshot store: %w", err)
+	}
+	stream := newAuthStream(cfg.Listener, cfg.Advertise, cfg.Secret)
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: logger,
+	})
+	r, err := raft.NewRaft(rc, fsm, cache, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("raftfsm: start raft: %w", err)
+	}
+	return &Raft{Raft: r, Transport: trans, store: store}, nil
+}
+
+// HasState reports whether dir already holds a Raft log or snapshot, i.e.
+// the node was part of a mesh before and must not bootstrap a new one.
+func HasState(dir string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		return false, fmt.Errorf("raftfsm: open raft.db: %w", err)
+	}
+	defer store.Close()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())
+	if err != nil {
+		return false, fmt.Errorf("raftfsm: snapshot store: %w", err)
+	}
+	return raft.HasExistingState(store, store, snaps)
+}
+
+// Bootstrap makes this node the sole voter of a new mesh.
+func (r *Raft) Bootstrap(id string) error {
+	cfg := raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(id), Address: r.Transport.LocalAddr(), Suffrage: raft.Voter,
+	}}}
+	if err := r.BootstrapCluster(cfg).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("raftfsm: bootstrap: %w", err)
+	}
+	return nil
+}
+
+// Close shuts Raft down and closes its stores.
+func (r *Raft) Close() error {
+	err := r.Shutdown().Error()
+	r.Transport.Close()
+	return errors.Join(err, r.store.Close())
+}

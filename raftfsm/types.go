@@ -1,0 +1,129 @@
+package raftfsm
+
+import "time"
+
+// TaskState is where a task is in its life. The terminal states are
+// Passed, Failed, TimedOut, Cancelled and Lost.
+type TaskState string
+
+const (
+	TaskQueued    TaskState = "queued"    // waiting for a node
+	TaskAssigned  TaskState = "assigned"  // a node owns the current attempt, not yet started
+	TaskRunning   TaskState = "running"   // the node reported the attempt started
+	TaskPassed    TaskState = "passed"    // exited 0
+	TaskFailed    TaskState = "failed"    // exited non-zero, or could not start
+	TaskTimedOut  TaskState = "timed_out" // ran past its timeout and was killed
+	TaskCancelled TaskState = "cancelled" // its job closed (cancel, deadline) before it ended
+	TaskLost      TaskState = "lost"      // every attempt's node died
+)
+
+// Terminal reports whether a task in state s will never change again.
+func (s TaskState) Terminal() bool {
+	switch s {
+	case TaskPassed, TaskFailed, TaskTimedOut, TaskCancelled, TaskLost:
+		return true
+	}
+	return false
+}
+
+// Active reports whether a node is (or is about to be) running the task.
+func (s TaskState) Active() bool { return s == TaskAssigned || s == TaskRunning }
+
+// JobState says whether a job still accepts tasks.
+type JobState string
+
+const (
+	JobOpen   JobState = "open"
+	JobClosed JobState = "closed"
+)
+
+// JobStatus is the job's outward verdict, the one a commit status shows.
+// It turns failed at the first failed task while the job stays open.
+type JobStatus string
+
+const (
+	StatusPending JobStatus = "pending" // open, nothing failed yet
+	StatusFailed  JobStatus = "failed"  // some task failed (the job may still be open)
+	StatusPassed  JobStatus = "passed"  // closed, every task passed
+	StatusError   JobStatus = "error"   // closed by its deadline or by cancel
+)
+
+// Close reasons recorded on a job closed by force.
+const (
+	ReasonTimedOut  = "timed_out"
+	ReasonCancelled = "cancelled"
+)
+
+// Source is the code a job builds, where known.
+type Source struct {
+	Repo   string `json:"repo,omitempty"`
+	SHA    string `json:"sha,omitempty"`
+	Branch string `json:"branch,omitempty"`
+	PR     int    `json:"pr,omitempty"`
+}
+
+// Job is a tree of tasks opened by one trigger.
+type Job struct {
+	ID        string    `json:"id"`
+	State     JobState  `json:"state"`
+	Status    JobStatus `json:"status"`
+	Reason    string    `json:"reason,omitempty"` // why it closed by force, or which task failed first
+	Source    Source    `json:"source"`
+	Trigger   string    `json:"trigger,omitempty"` // who or what opened it
+	Root      string    `json:"root"`
+	Tasks     []string  `json:"tasks"` // every task, in spawn order
+	CreatedAt time.Time `json:"created_at"`
+	Deadline  time.Time `json:"deadline"`
+	ClosedAt  time.Time `json:"closed_at,omitzero"`
+	Index     uint64    `json:"index"`    // Raft index that opened it
+	Modified  uint64    `json:"modified"` // Raft index that last changed it or one of its tasks
+
+	Open   int `json:"open"`   // tasks not yet terminal
+	Passed int `json:"passed"` // tasks that passed
+	Failed int `json:"failed"` // tasks that ended any other terminal way
+}
+
+// Task is one shell script run somewhere in the mesh.
+type Task struct {
+	ID       string        `json:"id"`
+	Job      string        `json:"job"`
+	Parent   string        `json:"parent,omitempty"`
+	Topic    string        `json:"topic"`
+	Image    string        `json:"image,omitempty"`
+	Args     []string      `json:"args"`
+	Env      []string      `json:"env,omitempty"` // KEY=VALUE from spawn --env
+	Timeout  time.Duration `json:"timeout,omitempty"`
+	Children []string      `json:"children,omitempty"` // in spawn order
+
+	State    TaskState `json:"state"`
+	Attempt  int       `json:"attempt"` // current attempt, from 1
+	Node     string    `json:"node,omitempty"`
+	ExitCode *int      `json:"exit_code,omitempty"`
+	Error    string    `json:"error,omitempty"`
+
+	CreatedAt  time.Time `json:"created_at"`
+	AssignedAt time.Time `json:"assigned_at,omitzero"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Index      uint64    `json:"index"` // Raft index that spawned it; orders the queue
+}
+
+// Clone returns a deep copy, safe to keep after the FSM lock is released.
+func (t *Task) Clone() *Task {
+	c := *t
+	c.Args = append([]string(nil), t.Args...)
+	c.Env = append([]string(nil), t.Env...)
+	c.Children = append([]string(nil), t.Children...)
+	if t.ExitCode != nil {
+		v := *t.ExitCode
+		c.ExitCode = &v
+	}
+	return &c
+}
+
+// Clone returns a deep copy, safe to keep after the FSM lock is released.
+func (j *Job) Clone() *Job {
+	c := *j
+	c.Tasks = append([]string(nil), j.Tasks...)
+	return &c
+}

@@ -1,0 +1,65 @@
+# shellcheck shell=sh
+# functions.sh: the OurCI verbs for build scripts. POSIX sh (dash, bash, busybox).
+#
+# Source it from a build script:
+#
+#     . /path/to/scripts/functions.sh
+#
+# It defines functions only: sourcing it runs nothing and sets no options.
+# Names it uses internally start with _ourci_ to stay out of the script's way.
+#
+# Environment read:
+#   OURCI_BIN        the ourci-node binary to run (default: ourci-node, looked up
+#                    in PATH; inside a task PATH starts with the node's binary dir).
+#   OURCI_SPAWN_ENV  optional space-separated list of variable names; each one that
+#                    is set is passed on to spawned tasks as --env NAME=VALUE
+#                    (task environments are not inherited, so a pipeline uses this
+#                    to hand settings such as BASE_SDK down its tree).
+#   OURCI_TOKEN, OURCI_NODE, OURCI_SECRET_FILE: read by ourci-node itself; inside a
+#                    task they make the new task a child of the current one.
+
+# spawn_task -t TOPIC IMAGE ARGS...
+#
+#   Publishes a new task on TOPIC, in the same job as the running task (a new job
+#   when run outside a task), and prints the new task's id on stdout.
+#   IMAGE is the Docker image for docker topics; "-" or "" means none.
+#   ARGS are the task's command: one ARGS is a shell command line (as the seed's
+#   "OTA=1 ci/fw/esp8266.sh"), several are run directly; an agent-script topic
+#   passes them to its script.
+#   Returns 2 on a usage error, and the status of ourci-node spawn (non-zero,
+#   with a message on stderr naming the topic) when the spawn failed.
+#   Runs: $OURCI_BIN spawn -t TOPIC [--image IMAGE] [--env K=V]... -- ARGS...
+spawn_task() {
+	if [ "$#" -lt 4 ] || [ "$1" != "-t" ] || [ -z "$2" ]; then
+		echo "spawn_task: usage: spawn_task -t TOPIC IMAGE ARGS... (IMAGE '-' for none)" >&2
+		return 2
+	fi
+	_ourci_topic=$2
+	_ourci_image=$3
+	shift 3
+	set -- -- "$@"
+	for _ourci_var in ${OURCI_SPAWN_ENV:-}; do
+		case $_ourci_var in
+		'' | [0-9]* | *[!A-Za-z0-9_]*)
+			echo "spawn_task: OURCI_SPAWN_ENV: bad variable name '$_ourci_var'" >&2
+			return 2
+			;;
+		esac
+		eval "_ourci_set=\${$_ourci_var+x}"
+		if [ -n "$_ourci_set" ]; then
+			eval "_ourci_val=\$$_ourci_var"
+			set -- --env "$_ourci_var=$_ourci_val" "$@"
+		fi
+	done
+	if [ -n "$_ourci_image" ] && [ "$_ourci_image" != "-" ]; then
+		set -- --image "$_ourci_image" "$@"
+	fi
+	if _ourci_id=$("${OURCI_BIN:-ourci-node}" spawn -t "$_ourci_topic" "$@"); then
+		printf '%s\n' "$_ourci_id"
+		return 0
+	else
+		_ourci_rc=$?
+		echo "spawn_task: spawning on topic '$_ourci_topic' failed (exit $_ourci_rc)" >&2
+		return "$_ourci_rc"
+	fi
+}
