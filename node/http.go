@@ -54,12 +54,25 @@ func (n *Node) auth(h handler) http.HandlerFunc {
 			return
 		}
 		if !p.Cluster {
-			live := false
+			live, closed := false, ""
 			n.fsm.Read(func(s *raftfsm.State, _ uint64) {
 				t := s.Tasks[p.Task]
 				live = t != nil && t.Attempt == p.Attempt && t.State.Active()
+				if t != nil && !live {
+					if j := s.Jobs[t.Job]; j.State == raftfsm.JobClosed {
+						closed = fmt.Sprintf("job %s is closed (%s", j.ID, j.Status)
+						if j.Reason != "" {
+							closed += ": " + j.Reason
+						}
+						closed += ")"
+					}
+				}
 			})
-			if !live {
+			switch {
+			case closed != "":
+				writeError(w, http.StatusConflict, api.CodeJobClosed, fmt.Errorf("%s; task %s can no longer act in it or spawn into it", closed, p.Task))
+				return
+			case !live:
 				writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, fmt.Errorf("task token expired: task %s attempt %d is not running", p.Task, p.Attempt))
 				return
 			}

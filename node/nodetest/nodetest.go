@@ -1,0 +1,187 @@
+// Package nodetest starts in-process OurCI meshes for tests: N nodes on
+// 127.0.0.1 with ports the kernel picks, data directories under
+// t.TempDir(), and cleanup when the test ends.
+//
+// Every wait has a deadline and fails the test with what it was waiting
+// for. Helpers call t.Fatalf only from the test's goroutine.
+package nodetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/node/api"
+)
+
+// Mesh is a running in-process mesh.
+type Mesh struct {
+	t      testing.TB
+	Secret node.Secret
+	Nodes  []*node.Node
+	dir    string
+	log    *slog.Logger
+}
+
+// Configure adjusts node i's config before it starts.
+type Configure func(i int, c *node.Config)
+
+// Start brings up n nodes named node0..node{n-1}; node0 starts the mesh
+// and the others join through it. It returns once every node sees all n
+// members and a leader.
+func Start(t testing.TB, n int, configure Configure) *Mesh {
+	t.Helper()
+	m := &Mesh{t: t, Secret: node.NewSecret(), dir: t.TempDir(), log: testLogger(t)}
+	t.Cleanup(m.Close)
+	for i := 0; i < n; i++ {
+		m.Add(configure)
+	}
+	m.WaitFor(30*time.Second, "every node sees the whole mesh and a leader", func() (bool, string) {
+		for _, nd := range m.Nodes {
+			st := nd.Status()
+			if st.Leader == "" || len(st.Members) != len(m.Nodes) {
+				return false, fmt.Sprintf("%s sees leader %q and %d members", nd.Name(), st.Leader, len(st.Members))
+			}
+		}
+		return true, ""
+	})
+	return m
+}
+
+// testLogger writes node logs to the test log only when -v or on failure
+// would show them; set OURCI_TEST_LOG=1 to see them on stderr.
+func testLogger(t testing.TB) *slog.Logger {
+	var w io.Writer = io.Discard
+	if os.Getenv("OURCI_TEST_LOG") != "" {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// Config returns the config node i would start with (before configure).
+func (m *Mesh) Config(i int) node.Config {
+	c := node.Config{
+		Name:    "node" + strconv.Itoa(i),
+		DataDir: filepath.Join(m.dir, "node"+strconv.Itoa(i)),
+		Bind:    "127.0.0.1:0", Raft: "127.0.0.1:0", HTTP: "127.0.0.1:0",
+		Slots: 2, Secret: m.Secret, Logger: m.log.With("test_node", i),
+		Grace: 2 * time.Second,
+	}
+	if len(m.Nodes) > 0 {
+		c.Peers = []string{m.Nodes[0].GossipAddr()}
+	}
+	return c
+}
+
+// Add starts one more node that joins the mesh and returns it.
+func (m *Mesh) Add(configure Configure) *node.Node {
+	m.t.Helper()
+	i := len(m.Nodes)
+	c := m.Config(i)
+	if configure != nil {
+		configure(i, &c)
+	}
+	n, err := node.Start(c)
+	if err != nil {
+		m.t.Fatalf("nodetest: start node %d: %v", i, err)
+	}
+	m.Nodes = append(m.Nodes, n)
+	return n
+}
+
+// Restart starts a node again on the data directory of cfg (after Close
+// or Kill), replacing Nodes[i].
+func (m *Mesh) Restart(i int, cfg node.Config) *node.Node {
+	m.t.Helper()
+	n, err := node.Start(cfg)
+	if err != nil {
+		m.t.Fatalf("nodetest: restart node %d: %v", i, err)
+	}
+	m.Nodes[i] = n
+	return n
+}
+
+// Close stops every node.
+func (m *Mesh) Close() {
+	for i := len(m.Nodes) - 1; i >= 0; i-- {
+		m.Nodes[i].Close()
+	}
+}
+
+// Client returns an API client of node i holding the cluster token.
+func (m *Mesh) Client(i int) *api.Client {
+	return api.NewClient(m.Nodes[i].URL(), m.Secret.ClusterToken())
+}
+
+// Leader waits for a leader and returns its index in Nodes.
+func (m *Mesh) Leader() int {
+	m.t.Helper()
+	idx := -1
+	m.WaitFor(15*time.Second, "a leader", func() (bool, string) {
+		for i, n := range m.Nodes {
+			if n.IsLeader() {
+				idx = i
+				return true, ""
+			}
+		}
+		return false, "no node leads"
+	})
+	return idx
+}
+
+// Follower returns the index of some node that does not lead.
+func (m *Mesh) Follower() int {
+	l := m.Leader()
+	for i := range m.Nodes {
+		if i != l {
+			return i
+		}
+	}
+	m.t.Fatalf("nodetest: a one-node mesh has no follower")
+	return -1
+}
+
+// WaitFor polls cond until it holds or timeout passes; on timeout the test
+// fails with what and cond's last explanation.
+func (m *Mesh) WaitFor(timeout time.Duration, what string, cond func() (bool, string)) {
+	m.t.Helper()
+	WaitFor(m.t, timeout, what, cond)
+}
+
+// WaitFor polls cond every few milliseconds until it holds or timeout
+// passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	delay := time.Millisecond
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodetest: waited %s for %s: %s", timeout, what, why)
+		}
+		time.Sleep(delay)
+		delay = min(delay*2, 50*time.Millisecond)
+	}
+}
+
+// WaitJob follows a job on node i until it closes (deadline timeout).
+func (m *Mesh) WaitJob(i int, job string, timeout time.Duration) api.JobDetail {
+	m.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	d, err := m.Client(i).WaitJob(ctx, job, nil)
+	if err != nil {
+		m.t.Fatalf("nodetest: job %s did not close within %s: %v", job, timeout, err)
+	}
+	return d
+}
