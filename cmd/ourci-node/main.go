@@ -1,6 +1,3 @@
-// Command ourci-node runs a node of the OurCI mesh and talks to one.
-//
-// Every subcommand lives in its own file; main only dispatches.
 package main
 
 import (
