@@ -50,12 +50,14 @@ type Member struct {
 
 // Gossip is a running membership agent.
 type Gossip struct {
-	ml  *memberlist.Memberlist
-	log *slog.Logger
+	ml   *memberlist.Memberlist
+	log  *slog.Logger
+	addr string // this node's gossip address, as others see it
 
-	mu     sync.Mutex
-	meta   []byte
-	change chan struct{}
+	mu      sync.Mutex
+	meta    []byte
+	change  chan struct{}
+	members map[string]Member // live members, kept from memberlist's events
 }
 
 // Start binds the gossip ports and starts the agent, alone; Join connects it.
@@ -67,7 +69,7 @@ func Start(cfg Config) (*Gossip, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gossip{log: cfg.Logger, meta: meta, change: make(chan struct{})}
+	g := &Gossip{log: cfg.Logger, meta: meta, change: make(chan struct{}), members: map[string]Member{}}
 
 	var mc *memberlist.Config
 	switch cfg.Profile {
@@ -107,6 +109,8 @@ func Start(cfg Config) (*Gossip, error) {
 		return nil, fmt.Errorf("gossip: start: %w", err)
 	}
 	g.ml = ml
+	ln := ml.LocalNode()
+	g.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	return g, nil
 }
 
@@ -133,24 +137,22 @@ func (g *Gossip) Join(peers []string) (int, error) {
 }
 
 // Addr is this node's gossip address as others see it.
-func (g *Gossip) Addr() string {
-	n := g.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (g *Gossip) Addr() string { return g.addr }
 
 // Members returns the live nodes (this one included), sorted by name. A
-// node whose metadata cannot be decoded is left out and logged.
+// node whose metadata cannot be decoded is left out (and logged when it
+// joins).
+//
+// The view is kept from memberlist's event callbacks, which run under its
+// lock: the *memberlist.Node values that Memberlist.Members returns are
+// updated in place by memberlist and cannot be read safely later.
 func (g *Gossip) Members() []Member {
-	nodes := g.ml.Members()
-	out := make([]Member, 0, len(nodes))
-	for _, n := range nodes {
-		m, err := DecodeMeta(n.Meta)
-		if err != nil {
-			g.log.Warn("gossip: ignoring member", "node", n.Name, "err", err)
-			continue
-		}
-		out = append(out, Member{Name: n.Name, Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), Meta: m})
+	g.mu.Lock()
+	out := make([]Member, 0, len(g.members))
+	for _, m := range g.members {
+		out = append(out, m)
 	}
+	g.mu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
@@ -207,18 +209,41 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 
-// events turns memberlist's callbacks into a change signal.
+// events keeps the member view and turns memberlist's callbacks into a
+// change signal. memberlist calls them with its node lock held: copy, never
+// keep the *Node.
 type events Gossip
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
-	e.log.Info("gossip: member joined", "node", n.Name, "addr", n.Address())
-	(*Gossip)(e).changed()
+	e.log.Info("gossip: member joined", "member", n.Name, "addr", n.Address())
+	e.upsert(n)
 }
+
 func (e *events) NotifyLeave(n *memberlist.Node) {
-	e.log.Info("gossip: member left or died", "node", n.Name, "addr", n.Address())
+	e.log.Info("gossip: member left or died", "member", n.Name, "addr", n.Address())
+	e.mu.Lock()
+	delete(e.members, n.Name)
+	e.mu.Unlock()
 	(*Gossip)(e).changed()
 }
-func (e *events) NotifyUpdate(n *memberlist.Node) { (*Gossip)(e).changed() }
+
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.upsert(n) }
+
+func (e *events) upsert(n *memberlist.Node) {
+	meta, err := DecodeMeta(n.Meta)
+	addr := net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	e.mu.Lock()
+	if err != nil {
+		delete(e.members, n.Name)
+	} else {
+		e.members[n.Name] = Member{Name: n.Name, Addr: addr, Meta: meta}
+	}
+	e.mu.Unlock()
+	if err != nil {
+		e.log.Warn("gossip: ignoring member with unreadable metadata", "member", n.Name, "err", err)
+	}
+	(*Gossip)(e).changed()
+}
 
 // logWriter routes memberlist's log lines to slog, dropping debug chatter.
 type logWriter struct{ log *slog.Logger }

@@ -95,18 +95,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Slots < 0 {
 		return c, fmt.Errorf("%w: --slots %d", ErrConfig, c.Slots)
 	}
-	seen := map[string]bool{}
-	for _, t := range c.Topics {
-		if t.Name == "" || strings.ContainsAny(t.Name, " \t\n=") {
-			return c, fmt.Errorf("%w: topic %q: a topic is a non-empty name without spaces or '='", ErrConfig, t.Name)
-		}
-		if seen[t.Name] {
-			return c, fmt.Errorf("%w: topic %q given twice", ErrConfig, t.Name)
-		}
-		seen[t.Name] = true
-		if t.Agent == "docker" {
-			return c, fmt.Errorf("%w: topic %q: the docker executor is not available in this build; give an agent script or no executor", ErrConfig, t.Name)
-		}
+	if err := validateTopics(c.Topics); err != nil {
+		return c, err
 	}
 	if c.Secret.b == nil {
 		return c, fmt.Errorf("%w: no cluster secret", ErrConfig)
@@ -135,8 +125,32 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-func (c Config) topic(name string) (Topic, bool) {
-	for _, t := range c.Topics {
+func validateTopics(topics []Topic) error {
+	seen := map[string]bool{}
+	for _, t := range topics {
+		if t.Name == "" || strings.ContainsAny(t.Name, " \t\n=") {
+			return fmt.Errorf("%w: topic %q: a topic is a non-empty name without spaces or '='", ErrConfig, t.Name)
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("%w: topic %q given twice", ErrConfig, t.Name)
+		}
+		seen[t.Name] = true
+		if t.Agent == "docker" {
+			return fmt.Errorf("%w: topic %q: the docker executor is not available in this build; give an agent script or no executor", ErrConfig, t.Name)
+		}
+	}
+	return nil
+}
+
+// offer is what a node offers the mesh: its topics and slots. It can
+// change while the node runs (Node.SetOffer); readers load it atomically.
+type offer struct {
+	topics []Topic
+	slots  int
+}
+
+func (o *offer) topic(name string) (Topic, bool) {
+	for _, t := range o.topics {
 		if t.Name == name {
 			return t, true
 		}
@@ -144,9 +158,9 @@ func (c Config) topic(name string) (Topic, bool) {
 	return Topic{}, false
 }
 
-func (c Config) topicNames() []string {
-	out := make([]string, len(c.Topics))
-	for i, t := range c.Topics {
+func (o *offer) topicNames() []string {
+	out := make([]string, len(o.topics))
+	for i, t := range o.topics {
 		out[i] = t.Name
 	}
 	return out

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-sockaddr"
@@ -37,6 +38,10 @@ type Node struct {
 
 	runner *runner
 	logs   *logStore
+	offer  atomic.Pointer[offer]
+
+	offerMu sync.Mutex  // serialises SetOffer
+	meta    gossip.Meta // what this node gossips; guarded by offerMu
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -110,13 +115,15 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n.httpURL = "http://" + net.JoinHostPort(httpHost, strconv.Itoa(httpPort))
 
+	of := &offer{topics: cfg.Topics, slots: cfg.Slots}
+	n.offer.Store(of)
+	n.meta = gossip.Meta{
+		Raft: raftAdv.String(), HTTP: net.JoinHostPort(httpHost, strconv.Itoa(httpPort)),
+		Slots: cfg.Slots, Topics: of.topicNames(),
+	}
 	n.gossip, err = gossip.Start(gossip.Config{
 		Name: cfg.Name, Bind: cfg.Bind, Advertise: advertiseFor(cfg.Bind, advHost),
-		Key: cfg.Secret.GossipKey(), Profile: cfg.GossipProfile, Logger: n.log,
-		Meta: gossip.Meta{
-			Raft: raftAdv.String(), HTTP: net.JoinHostPort(httpHost, strconv.Itoa(httpPort)),
-			Slots: cfg.Slots, Topics: cfg.topicNames(),
-		},
+		Key: cfg.Secret.GossipKey(), Profile: cfg.GossipProfile, Logger: n.log, Meta: n.meta,
 	})
 	if err != nil {
 		return nil, err
@@ -133,7 +140,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.joinLoop)
 	n.goFunc(n.leadershipLoop)
 	n.goFunc(n.runner.loop)
-	n.log.Info("node up", "gossip", n.gossip.Addr(), "raft", raftAdv.String(), "http", n.httpURL, "topics", cfg.topicNames(), "slots", cfg.Slots)
+	n.log.Info("node up", "gossip", n.gossip.Addr(), "raft", raftAdv.String(), "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
 	return n, nil
 }
 
@@ -170,6 +177,30 @@ func advertiseFor(bind, host string) string {
 		return "" // memberlist advertises the port it bound
 	}
 	return net.JoinHostPort(host, p)
+}
+
+// SetOffer changes the topics this node subscribes to and its slots while
+// it runs, and gossips the change. Attempts already running keep going;
+// new assignments follow the new offer.
+func (n *Node) SetOffer(topics []Topic, slots int) error {
+	if err := validateTopics(topics); err != nil {
+		return err
+	}
+	if slots < 0 {
+		return fmt.Errorf("%w: %d slots", ErrConfig, slots)
+	}
+	of := &offer{topics: append([]Topic(nil), topics...), slots: slots}
+	n.offerMu.Lock()
+	defer n.offerMu.Unlock()
+	m := n.meta
+	m.Topics, m.Slots = of.topicNames(), slots
+	if err := n.gossip.SetMeta(m); err != nil {
+		return err
+	}
+	n.meta = m
+	n.offer.Store(of)
+	n.log.Info("offer changed", "topics", m.Topics, "slots", slots)
+	return nil
 }
 
 // URL is the node's API base URL.

@@ -161,7 +161,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	}
 	defer os.RemoveAll(workdir)
 
-	topic, _ := n.cfg.topic(t.Topic)
+	topic, _ := n.offer.Load().topic(t.Topic)
 	timeout := t.Timeout
 	if timeout == 0 {
 		timeout = topic.Timeout

@@ -14,11 +14,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/clock"
 )
 
 // Mesh is a running in-process mesh.
@@ -184,4 +186,58 @@ func (m *Mesh) WaitJob(i int, job string, timeout time.Duration) api.JobDetail {
 		m.t.Fatalf("nodetest: job %s did not close within %s: %v", job, timeout, err)
 	}
 	return d
+}
+
+// Clock is a manual clock (give it to every node as Config.Clock) that also
+// records the timers the daemon arms, so a test can move time only once the
+// timer it means to fire is set. A timer armed after Advance counts from
+// the new time; Armed and WaitArmed let a test see that.
+type Clock struct {
+	*clock.Manual
+	mu     sync.Mutex
+	timers []armed
+}
+
+type armed struct {
+	set time.Time // the clock's reading when After was called
+	d   time.Duration
+}
+
+// NewClock returns a Clock set to start.
+func NewClock(start time.Time) *Clock {
+	return &Clock{Manual: clock.NewManual(start)}
+}
+
+// After implements clock.Clock and records the timer.
+func (c *Clock) After(d time.Duration) <-chan time.Time {
+	ch := c.Manual.After(d)
+	now := c.Now()
+	c.mu.Lock()
+	c.timers = append(c.timers, armed{set: now, d: d})
+	c.mu.Unlock()
+	return ch
+}
+
+// Armed counts the timers of exactly d armed while the clock read since or
+// later.
+func (c *Clock) Armed(d time.Duration, since time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := 0
+	for _, a := range c.timers {
+		if a.d == d && !a.set.Before(since) {
+			k++
+		}
+	}
+	return k
+}
+
+// WaitArmed waits until a timer of exactly d has been armed at the clock's
+// current reading.
+func (c *Clock) WaitArmed(t testing.TB, timeout, d time.Duration) {
+	t.Helper()
+	now := c.Now()
+	WaitFor(t, timeout, fmt.Sprintf("a %s timer on the test clock", d), func() (bool, string) {
+		return c.Armed(d, now) > 0, "none armed yet"
+	})
 }
