@@ -40,6 +40,12 @@ func (s *State) Apply(idx uint64, c Command) Result {
 		return Result{Err: s.applyCloseJob(c.CloseJob)}
 	case CmdRequeue:
 		return Result{Err: s.applyRequeue(c.Requeue)}
+	case CmdBlobAdded:
+		return Result{Err: s.applyBlobAdded(c.BlobAdded, idx)}
+	case CmdBlobDropped:
+		return Result{Err: s.applyBlobDropped(c.BlobDropped)}
+	case CmdExpire:
+		return Result{Err: s.applyExpire(c.Expire)}
 	}
 	// Decode never yields an unknown type; reaching here is a programming error.
 	panic(fmt.Sprintf("raftfsm: apply: unhandled %v", c.Type))

@@ -15,13 +15,16 @@ import (
 type CommandType uint8
 
 const (
-	CmdBatch        CommandType = 1 // several commands in one entry
-	CmdSpawn        CommandType = 2 // a new task, opening a new job or joining an open one
-	CmdAssign       CommandType = 3 // queued tasks handed to nodes
-	CmdTaskStarted  CommandType = 4 // a node began an attempt
-	CmdTaskFinished CommandType = 5 // an attempt ended
-	CmdCloseJob     CommandType = 6 // a job closed by force (deadline, cancel)
-	CmdRequeue      CommandType = 7 // an attempt's node is gone: queue the next attempt
+	CmdBatch        CommandType = 1  // several commands in one entry
+	CmdSpawn        CommandType = 2  // a new task, opening a new job or joining an open one
+	CmdAssign       CommandType = 3  // queued tasks handed to nodes
+	CmdTaskStarted  CommandType = 4  // a node began an attempt
+	CmdTaskFinished CommandType = 5  // an attempt ended
+	CmdCloseJob     CommandType = 6  // a job closed by force (deadline, cancel)
+	CmdRequeue      CommandType = 7  // an attempt's node is gone: queue the next attempt
+	CmdBlobAdded    CommandType = 8  // a node holds a blob (optionally named in a job)
+	CmdBlobDropped  CommandType = 9  // a node no longer holds a blob
+	CmdExpire       CommandType = 10 // retention ran out: drop jobs' blob references, forget unreferenced blobs
 )
 
 func (t CommandType) String() string {
@@ -40,6 +43,12 @@ func (t CommandType) String() string {
 		return "close_job"
 	case CmdRequeue:
 		return "requeue"
+	case CmdBlobAdded:
+		return "blob_added"
+	case CmdBlobDropped:
+		return "blob_dropped"
+	case CmdExpire:
+		return "expire"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -119,6 +128,32 @@ type Requeue struct {
 	At          time.Time `json:"at"`
 }
 
+// BlobAdded records that Node holds a verified copy of a blob. With Job set
+// the blob belongs to that (open) job, under Name if given.
+type BlobAdded struct {
+	Hash string    `json:"hash"` // 64 lowercase hex digits of its SHA-256
+	Size int64     `json:"size"`
+	Node string    `json:"node"`
+	Job  string    `json:"job,omitempty"`
+	Name string    `json:"name,omitempty"`
+	At   time.Time `json:"at"`
+}
+
+// BlobDropped records that Node no longer holds a blob.
+type BlobDropped struct {
+	Hash string `json:"hash"`
+	Node string `json:"node"`
+}
+
+// Expire applies the retention policy the leader evaluated at At: each of
+// Jobs (closed) loses its blob references and names; each of Blobs (no job
+// refers to it) is forgotten, and nodes delete their copies.
+type Expire struct {
+	Jobs  []string  `json:"jobs,omitempty"`
+	Blobs []string  `json:"blobs,omitempty"`
+	At    time.Time `json:"at"`
+}
+
 // Command is one decoded ledger entry. Exactly one of the pointer fields
 // matches Type; a batch holds its parts in Batch.
 type Command struct {
@@ -130,6 +165,9 @@ type Command struct {
 	TaskFinished *TaskFinished
 	CloseJob     *CloseJob
 	Requeue      *Requeue
+	BlobAdded    *BlobAdded
+	BlobDropped  *BlobDropped
+	Expire       *Expire
 }
 
 // ErrDecode marks an entry that cannot be decoded.
@@ -175,6 +213,12 @@ func (c Command) payload() any {
 		return nonNil(c.CloseJob)
 	case CmdRequeue:
 		return nonNil(c.Requeue)
+	case CmdBlobAdded:
+		return nonNil(c.BlobAdded)
+	case CmdBlobDropped:
+		return nonNil(c.BlobDropped)
+	case CmdExpire:
+		return nonNil(c.Expire)
 	}
 	return nil
 }
@@ -235,6 +279,15 @@ func decode(b []byte, depth int) (Command, error) {
 	case CmdRequeue:
 		c.Requeue = new(Requeue)
 		err = unmarshal(p, c.Requeue)
+	case CmdBlobAdded:
+		c.BlobAdded = new(BlobAdded)
+		err = unmarshal(p, c.BlobAdded)
+	case CmdBlobDropped:
+		c.BlobDropped = new(BlobDropped)
+		err = unmarshal(p, c.BlobDropped)
+	case CmdExpire:
+		c.Expire = new(Expire)
+		err = unmarshal(p, c.Expire)
 	default:
 		return Command{}, fmt.Errorf("%w: unknown type %d", ErrDecode, b[0])
 	}

@@ -66,8 +66,8 @@ func (f *FSM) Watch() (uint64, <-chan struct{}) {
 }
 
 // Snapshot implements raft.FSM: it captures a consistent view under the
-// read lock (a shallow copy; Apply never writes into a slice element or
-// pointee that a copy may share) and leaves the encoding to Persist.
+// read lock (a shallow copy: Apply never writes into a slice's elements,
+// a map or a pointee that a copy may share; it appends or replaces) and leaves the encoding to Persist.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

@@ -22,6 +22,7 @@ import (
 //	{"job":{...}}
 //	{"task":{...}}
 //	{"key":["k","task"]}
+//	{"blob":{...}}
 const (
 	snapshotFormat  = "ourci-ledger"
 	snapshotVersion = 1
@@ -37,6 +38,7 @@ type snapRecord struct {
 	Job  *Job       `json:"job,omitempty"`
 	Task *Task      `json:"task,omitempty"`
 	Key  *[2]string `json:"key,omitempty"`
+	Blob *Blob      `json:"blob,omitempty"`
 }
 
 // view is a point-in-time copy of State that shares nothing Apply mutates.
@@ -44,6 +46,7 @@ type view struct {
 	jobs  []Job
 	tasks []Task
 	keys  [][2]string
+	blobs []Blob
 }
 
 func (s *State) view() *view {
@@ -55,6 +58,10 @@ func (s *State) view() *view {
 	v.tasks = make([]Task, 0, len(s.Tasks))
 	for _, t := range s.Tasks {
 		v.tasks = append(v.tasks, *t)
+	}
+	v.blobs = make([]Blob, 0, len(s.Blobs))
+	for _, b := range s.Blobs {
+		v.blobs = append(v.blobs, *b)
 	}
 	v.keys = make([][2]string, 0, len(s.Keys))
 	for k, id := range s.Keys {
@@ -84,6 +91,12 @@ func (v *view) write(w io.Writer, index uint64) error {
 	}
 	for i := range v.keys {
 		if err := enc.Encode(snapRecord{Key: &v.keys[i]}); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(v.blobs, func(a, b Blob) int { return cmp.Compare(a.Hash, b.Hash) })
+	for i := range v.blobs {
+		if err := enc.Encode(snapRecord{Blob: &v.blobs[i]}); err != nil {
 			return err
 		}
 	}
@@ -142,6 +155,8 @@ func ReadSnapshot(r io.Reader) (*State, uint64, error) {
 			s.Tasks[rec.Task.ID] = rec.Task
 		case rec.Key != nil:
 			s.Keys[rec.Key[0]] = rec.Key[1]
+		case rec.Blob != nil:
+			s.Blobs[rec.Blob.Hash] = rec.Blob
 		default:
 			return nil, 0, fmt.Errorf("%w: empty record", ErrSnapshot)
 		}

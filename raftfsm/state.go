@@ -24,6 +24,7 @@ type State struct {
 	Tasks    map[string]*Task  `json:"tasks"`
 	JobOrder []string          `json:"job_order"` // job IDs, oldest first
 	Keys     map[string]string `json:"keys"`      // spawn idempotency key -> task ID
+	Blobs    map[string]*Blob  `json:"blobs"`     // by hash
 
 	queued map[string]struct{}            // tasks in TaskQueued
 	active map[string]map[string]struct{} // node -> tasks assigned or running there
@@ -37,6 +38,7 @@ func NewState() *State {
 		Jobs:  map[string]*Job{},
 		Tasks: map[string]*Task{},
 		Keys:  map[string]string{},
+		Blobs: map[string]*Blob{},
 	}
 	s.reindex()
 	return s

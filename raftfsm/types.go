@@ -78,6 +78,10 @@ type Job struct {
 	Index     uint64    `json:"index"`    // Raft index that opened it
 	Modified  uint64    `json:"modified"` // Raft index that last changed it or one of its tasks
 
+	Blobs   map[string]string `json:"blobs,omitempty"`     // blob name → hash, scoped to this job
+	BlobRef []string          `json:"blob_refs,omitempty"` // hashes of the blobs it holds on to, sorted
+	Expired bool              `json:"expired,omitempty"`   // retention ran out: names and references dropped
+
 	Open   int `json:"open"`   // tasks not yet terminal
 	Passed int `json:"passed"` // tasks that passed
 	Failed int `json:"failed"` // tasks that ended any other terminal way
@@ -125,5 +129,30 @@ func (t *Task) Clone() *Task {
 func (j *Job) Clone() *Job {
 	c := *j
 	c.Tasks = append([]string(nil), j.Tasks...)
+	c.BlobRef = append([]string(nil), j.BlobRef...)
+	if j.Blobs != nil {
+		c.Blobs = make(map[string]string, len(j.Blobs))
+		for k, v := range j.Blobs {
+			c.Blobs[k] = v
+		}
+	}
+	return &c
+}
+
+// Blob is a content-addressed artifact: where copies are and who needs it.
+type Blob struct {
+	Hash      string    `json:"hash"`
+	Size      int64     `json:"size"`
+	Holders   []string  `json:"holders"`        // nodes with a verified copy, sorted
+	Jobs      []string  `json:"jobs,omitempty"` // unexpired jobs that refer to it, sorted
+	CreatedAt time.Time `json:"created_at"`
+	Index     uint64    `json:"index"`
+}
+
+// Clone returns a deep copy.
+func (b *Blob) Clone() *Blob {
+	c := *b
+	c.Holders = append([]string(nil), b.Holders...)
+	c.Jobs = append([]string(nil), b.Jobs...)
 	return &c
 }

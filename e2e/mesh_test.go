@@ -1,0 +1,242 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// nodeSpec describes one node of a test mesh.
+type nodeSpec struct {
+	Name   string   // --name, e.g. "node1"
+	Topics []string // --topic values: "TOPIC" or "TOPIC=/abs/agent.sh"
+	Slots  int      // --slots; 0 leaves the node's default
+}
+
+// node is one running ourci-node join process.
+type node struct {
+	spec               nodeSpec
+	gossip, raft, http string // 127.0.0.1:PORT
+	url                string // http://127.0.0.1:PORT, for --node
+	logPath            string // the process's stdout and stderr
+	cmd                *exec.Cmd
+	exited             chan struct{} // closed when the process has exited
+	waitErr            error         // set before exited is closed
+}
+
+// mesh is a set of nodes sharing one secret, all stopped by t.Cleanup.
+type mesh struct {
+	dir        string
+	secretFile string
+	nodes      []*node
+}
+
+// result is what one CLI invocation gave.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+}
+
+// meshSlots bounds the meshes alive at once: the machine has two cores.
+var meshSlots = make(chan struct{}, 2)
+
+// startMesh starts the nodes (the first one founds the mesh, the others join
+// it through its gossip address) and waits until every node's status shows
+// every member with its topics, and a leader.
+func startMesh(t *testing.T, specs []nodeSpec) *mesh {
+	t.Helper()
+	meshSlots <- struct{}{}
+	t.Cleanup(func() { <-meshSlots })
+	m := &mesh{dir: t.TempDir()}
+	m.secretFile = filepath.Join(m.dir, "secret")
+	out, err := exec.Command(binPath, "keygen").Output()
+	if err != nil || len(bytes.TrimSpace(out)) == 0 {
+		t.Fatalf("ourci-node keygen: %v, output %q", err, out)
+	}
+	if err := os.WriteFile(m.secretFile, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, len(specs))
+	for i, s := range specs {
+		p := ports[3*i:]
+		m.nodes = append(m.nodes, &node{
+			spec:    s,
+			gossip:  fmt.Sprintf("127.0.0.1:%d", p[0]),
+			raft:    fmt.Sprintf("127.0.0.1:%d", p[1]),
+			http:    fmt.Sprintf("127.0.0.1:%d", p[2]),
+			url:     fmt.Sprintf("http://127.0.0.1:%d", p[2]),
+			logPath: filepath.Join(m.dir, s.Name+".log"),
+		})
+	}
+	// Cleanups run last-registered first: stop the nodes, then show their logs.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range m.nodes {
+				t.Logf("---- last lines of %s's log (%s) ----\n%s", n.spec.Name, n.logPath, tail(n.logPath, 60))
+			}
+		}
+	})
+	t.Cleanup(func() { m.stop(t) })
+
+	m.startNode(t, 0)
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		m.nodes[0].mustBeRunning(t)
+		st, err := m.meshStatus(t, 0)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Leader != "", fmt.Sprintf("%s has no leader yet: %+v", specs[0].Name, st)
+	})
+	for i := 1; i < len(specs); i++ {
+		m.startNode(t, i)
+	}
+	waitFor(t, 30*time.Second, m.ready(t))
+	return m
+}
+
+// startNode starts node i; nodes after the first join node 0.
+func (m *mesh) startNode(t *testing.T, i int) {
+	t.Helper()
+	n := m.nodes[i]
+	args := []string{"join", "--name", n.spec.Name, "--data-dir", filepath.Join(m.dir, n.spec.Name+".data"),
+		"--bind", n.gossip, "--raft", n.raft, "--http", n.http, "--secret-file", m.secretFile}
+	if i > 0 {
+		args = append(args, "--peer", m.nodes[0].gossip)
+	}
+	for _, topic := range n.spec.Topics {
+		args = append(args, "--topic", topic)
+	}
+	if n.spec.Slots > 0 {
+		args = append(args, "--slots", strconv.Itoa(n.spec.Slots))
+	}
+	logFile, err := os.Create(n.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+	n.cmd = exec.Command(binPath, args...)
+	n.cmd.Env = cleanEnv()
+	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", n.spec.Name, err)
+	}
+	n.exited = make(chan struct{})
+	go func() {
+		n.waitErr = n.cmd.Wait()
+		close(n.exited)
+	}()
+}
+
+// ready reports whether every node shows all members, their topics, and a leader.
+func (m *mesh) ready(t *testing.T) func() (bool, string) {
+	return func() (bool, string) {
+		for i, n := range m.nodes {
+			n.mustBeRunning(t)
+			st, err := m.meshStatus(t, i)
+			if err != nil {
+				return false, err.Error()
+			}
+			if st.Leader == "" {
+				return false, fmt.Sprintf("%s sees no leader: %+v", n.spec.Name, st)
+			}
+			for _, want := range m.nodes {
+				got, ok := st.member(want.spec.Name)
+				if !ok {
+					return false, fmt.Sprintf("%s does not list member %s: %+v", n.spec.Name, want.spec.Name, st)
+				}
+				if g, w := topicNames(got.Topics), topicNames(want.spec.Topics); g != w {
+					return false, fmt.Sprintf("%s shows %s with topics %s, want %s", n.spec.Name, want.spec.Name, g, w)
+				}
+			}
+		}
+		return true, ""
+	}
+}
+
+// stop sends SIGTERM to every node still running, waits up to 10s, then
+// SIGKILLs the rest and waits for them to exit.
+func (m *mesh) stop(t *testing.T) {
+	for _, n := range m.nodes {
+		if n.cmd != nil && !n.hasExited() {
+			n.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for _, n := range m.nodes {
+		if n.cmd == nil {
+			continue
+		}
+		select {
+		case <-n.exited:
+		case <-deadline:
+			t.Logf("%s did not exit within 10s of SIGTERM; sending SIGKILL", n.spec.Name)
+			n.cmd.Process.Kill()
+			<-n.exited
+		}
+	}
+}
+
+// mustBeRunning fails the test if the node's process has exited.
+func (n *node) mustBeRunning(t *testing.T) {
+	t.Helper()
+	if n.hasExited() {
+		t.Fatalf("%s exited unexpectedly: %v; log tail:\n%s", n.spec.Name, n.waitErr, tail(n.logPath, 30))
+	}
+}
+
+func (n *node) hasExited() bool {
+	select {
+	case <-n.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// run runs the CLI against node 0; see runOn.
+func (m *mesh) run(t *testing.T, args ...string) result {
+	t.Helper()
+	return m.runOn(t, 0, args...)
+}
+
+// runOn runs `ourci-node CMD --node URL --secret-file F ARGS...` against node
+// i, where args is CMD ARGS..., with a 30s timeout.
+func (m *mesh) runOn(t *testing.T, i int, args ...string) result {
+	t.Helper()
+	return m.runTimeout(t, i, 30*time.Second, args...)
+}
+
+// runTimeout is runOn with a given timeout; running past it fails the test.
+func (m *mesh) runTimeout(t *testing.T, i int, timeout time.Duration, args ...string) result {
+	t.Helper()
+	full := append([]string{args[0], "--node", m.nodes[i].url, "--secret-file", m.secretFile}, args[1:]...)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, full...)
+	cmd.Env = cleanEnv()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ctx.Err() != nil {
+		t.Fatalf("ourci-node %s: still running after %v; stdout %q stderr %q", strings.Join(full, " "), timeout, r.stdout, r.stderr)
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("ourci-node %s: %v", strings.Join(full, " "), err)
+	}
+	return r
+}

@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ourci/ourci/scripts"
+)
+
+const (
+	buildTopic = "ourci/build/docker"
+	testTopic  = "ourci/test/esp-12e"
+)
+
+// TestSeedPipeline runs the seed's workflow (scripts/example) on three nodes:
+// node1 and node2 build, node3 runs the esp8266 hardware-test agent.
+func TestSeedPipeline(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := scripts.WriteTo(dir); err != nil {
+		t.Fatal(err)
+	}
+	ci := filepath.Join(dir, "example", "ci")
+	agent := filepath.Join(dir, "example", "agents", "esp8266_agent.sh")
+	m := startMesh(t, []nodeSpec{
+		{Name: "node1", Topics: []string{buildTopic}, Slots: 4},
+		{Name: "node2", Topics: []string{buildTopic}, Slots: 4},
+		{Name: "node3", Topics: []string{testTopic + "=" + agent}},
+	})
+
+	job, root := m.spawn(t, 1, "-t", buildTopic, "--", ci+"/all.sh")
+	v := m.waitClosed(t, 1, job, 2*time.Minute)
+
+	// Name every task by its topic and args, and check the tree against the seed's.
+	want := map[string]string{ // label -> parent's label
+		"all": "", "v7": "all", "mongoose": "all", "cloud": "all", "fw": "all",
+		"posix": "fw", "esp8266": "fw", "esp8266-ota": "fw",
+		"test esp8266": "esp8266", "test esp8266-ota": "esp8266-ota",
+	}
+	label := map[string]string{} // task id -> label
+	byLabel := map[string]taskView{}
+	for _, tv := range v.Tasks {
+		l := seedLabel(ci, tv)
+		if _, known := want[l]; !known {
+			t.Errorf("unexpected task %v", tv)
+			continue
+		}
+		if _, dup := byLabel[l]; dup {
+			t.Errorf("task %q appears twice: %v", l, tv)
+		}
+		label[tv.ID], byLabel[l] = l, tv
+	}
+	if len(v.Tasks) != 10 || len(byLabel) != len(want) {
+		t.Fatalf("want exactly the 10 tasks of the seed's tree, got %v", v)
+	}
+	if byLabel["all"].ID != root {
+		t.Errorf("root task is %s, spawn printed %s", byLabel["all"].ID, root)
+	}
+	for l, tv := range byLabel {
+		if got := label[tv.Parent]; got != want[l] || (want[l] == "" && tv.Parent != "") {
+			t.Errorf("%s: parent %q (%s), want %q", l, tv.Parent, got, want[l])
+		}
+		if tv.State != "passed" || tv.ExitCode == nil || *tv.ExitCode != 0 {
+			t.Errorf("%s: state %q exit_code %s, want passed and 0 (%v)", l, tv.State, tv.exit(), tv)
+		}
+		isTest := strings.HasPrefix(l, "test ")
+		switch {
+		case isTest && (tv.Topic != testTopic || tv.Node != "node3"):
+			t.Errorf("%s: topic %q node %q, want %s on node3", l, tv.Topic, tv.Node, testTopic)
+		case !isTest && (tv.Topic != buildTopic || (tv.Node != "node1" && tv.Node != "node2")):
+			t.Errorf("%s: topic %q node %q, want %s on node1 or node2", l, tv.Topic, tv.Node, buildTopic)
+		}
+	}
+	if v.Job.Status != "passed" {
+		t.Errorf("job status %q, want passed: %v", v.Job.Status, v)
+	}
+
+	// The test tasks' logs hold the agent's output, which names its args.
+	for _, variant := range []string{"esp8266", "esp8266-ota"} {
+		tv := byLabel["test "+variant]
+		line := "esp8266_agent: args: " + variant + " "
+		waitFor(t, 30*time.Second, func() (bool, string) {
+			r := m.runOn(t, 1, "logs", tv.ID)
+			return r.code == 0 && strings.Contains(r.stdout, line),
+				"logs " + tv.ID + " on node2 should contain " + line + ": " + r.String()
+		})
+	}
+
+	// The text form of the job's status lists every task.
+	r := m.runOn(t, 0, "status", job)
+	if r.code != 0 {
+		t.Fatalf("status %s: %v", job, r)
+	}
+	for _, tv := range v.Tasks {
+		if !strings.Contains(r.stdout, tv.ID) {
+			t.Errorf("status %s does not show task %s (%s):\n%s", job, tv.ID, label[tv.ID], r.stdout)
+		}
+	}
+}
+
+// seedLabel names a task of the example pipeline by its topic and args:
+// all, v7, ..., esp8266-ota for builds, "test VARIANT" for hardware tests.
+func seedLabel(ci string, tv taskView) string {
+	if tv.Topic == testTopic && len(tv.Args) > 0 {
+		return "test " + tv.Args[0]
+	}
+	if len(tv.Args) != 1 {
+		return "?" + strings.Join(tv.Args, " ")
+	}
+	switch tv.Args[0] {
+	case "OTA=1 " + ci + "/fw/esp8266.sh":
+		return "esp8266-ota"
+	case ci + "/fw/esp8266.sh":
+		return "esp8266"
+	case ci + "/fw/posix.sh":
+		return "posix"
+	}
+	name, ok := strings.CutPrefix(tv.Args[0], ci+"/")
+	if !ok {
+		return "?" + tv.Args[0]
+	}
+	return strings.TrimSuffix(name, ".sh")
+}
