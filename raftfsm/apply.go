@@ -3,6 +3,7 @@ package raftfsm
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -81,7 +82,7 @@ func (s *State) applySpawn(c *Spawn, idx uint64) Result {
 		}
 		s.Jobs[job.ID] = job
 		s.touch(job.ID)
-		s.JobOrder = append(s.JobOrder, job.ID)
+		s.appendJob(job)
 		s.open[job.ID] = struct{}{}
 	} else {
 		switch {
@@ -258,4 +259,18 @@ func (s *State) close(j *Job, at time.Time) {
 	j.State, j.ClosedAt = JobClosed, at
 	delete(s.open, j.ID)
 	s.touch(j.ID)
+}
+
+// appendJob adds a new job to JobOrder, which is sorted by (Index, ID):
+// the order a restored snapshot rebuilds, even for jobs opened by one batch.
+func (s *State) appendJob(j *Job) {
+	i := len(s.JobOrder)
+	for i > 0 {
+		prev := s.Jobs[s.JobOrder[i-1]]
+		if prev.Index < j.Index || (prev.Index == j.Index && prev.ID < j.ID) {
+			break
+		}
+		i--
+	}
+	s.JobOrder = slices.Insert(s.JobOrder, i, j.ID)
 }

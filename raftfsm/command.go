@@ -179,6 +179,9 @@ func Encode(c Command) ([]byte, error) {
 		var buf bytes.Buffer
 		buf.WriteByte(byte(CmdBatch))
 		for _, part := range c.Batch {
+			if part.Type == CmdBatch {
+				return nil, fmt.Errorf("raftfsm: encode: a batch cannot hold a batch")
+			}
 			b, err := Encode(part)
 			if err != nil {
 				return nil, err
