@@ -156,6 +156,9 @@ func (s *State) current(task string, attempt int, node string) (*Task, error) {
 }
 
 func (s *State) applyTaskStarted(c *TaskStarted) error {
+	if c.Node == "" {
+		return fmt.Errorf("%w: a start report names its node", ErrInvalid)
+	}
 	t, err := s.current(c.Task, c.Attempt, c.Node)
 	if err != nil {
 		return err
@@ -172,6 +175,9 @@ func (s *State) applyTaskFinished(c *TaskFinished) error {
 	case TaskPassed, TaskFailed, TaskTimedOut:
 	default:
 		return fmt.Errorf("%w: a task cannot finish as %q", ErrInvalid, c.State)
+	}
+	if c.Node == "" {
+		return fmt.Errorf("%w: an end report names its node", ErrInvalid)
 	}
 	t, err := s.current(c.Task, c.Attempt, c.Node)
 	if err != nil {
