@@ -92,6 +92,13 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 // reportCommand turns a node's report into a ledger command, stamped now.
 func (n *Node) reportCommand(r api.Report) (raftfsm.Command, error) {
 	now := n.cfg.Clock.Now().UTC()
+	switch r.Kind {
+	case api.ReportBlobAdded:
+		return raftfsm.Command{Type: raftfsm.CmdBlobAdded, BlobAdded: &raftfsm.BlobAdded{
+			Hash: r.Hash, Size: r.Size, Node: r.Node, Job: r.Job, Name: r.Name, At: now}}, nil
+	case api.ReportBlobDropped:
+		return raftfsm.Command{Type: raftfsm.CmdBlobDropped, BlobDropped: &raftfsm.BlobDropped{Hash: r.Hash, Node: r.Node}}, nil
+	}
 	if r.Task == "" || r.Attempt < 1 || r.Node == "" {
 		return raftfsm.Command{}, errors.New("report: needs task, attempt and node")
 	}

@@ -46,6 +46,12 @@ type Config struct {
 	MaxAttempts int           // attempts before a task whose nodes keep dying is lost (default 3)
 	Grace       time.Duration // SIGTERM → SIGKILL grace when a task is stopped (default 10s)
 
+	// BlobReplicas is how many live nodes should hold each blob (default 2).
+	BlobReplicas int
+	// BlobRetention is how long a closed job's blobs and names stay
+	// (default 7 days); blobs outside any job live this long after upload.
+	BlobRetention time.Duration
+
 	Clock  clock.Clock
 	Logger *slog.Logger
 	// Executor runs tasks; nil means the host executor.
@@ -112,6 +118,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Grace == 0 {
 		c.Grace = 10 * time.Second
+	}
+	if c.BlobReplicas == 0 {
+		c.BlobReplicas = 2
+	}
+	if c.BlobRetention == 0 {
+		c.BlobRetention = 7 * 24 * time.Hour
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

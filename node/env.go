@@ -48,7 +48,9 @@ func (r *runner) env(t *raftfsm.Task, job raftfsm.Job, workdir string) []string 
 	set("OURCI_IMAGE", t.Image)
 	set("OURCI_NODE", n.httpURL)
 	set("OURCI_NODE_NAME", n.cfg.Name)
-	set("OURCI_TOKEN", n.cfg.Secret.TaskToken(t.ID, t.Attempt))
+	tok := n.cfg.Secret.TaskToken(t.ID, t.Attempt)
+	set("OURCI_TOKEN", tok)
+	set("BLOB_URL", n.httpURL+"/v1/blob/"+tok) // curl ${BLOB_URL}/NAME_OR_HASH
 	set("OURCI_WORKSPACE", workdir)
 	src := job.Source
 	set("OURCI_REPO", src.Repo)

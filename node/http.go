@@ -32,6 +32,14 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.auth(n.clusterOnly(n.leaderOnly(n.handleCancel))))
 	mux.HandleFunc("GET /v1/tasks/{id}/log", n.auth(n.handleLog))
 	mux.HandleFunc("POST /v1/internal/report", n.auth(n.clusterOnly(n.leaderOnly(n.handleReport))))
+	mux.HandleFunc("PUT /v1/blobs", n.auth(n.handleBlobPut))
+	mux.HandleFunc("GET /v1/blobs/{ref...}", n.auth(n.handleBlobGet))
+	mux.HandleFunc("HEAD /v1/blobs/{ref...}", n.auth(n.handleBlobGet))
+	mux.HandleFunc("GET /v1/blob/{token}/{ref...}", n.handleBlobURL)
+	mux.HandleFunc("HEAD /v1/blob/{token}/{ref...}", n.handleBlobURL)
+	mux.HandleFunc("GET /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
+	mux.HandleFunc("HEAD /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
+	mux.HandleFunc("POST /v1/internal/blobs/{hash}/pull", n.auth(n.clusterOnly(n.handlePull)))
 	return mux
 }
 

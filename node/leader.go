@@ -60,6 +60,8 @@ func (n *Node) lead(ctx context.Context) {
 	n.goFunc(func() { n.membershipLoop(ctx) })
 	n.goFunc(func() { n.kickLoop(ctx, d) })
 	n.goFunc(func() { n.deadlineLoop(ctx, d) })
+	n.goFunc(func() { n.retentionLoop(ctx, d) })
+	n.goFunc(func() { n.replicationLoop(ctx) })
 }
 
 // currentDispatcher returns the dispatcher if this node leads.

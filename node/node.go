@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/raft"
 
+	"github.com/ourci/ourci/blobs"
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/raftfsm"
@@ -36,9 +37,11 @@ type Node struct {
 	httpSrv *http.Server
 	httpURL string // advertised base URL of the API
 
-	runner *runner
-	logs   *logStore
-	offer  atomic.Pointer[offer]
+	runner   *runner
+	logs     *logStore
+	blobs    *blobs.Store
+	peerHTTP *http.Client // node-to-node calls (blob fetches, pulls)
+	offer    atomic.Pointer[offer]
 
 	offerMu sync.Mutex  // serialises SetOffer
 	meta    gossip.Meta // what this node gossips; guarded by offerMu
@@ -130,6 +133,17 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 
 	n.logs = newLogStore(filepath.Join(cfg.DataDir, "logs"))
+	n.blobs, err = blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	n.blobs.OnCorrupt = func(h blobs.Hash) {
+		n.log.Warn("a local blob copy failed its hash check: deleted, will be fetched again from a good holder", "hash", h)
+		go n.reportAsync(api.Report{Kind: api.ReportBlobDropped, Node: n.cfg.Name, Hash: string(h)})
+	}
+	n.peerHTTP = &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
+	}}
 	n.runner = newRunner(n)
 	n.httpSrv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
 	n.goFunc(func() {
@@ -140,6 +154,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.joinLoop)
 	n.goFunc(n.leadershipLoop)
 	n.goFunc(n.runner.loop)
+	n.goFunc(n.gcLoop)
 	n.log.Info("node up", "gossip", n.gossip.Addr(), "raft", raftAdv.String(), "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
 	return n, nil
 }
@@ -390,3 +405,6 @@ func trimNL(p []byte) []byte {
 	}
 	return p
 }
+
+// BlobStore exposes the node's local blob store (tests, tools).
+func (n *Node) BlobStore() *blobs.Store { return n.blobs }

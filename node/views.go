@@ -37,11 +37,13 @@ func (n *Node) Status() api.Status {
 	alive := memberMap(members)
 	n.fsm.Read(func(s *raftfsm.State, idx uint64) {
 		st.Index = idx
+		usage := s.BlobUsage()
 		topics := map[string]*api.Topic{}
 		for _, m := range members {
 			mv := api.Member{
 				Name: m.Name, Addr: m.Addr, HTTP: m.Meta.HTTP, RaftAd: m.Meta.Raft, Topics: m.Meta.Topics,
 				Slots: m.Meta.Slots, Used: s.Load(m.Name), Raft: suffrage[m.Name], Leader: m.Name == st.Leader, Alive: true,
+				Blobs: usage[m.Name][0], Bytes: usage[m.Name][1],
 			}
 			if mv.Raft == "" {
 				mv.Raft = "none"
@@ -64,7 +66,7 @@ func (n *Node) Status() api.Status {
 		// Raft members gossip no longer sees: dead or gone.
 		for id, suff := range suffrage {
 			if _, ok := alive[id]; !ok {
-				st.Members = append(st.Members, api.Member{Name: id, Raft: suff, Used: s.Load(id), Topics: []string{}})
+				st.Members = append(st.Members, api.Member{Name: id, Raft: suff, Used: s.Load(id), Topics: []string{}, Blobs: usage[id][0], Bytes: usage[id][1]})
 			}
 		}
 		for _, t := range s.Queued() {

@@ -20,6 +20,7 @@ func commands() []command {
 		{"status", "show the mesh and recent jobs, or one job's task tree", runStatus},
 		{"logs", "print (or follow) a task's output", runLogs},
 		{"cancel", "close an open job as cancelled, stopping what still runs", runCancel},
+		{"blob", "put FILE [--name NAME] | get REF [-o FILE]: content-addressed artifacts", runBlob},
 	}
 }
 

@@ -18,7 +18,7 @@ func renderStatus(w io.Writer, st api.Status) {
 	}
 	fmt.Fprintf(w, "mesh: %d members, leader %s; this node %s is %s (ledger index %d)\n\n", len(st.Members), leader, st.Node, st.RaftRole, st.Index)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tRAFT\tSLOTS\tTOPICS\tHTTP")
+	fmt.Fprintln(tw, "NODE\tRAFT\tSLOTS\tBLOBS\tTOPICS\tHTTP")
 	for _, m := range st.Members {
 		name := m.Name
 		if m.Leader {
@@ -27,7 +27,7 @@ func renderStatus(w io.Writer, st api.Status) {
 		if !m.Alive {
 			name += " (not seen by gossip)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", name, m.Raft, m.Used, m.Slots, strings.Join(m.Topics, " "), m.HTTP)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d (%s)\t%s\t%s\n", name, m.Raft, m.Used, m.Slots, m.Blobs, humanBytes(m.Bytes), strings.Join(m.Topics, " "), m.HTTP)
 	}
 	tw.Flush()
 	if len(st.Topics) > 0 {
@@ -127,4 +127,17 @@ func taskDuration(t api.TaskView) string {
 		end = time.Now()
 	}
 	return end.Sub(t.StartedAt).Round(time.Millisecond).String()
+}
+
+func humanBytes(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
 }

@@ -200,21 +200,7 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, c.Base, err)
-	}
-	return resp, nil
+	return c.doRaw(req)
 }
 
 func decodeError(resp *http.Response) error {
@@ -227,4 +213,75 @@ func decodeError(resp *http.Response) error {
 		}
 	}
 	return &StatusError{HTTPStatus: resp.StatusCode, Code: e.Code, Msg: e.Error}
+}
+
+// PutBlob uploads r to the node's blob store. q may carry name and job.
+func (c *Client) PutBlob(ctx context.Context, r io.Reader, q url.Values) (BlobInfo, error) {
+	var out BlobInfo
+	p := "/v1/blobs"
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.Base+p, r)
+	if err != nil {
+		return out, fmt.Errorf("api: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.doRaw(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return out, decodeError(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("api: decode blob info: %w", err)
+	}
+	return out, nil
+}
+
+// GetBlob downloads a blob by reference (sha256:<hex>, or a name in job;
+// inside a task job may be empty).
+func (c *Client) GetBlob(ctx context.Context, ref, job string) (io.ReadCloser, error) {
+	p := "/v1/blobs/" + escapeRef(ref)
+	if job != "" {
+		p += "?job=" + url.QueryEscape(job)
+	}
+	resp, err := c.send(ctx, http.MethodGet, p, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp.Body, nil
+}
+
+// escapeRef escapes each path element of a blob name.
+func escapeRef(ref string) string {
+	parts := strings.Split(ref, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+func (c *Client) doRaw(req *http.Request) (*http.Response, error) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if req.Context().Err() != nil {
+			return nil, req.Context().Err()
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, c.Base, err)
+	}
+	return resp, nil
 }

@@ -39,14 +39,31 @@ type Report struct {
 	State    raftfsm.TaskState `json:"state,omitempty"` // finished: passed, failed or timed_out
 	ExitCode *int              `json:"exit_code,omitempty"`
 	Error    string            `json:"error,omitempty"`
+
+	// blob_added, blob_dropped
+	Hash string `json:"hash,omitempty"`
+	Size int64  `json:"size,omitempty"`
+	Job  string `json:"job,omitempty"`
+	Name string `json:"name,omitempty"`
 }
 
 // Report kinds.
 const (
-	ReportStarted   = "started"
-	ReportFinished  = "finished"
-	ReportAbandoned = "abandoned" // the node lost the attempt (it restarted): queue the next one
+	ReportStarted     = "started"
+	ReportFinished    = "finished"
+	ReportAbandoned   = "abandoned"    // the node lost the attempt (it restarted): queue the next one
+	ReportBlobAdded   = "blob_added"   // the node holds a verified copy of a blob
+	ReportBlobDropped = "blob_dropped" // the node lost its copy (corrupt, deleted)
 )
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	SchemaVersion int    `json:"schema_version"`
+	Ref           string `json:"ref"` // sha256:<hex>
+	Size          int64  `json:"size"`
+	Job           string `json:"job,omitempty"`
+	Name          string `json:"name,omitempty"`
+}
 
 // Error is the body of every non-2xx response.
 type Error struct {
@@ -93,6 +110,8 @@ type Member struct {
 	Raft   string   `json:"raft"` // voter, nonvoter or none
 	Leader bool     `json:"leader"`
 	Alive  bool     `json:"alive"`
+	Blobs  int64    `json:"blobs"`      // blobs the ledger says it holds
+	Bytes  int64    `json:"blob_bytes"` // their total size
 }
 
 // Topic sums up who serves a topic.

@@ -1,0 +1,218 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ourci/ourci/blobs"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// gcGrace protects a local copy the ledger does not know yet (an upload or
+// fetch whose record is still in flight) from collection.
+const gcGrace = 10 * time.Minute
+
+// replicationLoop (leader) asks live nodes to pull blobs that have fewer
+// live holders than cfg.BlobReplicas.
+func (n *Node) replicationLoop(ctx context.Context) {
+	var mu sync.Mutex
+	inflight := map[string]bool{}
+	for {
+		_, fch := n.fsm.Watch()
+		gch := n.gossip.Watch()
+		members := n.gossip.Members()
+		live := memberMap(members)
+		type pull struct{ hash, node string }
+		var pulls []pull
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+			usage := s.BlobUsage()
+			for h, b := range s.Blobs {
+				mu.Lock()
+				busy := inflight[h]
+				mu.Unlock()
+				if busy {
+					continue
+				}
+				liveHolders := 0
+				for _, hn := range b.Holders {
+					if _, ok := live[hn]; ok {
+						liveHolders++
+					}
+				}
+				if liveHolders == 0 || liveHolders >= min(n.cfg.BlobReplicas, len(members)) {
+					continue
+				}
+				best := ""
+				for _, m := range members {
+					if _, holds := slices.BinarySearch(b.Holders, m.Name); holds || m.Meta.Draining {
+						continue
+					}
+					if best == "" || usage[m.Name][1] < usage[best][1] {
+						best = m.Name
+					}
+				}
+				if best != "" {
+					pulls = append(pulls, pull{h, best})
+				}
+			}
+		})
+		for _, p := range pulls {
+			mu.Lock()
+			inflight[p.hash] = true
+			mu.Unlock()
+			n.goFunc(func() {
+				defer func() {
+					mu.Lock()
+					delete(inflight, p.hash)
+					mu.Unlock()
+				}()
+				if err := n.askPull(ctx, p.node, p.hash); err != nil && ctx.Err() == nil {
+					n.log.Warn("blob replication failed", "hash", p.hash, "member", p.node, "err", err)
+					select { // back off before this blob is tried again
+					case <-ctx.Done():
+					case <-time.After(2 * time.Second):
+					}
+				}
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-fch:
+		case <-gch:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func (n *Node) askPull(ctx context.Context, member, hash string) error {
+	base, ok := n.memberURL(member)
+	if !ok {
+		return ErrNoHolder
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/blobs/"+hash+"/pull", nil)
+	if err != nil {
+		return err
+	}
+	n.peerAuth(req)
+	resp, err := n.peerHTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodePeerError(resp)
+	}
+	return nil
+}
+
+// retentionLoop (leader) expires closed jobs whose retention ran out, and
+// forgets blobs no unexpired job refers to once they are older than the
+// retention period. Times come from the injectable clock.
+func (n *Node) retentionLoop(ctx context.Context, d *dispatcher) {
+	ret := n.cfg.BlobRetention
+	for {
+		_, ch := n.fsm.Watch()
+		now := n.cfg.Clock.Now()
+		next := now.Add(time.Hour)
+		ex := &raftfsm.Expire{At: now.UTC()}
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+			for _, id := range s.JobOrder {
+				j := s.Jobs[id]
+				if j.State != raftfsm.JobClosed || j.Expired {
+					continue
+				}
+				if due := j.ClosedAt.Add(ret); !now.Before(due) {
+					ex.Jobs = append(ex.Jobs, id)
+				} else if due.Before(next) {
+					next = due
+				}
+			}
+			for h, b := range s.Blobs {
+				if len(b.Jobs) > 0 {
+					continue
+				}
+				if due := b.CreatedAt.Add(ret); !now.Before(due) {
+					ex.Blobs = append(ex.Blobs, h)
+				} else if due.Before(next) {
+					next = due
+				}
+			}
+		})
+		slices.Sort(ex.Blobs)
+		if len(ex.Jobs) > 0 || len(ex.Blobs) > 0 {
+			if _, err := d.submit(ctx, raftfsm.Command{Type: raftfsm.CmdExpire, Expire: ex}); err != nil && ctx.Err() == nil {
+				n.log.Warn("retention", "err", err)
+				next = now.Add(time.Second)
+			} else {
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-n.cfg.Clock.After(next.Sub(now)):
+		}
+	}
+}
+
+// gcLoop (every node) deletes local blob copies the ledger no longer knows,
+// once they are older than gcGrace.
+func (n *Node) gcLoop() {
+	for {
+		_, ch := n.fsm.Watch()
+		n.collect()
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-ch:
+		case <-n.cfg.Clock.After(gcGrace):
+		}
+		// Coalesce bursts of ledger changes: collect at most every second.
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// collect runs one GC pass and returns how many copies it deleted.
+func (n *Node) collect() int {
+	infos, err := n.blobs.List()
+	if err != nil {
+		n.log.Warn("blob gc: list", "err", err)
+		return 0
+	}
+	now := n.cfg.Clock.Now()
+	var drop []blobs.Hash
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		for _, in := range infos {
+			if _, known := s.Blobs[string(in.Hash)]; !known && now.Sub(in.ModTime) >= gcGrace {
+				drop = append(drop, in.Hash)
+			}
+		}
+	})
+	for _, h := range drop {
+		if err := n.blobs.Delete(h); err != nil {
+			n.log.Warn("blob gc: delete", "hash", h, "err", err)
+			continue
+		}
+		n.log.Info("blob gc: deleted an unreferenced copy", "hash", h)
+	}
+	return len(drop)
+}
+
+func decodePeerError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return fmt.Errorf("node: peer answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+}

@@ -1,0 +1,281 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/ourci/ourci/blobs"
+	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// ErrNoHolder means no live node holds a blob the ledger knows.
+var ErrNoHolder = errors.New("node: no live node holds the blob")
+
+// blobJob is the job a blob request acts in: a task's own job, or the
+// ?job= a cluster-token caller names.
+func (n *Node) blobJob(r *http.Request, p Principal) (string, error) {
+	q := r.URL.Query().Get("job")
+	if p.Cluster {
+		return q, nil
+	}
+	var job string
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		if t := s.Tasks[p.Task]; t != nil {
+			job = t.Job
+		}
+	})
+	if q != "" && q != job {
+		return "", fmt.Errorf("a task token acts only in its own job %s", job)
+	}
+	return job, nil
+}
+
+// handleBlobPut stores the request body on this node under its SHA-256
+// and records this node as a holder (and the name, within the job).
+func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal) {
+	job, err := n.blobJob(r, p)
+	if err != nil {
+		writeError(w, http.StatusForbidden, api.CodeForbidden, err)
+		return
+	}
+	name := r.URL.Query().Get("name")
+	if name != "" {
+		if err := blobs.ValidName(name); err != nil {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
+			return
+		}
+		if job == "" {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("a blob name lives in a job: run inside a task, or give ?job="))
+			return
+		}
+	}
+	if job != "" {
+		var state raftfsm.JobState
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+			if j := s.Jobs[job]; j != nil {
+				state = j.State
+			}
+		})
+		switch state {
+		case "":
+			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("no job %s", job))
+			return
+		case raftfsm.JobClosed:
+			writeError(w, http.StatusConflict, api.CodeJobClosed, fmt.Errorf("job %s is closed: no more blobs for it", job))
+			return
+		}
+	}
+	var want blobs.Hash
+	if s := r.URL.Query().Get("sha256"); s != "" {
+		h, ok := blobs.ParseRef(s)
+		if !ok {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Errorf("sha256=%q is not a SHA-256", s))
+			return
+		}
+		want = h
+	}
+	h, size, err := n.blobs.Put(r.Body, want)
+	switch {
+	case errors.Is(err, blobs.ErrHashMismatch):
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
+		return
+	}
+	rep := api.Report{Kind: api.ReportBlobAdded, Node: n.cfg.Name, Hash: string(h), Size: size, Job: job, Name: name}
+	if err := n.applyReport(r.Context(), rep); err != nil {
+		writeLedgerError(w, unwrapRefusal(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, api.BlobInfo{SchemaVersion: api.SchemaVersion, Ref: h.Ref(), Size: size, Job: job, Name: name})
+}
+
+// unwrapRefusal returns the ledger error inside a refused report, for the
+// status code mapping.
+func unwrapRefusal(err error) error {
+	for _, e := range []error{raftfsm.ErrJobClosed, raftfsm.ErrNotFound, raftfsm.ErrConflict, raftfsm.ErrInvalid, raftfsm.ErrStaleAttempt} {
+		if errors.Is(err, e) {
+			return fmt.Errorf("%w: %w", e, err)
+		}
+	}
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Code == api.CodeJobClosed {
+		return fmt.Errorf("%w: %w", raftfsm.ErrJobClosed, err)
+	}
+	return err
+}
+
+// handleBlobGet serves a blob by hash or by name in the caller's job,
+// fetching it from a holder first if this node lacks it.
+func (n *Node) handleBlobGet(w http.ResponseWriter, r *http.Request, p Principal) {
+	n.serveBlobRef(w, r, p, r.PathValue("ref"))
+}
+
+// handleBlobURL serves GET /v1/blob/{token}/{ref...}: the task's BLOB_URL,
+// which carries its token in the path so a plain curl needs no flags.
+func (n *Node) handleBlobURL(w http.ResponseWriter, r *http.Request) {
+	r.Header.Set("Authorization", "Bearer "+r.PathValue("token"))
+	n.auth(func(w http.ResponseWriter, r *http.Request, p Principal) {
+		n.serveBlobRef(w, r, p, r.PathValue("ref"))
+	})(w, r)
+}
+
+func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, p Principal, ref string) {
+	job, err := n.blobJob(r, p)
+	if err != nil {
+		writeError(w, http.StatusForbidden, api.CodeForbidden, err)
+		return
+	}
+	h, name, err := n.resolveBlob(job, ref)
+	if err != nil {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, err)
+		return
+	}
+	// A copy found corrupt while serving is dropped (OnCorrupt reports it)
+	// and fetched again from a good holder: one retry.
+	for try := 0; ; try++ {
+		if err := n.ensureBlob(r.Context(), h); err != nil {
+			code := http.StatusBadGateway
+			if errors.Is(err, blobs.ErrNotFound) {
+				code = http.StatusNotFound
+			}
+			writeError(w, code, api.CodeNotFound, err)
+			return
+		}
+		err := n.blobs.TryServe(w, r, h, path.Base(name))
+		if err == nil {
+			return
+		}
+		if try == 1 || !(errors.Is(err, blobs.ErrCorrupt) || errors.Is(err, blobs.ErrNotFound)) {
+			writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
+			return
+		}
+	}
+}
+
+// resolveBlob turns a reference (sha256:<hex>, <hex>, or a name in job)
+// into a hash.
+func (n *Node) resolveBlob(job, ref string) (blobs.Hash, string, error) {
+	if h, ok := blobs.ParseRef(ref); ok {
+		return h, "", nil
+	}
+	if err := blobs.ValidName(ref); err != nil {
+		return "", "", err
+	}
+	if job == "" {
+		return "", "", fmt.Errorf("blob name %q: names live in a job; run inside a task or give ?job=", ref)
+	}
+	var h string
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		if j := s.Jobs[job]; j != nil {
+			h = j.Blobs[ref]
+		}
+	})
+	if h == "" {
+		return "", "", fmt.Errorf("%w: no blob named %q in job %s", blobs.ErrNotFound, ref, job)
+	}
+	return blobs.Hash(h), ref, nil
+}
+
+// ensureBlob makes sure this node holds a verified copy of h: a corrupt
+// local copy is dropped, a missing one fetched from a holder the ledger
+// names (live ones first), verified while streaming, and recorded.
+func (n *Node) ensureBlob(ctx context.Context, h blobs.Hash) error {
+	f, err := n.blobs.Open(h)
+	if err == nil {
+		f.Close()
+		return nil
+	}
+	if !errors.Is(err, blobs.ErrCorrupt) && !errors.Is(err, blobs.ErrNotFound) {
+		return err // a corrupt copy was deleted and reported (OnCorrupt): fetch anew
+	}
+	var holders []string
+	var size int64
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		if b := s.Blobs[string(h)]; b != nil {
+			holders, size = slices.Clone(b.Holders), b.Size
+		}
+	})
+	if holders == nil {
+		return fmt.Errorf("%w: the ledger knows no blob %s", blobs.ErrNotFound, h.Ref())
+	}
+	live := memberMap(n.gossip.Members())
+	slices.SortStableFunc(holders, func(a, b string) int {
+		_, la := live[a]
+		_, lb := live[b]
+		switch {
+		case la && !lb:
+			return -1
+		case lb && !la:
+			return 1
+		}
+		return 0
+	})
+	var errs []error
+	for _, holder := range holders {
+		if holder == n.cfg.Name {
+			continue
+		}
+		base, ok := n.memberURL(holder)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: not reachable", holder))
+			continue
+		}
+		url := strings.TrimRight(base, "/") + "/v1/internal/blobs/" + string(h)
+		got, err := n.blobs.Fetch(ctx, n.peerHTTP, url, h, n.peerAuth)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", holder, err))
+			continue
+		}
+		if got != size {
+			n.log.Warn("fetched blob size differs from the ledger's", "hash", h, "size", got, "ledger_size", size)
+		}
+		go n.reportAsync(api.Report{Kind: api.ReportBlobAdded, Node: n.cfg.Name, Hash: string(h), Size: got})
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %w", ErrNoHolder, h.Ref(), errors.Join(errs...))
+}
+
+func (n *Node) peerAuth(r *http.Request) {
+	r.Header.Set("Authorization", "Bearer "+n.cfg.Secret.ClusterToken())
+}
+
+// handleInternalBlob serves a local copy to a peer; it never fetches.
+func (n *Node) handleInternalBlob(w http.ResponseWriter, r *http.Request, p Principal) {
+	h, ok := blobs.ParseRef(r.PathValue("hash"))
+	if !ok {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("not a SHA-256"))
+		return
+	}
+	if !n.blobs.Has(h) {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("%s holds no copy of %s", n.cfg.Name, h.Ref()))
+		return
+	}
+	n.blobs.Serve(w, r, h, "")
+}
+
+// handlePull asks this node to fetch a blob (replication, from the leader).
+func (n *Node) handlePull(w http.ResponseWriter, r *http.Request, p Principal) {
+	h, ok := blobs.ParseRef(r.PathValue("hash"))
+	if !ok {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("not a SHA-256"))
+		return
+	}
+	if err := n.ensureBlob(r.Context(), h); err != nil {
+		writeError(w, http.StatusBadGateway, api.CodeNotFound, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "ref": h.Ref()})
+}
+
+// reportAsync delivers a report in the background, retrying.
+func (n *Node) reportAsync(rep api.Report) {
+	n.runner.report(rep)
+}

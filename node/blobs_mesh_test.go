@@ -1,0 +1,181 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ourci/ourci/blobs"
+	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/clock"
+	"github.com/ourci/ourci/node/executor"
+	"github.com/ourci/ourci/node/nodetest"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+func holders(n *node.Node, h string) []string {
+	var out []string
+	n.FSM().Read(func(s *raftfsm.State, _ uint64) {
+		if b := s.Blobs[h]; b != nil {
+			out = append(out, b.Holders...)
+		}
+	})
+	return out
+}
+
+func TestBlobsFetchReplicateAndCollect(t *testing.T) {
+	clk := clock.NewManual(time.Now())
+	const retention = 7 * 24 * time.Hour
+	m := nodetest.Start(t, 3, func(i int, c *node.Config) {
+		c.Clock, c.BlobRetention, c.BlobReplicas = clk, retention, 2
+		c.JobTimeout, c.TaskTimeout = 90*24*time.Hour, 90*24*time.Hour
+		c.Topics = []node.Topic{{Name: "build"}}
+		c.Executor = executor.NewFake()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	job, err := m.Client(0).Spawn(ctx, api.SpawnRequest{Topic: "build", Args: []string{"hold"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := bytes.Repeat([]byte("firmware "), 100_000)
+	sum := sha256.Sum256(content)
+	hash := hex.EncodeToString(sum[:])
+	info, err := m.Client(0).PutBlob(ctx, bytes.NewReader(content), url.Values{"name": {"fw.tar.gz"}, "job": {job.Job}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "sha256:" + hash; info.Ref != want || info.Size != int64(len(content)) {
+		t.Fatalf("put: got %s %d, want %s %d", info.Ref, info.Size, want, len(content))
+	}
+	loose, err := m.Client(1).PutBlob(ctx, bytes.NewReader([]byte("no job holds me")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Any node serves it by name in the job, fetching and verifying it first.
+	for i := range m.Nodes {
+		rc, err := m.Client(i).GetBlob(ctx, "fw.tar.gz", job.Job)
+		if err != nil {
+			t.Fatalf("get through node %d: %v", i, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("get through node %d: got %d bytes (%v), want %d identical bytes", i, len(got), err, len(content))
+		}
+	}
+	m.WaitFor(10*time.Second, "every node recorded as a holder", func() (bool, string) {
+		hs := holders(m.Nodes[0], hash)
+		return len(hs) == 3, fmt.Sprintf("holders %v", hs)
+	})
+	looseHash := loose.Ref[len("sha256:"):]
+	m.WaitFor(10*time.Second, "the loose blob replicated to a second node", func() (bool, string) {
+		hs := holders(m.Nodes[0], looseHash)
+		return len(hs) >= 2, fmt.Sprintf("holders %v", hs)
+	})
+
+	// An open job keeps its blob past retention; the loose one goes.
+	clk.Advance(retention + time.Hour)
+	m.WaitFor(20*time.Second, "the loose blob forgotten and deleted everywhere", func() (bool, string) {
+		for i, n := range m.Nodes {
+			if hs := holders(n, looseHash); len(hs) > 0 {
+				return false, fmt.Sprintf("node %d's ledger still lists holders %v", i, hs)
+			}
+			if n.BlobStore().Has(blobs.Hash(looseHash)) {
+				return false, fmt.Sprintf("node %d still has a copy", i)
+			}
+		}
+		return true, ""
+	})
+	for i, n := range m.Nodes {
+		if !n.BlobStore().Has(blobs.Hash(hash)) {
+			t.Fatalf("node %d: the open job's blob is gone, want it kept", i)
+		}
+	}
+
+	// Closed: kept for the retention period, then collected.
+	if _, err := m.Client(0).Cancel(ctx, job.Job); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(retention - time.Hour)
+	m.WaitFor(5*time.Second, "the cancel applied everywhere", func() (bool, string) {
+		d, err := m.Client(2).Job(ctx, job.Job, 0, 0)
+		return err == nil && d.Job.State == raftfsm.JobClosed, fmt.Sprint(err)
+	})
+	if hs := holders(m.Nodes[1], hash); len(hs) != 3 {
+		t.Fatalf("before retention ran out: got holders %v, want all 3", hs)
+	}
+	rc, err := m.Client(1).GetBlob(ctx, "fw.tar.gz", job.Job)
+	if err != nil {
+		t.Fatalf("name before retention ran out: %v", err)
+	}
+	rc.Close()
+	clk.Advance(2 * time.Hour)
+	m.WaitFor(20*time.Second, "the closed job's blob collected everywhere", func() (bool, string) {
+		for i, n := range m.Nodes {
+			if n.BlobStore().Has(blobs.Hash(hash)) || len(holders(n, hash)) > 0 {
+				return false, fmt.Sprintf("node %d still holds it", i)
+			}
+		}
+		return true, ""
+	})
+	if _, err := m.Client(1).GetBlob(ctx, "fw.tar.gz", job.Job); !api.IsCode(err, api.CodeNotFound) {
+		t.Errorf("name after retention: got %v, want not_found", err)
+	}
+}
+
+func TestCorruptCopyIsRefetched(t *testing.T) {
+	m := nodetest.Start(t, 2, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	content := bytes.Repeat([]byte{0xAB}, 1<<20)
+	info, err := m.Client(0).PutBlob(ctx, bytes.NewReader(content), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := blobs.ParseRef(info.Ref)
+	m.WaitFor(10*time.Second, "the blob replicated to node1", func() (bool, string) {
+		return m.Nodes[1].BlobStore().Has(h), "node1 lacks it"
+	})
+	// Damage node1's copy on disk behind its back: a fresh store on the
+	// same directory has a cold verification cache.
+	corruptOnDisk(t, m.Nodes[1].BlobStore(), h)
+	rc, err := m.Client(1).GetBlob(ctx, info.Ref, "")
+	if err != nil {
+		t.Fatalf("get after corruption: %v", err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("get after corruption: got %d bytes (%v), want the %d good ones", len(got), err, len(content))
+	}
+}
+
+// corruptOnDisk flips a byte of a stored copy and moves its mtime, so the
+// store's verification cache no longer vouches for it.
+func corruptOnDisk(t *testing.T, s *blobs.Store, h blobs.Hash) {
+	t.Helper()
+	p := filepath.Join(s.Dir(), "sha256", string(h)[:2], string(h))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("corrupt: %v", err)
+	}
+	b[len(b)/2] ^= 0xFF
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+}
