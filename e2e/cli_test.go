@@ -32,6 +32,9 @@ type memberView struct {
 	Used   int      `json:"used"`
 	Raft   string   `json:"raft"`
 	Leader bool     `json:"leader"`
+	Alive  bool     `json:"alive"`
+	Blobs  int64    `json:"blobs"`      // blobs the ledger says it holds
+	Bytes  int64    `json:"blob_bytes"` // their total size
 }
 
 func (v meshView) member(name string) (memberView, bool) {

@@ -212,7 +212,8 @@ func (m *mesh) run(t *testing.T, args ...string) result {
 }
 
 // runOn runs `ourci-node CMD --node URL --secret-file F ARGS...` against node
-// i, where args is CMD ARGS..., with a 30s timeout.
+// i, where args is CMD ARGS..., with a 30s timeout. CMD is one word, or two
+// for blob (blob put, blob get).
 func (m *mesh) runOn(t *testing.T, i int, args ...string) result {
 	t.Helper()
 	return m.runTimeout(t, i, 30*time.Second, args...)
@@ -221,7 +222,11 @@ func (m *mesh) runOn(t *testing.T, i int, args ...string) result {
 // runTimeout is runOn with a given timeout; running past it fails the test.
 func (m *mesh) runTimeout(t *testing.T, i int, timeout time.Duration, args ...string) result {
 	t.Helper()
-	full := append([]string{args[0], "--node", m.nodes[i].url, "--secret-file", m.secretFile}, args[1:]...)
+	verb := 1
+	if args[0] == "blob" && len(args) > 1 {
+		verb = 2
+	}
+	full := append(append(args[:verb:verb], "--node", m.nodes[i].url, "--secret-file", m.secretFile), args[verb:]...)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, full...)

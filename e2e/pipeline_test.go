@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,6 +67,11 @@ func TestSeedPipeline(t *testing.T) {
 			t.Errorf("%s: state %q exit_code %s, want passed and 0 (%v)", l, tv.State, tv.exit(), tv)
 		}
 		isTest := strings.HasPrefix(l, "test ")
+		if variant, ok := strings.CutPrefix(l, "test "); ok {
+			if got, want := strings.Join(tv.Args, " "), handOffArgs(variant); got != want {
+				t.Errorf("%s: args %q, want %q", l, got, want)
+			}
+		}
 		switch {
 		case isTest && (tv.Topic != testTopic || tv.Node != "node3"):
 			t.Errorf("%s: topic %q node %q, want %s on node3", l, tv.Topic, tv.Node, testTopic)
@@ -77,15 +83,10 @@ func TestSeedPipeline(t *testing.T) {
 		t.Errorf("job status %q, want passed: %v", v.Job.Status, v)
 	}
 
-	// The test tasks' logs hold the agent's output, which names its args.
+	// The test tasks' logs hold the agent's output, which names its args, and
+	// the test driver's verdict on the firmware it fetched from the blobs.
 	for _, variant := range []string{"esp8266", "esp8266-ota"} {
-		tv := byLabel["test "+variant]
-		line := "esp8266_agent: args: " + variant + " "
-		waitFor(t, 30*time.Second, func() (bool, string) {
-			r := m.runOn(t, 1, "logs", tv.ID)
-			return r.code == 0 && strings.Contains(r.stdout, line),
-				"logs " + tv.ID + " on node2 should contain " + line + ": " + r.String()
-		})
+		checkHandOffLog(t, m, 1, byLabel["test "+variant], variant)
 	}
 
 	// The text form of the job's status lists every task.
@@ -100,11 +101,40 @@ func TestSeedPipeline(t *testing.T) {
 	}
 }
 
+// handOffArgs is the args of the hardware test of an esp8266 VARIANT: the job's
+// blob names of its firmware and of the test driver.
+func handOffArgs(variant string) string {
+	return "fw-" + variant + ".tar.gz test-driver-" + variant + ".sh"
+}
+
+// checkHandOffLog waits until the log of hardware test tv, read through node
+// i, shows that the agent got the blob names, fetched the driver, and that
+// the driver fetched the firmware of variant and verified it.
+func checkHandOffLog(t *testing.T, m *mesh, i int, tv taskView, variant string) {
+	t.Helper()
+	lines := []string{
+		"esp8266_agent: args: " + handOffArgs(variant) + "\n",
+		"esp8266_test_driver: the board runs: firmware " + variant + " OTA=",
+		"esp8266_test_driver: PASS " + variant + ": firmware verified",
+		"esp8266_agent: test script exited 0",
+	}
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		r := m.runOn(t, i, "logs", tv.ID)
+		for _, line := range lines {
+			if r.code != 0 || !strings.Contains(r.stdout, line) {
+				return false, fmt.Sprintf("logs %s on %s should contain %q: %v", tv.ID, m.nodes[i].spec.Name, line, r)
+			}
+		}
+		return true, ""
+	})
+}
+
 // seedLabel names a task of the example pipeline by its topic and args:
-// all, v7, ..., esp8266-ota for builds, "test VARIANT" for hardware tests.
+// all, v7, ..., esp8266-ota for builds, "test VARIANT" for hardware tests
+// (whose first arg is the firmware's blob name, fw-VARIANT.tar.gz).
 func seedLabel(ci string, tv taskView) string {
 	if tv.Topic == testTopic && len(tv.Args) > 0 {
-		return "test " + tv.Args[0]
+		return "test " + strings.TrimSuffix(strings.TrimPrefix(tv.Args[0], "fw-"), ".tar.gz")
 	}
 	if len(tv.Args) != 1 {
 		return "?" + strings.Join(tv.Args, " ")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -98,7 +99,10 @@ func (n *Node) askPull(ctx context.Context, member, hash string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/blobs/"+hash+"/pull", nil)
+	// The puller must know the blob first: it waits for its replica to reach
+	// the leader's index before it looks up the holders.
+	u := base + "/v1/internal/blobs/" + hash + "/pull?index=" + strconv.FormatUint(n.fsm.Index(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return err
 	}

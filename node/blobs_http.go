@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ourci/ourci/blobs"
 	"github.com/ourci/ourci/node/api"
@@ -267,6 +269,9 @@ func (n *Node) handlePull(w http.ResponseWriter, r *http.Request, p Principal) {
 	if !ok {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("not a SHA-256"))
 		return
+	}
+	if idx, err := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64); err == nil {
+		n.waitIndex(r.Context(), idx, 10*time.Second)
 	}
 	if err := n.ensureBlob(r.Context(), h); err != nil {
 		writeError(w, http.StatusBadGateway, api.CodeNotFound, err)

@@ -23,6 +23,7 @@ func TestWriteTo(t *testing.T) {
 		"example/ci/fw.sh",
 		"example/ci/fw/posix.sh",
 		"example/ci/fw/esp8266.sh",
+		"example/ci/fw/esp8266_test_driver.sh",
 		"example/agents/esp8266_agent.sh",
 	}
 	for _, rel := range want {

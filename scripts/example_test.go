@@ -13,9 +13,46 @@ import (
 // "id|parent|topic|image|args|exit" to LEDGER. Tasks on ourci/test/esp-12e run
 // through AGENT; others as host commands (one arg: sh -c). Scripts run under
 // the shell SH (except the shell form's own #!/bin/sh). @NAME@ are filled in.
+//
+// Blobs: `blob put [--name NAME] [--] FILE` copies FILE to BLOBS/<hex> (and to
+// BLOBS/NAME) and prints sha256:<hex>; `blob get [-o FILE] [--] REF` copies it
+// back. Tasks get BLOB_URL=file://BLOBS, which curl reads like the node's URL.
 const fakeNode = `#!/bin/sh
 set -eu
-STATE=@STATE@ LEDGER=@LEDGER@ AGENT=@AGENT@ FAKE_PATH=@PATH@ SH=@SH@
+STATE=@STATE@ LEDGER=@LEDGER@ AGENT=@AGENT@ FAKE_PATH=@PATH@ SH=@SH@ BLOBS=@BLOBS@
+if [ "$1" = blob ]; then
+	verb=$2 name= out=-
+	shift 2
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--name) name=$2; shift 2 ;;
+		-o) out=$2; shift 2 ;;
+		--) shift; break ;;
+		-*) echo "fake blob: unknown flag $1" >&2; exit 2 ;;
+		*) break ;;
+		esac
+	done
+	[ $# -eq 1 ] || { echo "fake blob: want one FILE or REF: $*" >&2; exit 2; }
+	case $verb in
+	put)
+		[ -f "$1" ] || { echo "fake blob put: no file $1" >&2; exit 7; }
+		hex=$(sha256sum <"$1" | cut -d' ' -f1)
+		cp "$1" "$BLOBS/$hex"
+		if [ -n "$name" ]; then
+			mkdir -p "$(dirname "$BLOBS/$name")"
+			cp "$1" "$BLOBS/$name"
+		fi
+		echo "sha256:$hex"
+		;;
+	get)
+		src=$BLOBS/${1#sha256:}
+		[ -f "$src" ] || { echo "fake blob get: no blob $1" >&2; exit 5; }
+		if [ "$out" = - ]; then cat "$src"; else cp "$src" "$out"; fi
+		;;
+	*) exit 64 ;;
+	esac
+	exit 0
+fi
 [ "$1" = spawn ] || exit 64
 shift
 topic= image= envs=
@@ -34,11 +71,11 @@ id=t$((n + 1))
 ws=$(mktemp -d)
 set +e
 if [ "$topic" = ourci/test/esp-12e ]; then
-	(cd "$ws" && env -i PATH="$FAKE_PATH" OURCI_TASK=$id $envs "$SH" "$AGENT" "$@") >"$STATE/$id" 2>&1
+	(cd "$ws" && env -i PATH="$FAKE_PATH" OURCI_TASK=$id BLOB_URL="file://$BLOBS" $envs "$SH" "$AGENT" "$@") >"$STATE/$id" 2>&1
 elif [ $# -eq 1 ]; then
-	(cd "$ws" && env -i PATH="$FAKE_PATH" OURCI_TASK=$id $envs "$SH" -c "$1") >"$STATE/$id" 2>&1
+	(cd "$ws" && env -i PATH="$FAKE_PATH" OURCI_TASK=$id BLOB_URL="file://$BLOBS" $envs "$SH" -c "$1") >"$STATE/$id" 2>&1
 else
-	(cd "$ws" && env -i PATH="$FAKE_PATH" OURCI_TASK=$id $envs "$SH" "$@") >"$STATE/$id" 2>&1
+	(cd "$ws" && env -i PATH="$FAKE_PATH" OURCI_TASK=$id BLOB_URL="file://$BLOBS" $envs "$SH" "$@") >"$STATE/$id" 2>&1
 fi
 rc=$?
 printf '%s|%s|%s|%s|%s|%s\n' "$id" "${OURCI_TASK:-}" "$topic" "$image" "$*" "$rc" >>"$LEDGER"
@@ -57,12 +94,14 @@ func TestExamplePipeline(t *testing.T) {
 			bin := filepath.Join(dir, "bin")
 			os.Mkdir(bin, 0o755)
 			os.Mkdir(filepath.Join(dir, "state"), 0o755)
+			blobs := filepath.Join(dir, "blobs")
+			os.Mkdir(blobs, 0o755)
 			// Every script runs under the shell being tested.
 			ledger := filepath.Join(dir, "ledger")
 			ci := filepath.Join(dir, "s", "example", "ci")
 			path := bin + ":/usr/bin:/bin"
 			fake := strings.NewReplacer("#!/bin/sh", "#!"+sh, "@SH@", sh, "@STATE@", filepath.Join(dir, "state"),
-				"@LEDGER@", ledger, "@PATH@", path,
+				"@LEDGER@", ledger, "@PATH@", path, "@BLOBS@", blobs,
 				"@AGENT@", filepath.Join(dir, "s", "example", "agents", "esp8266_agent.sh")).Replace(fakeNode)
 			writeExec(t, filepath.Join(bin, "ourci-node"), fake)
 			cmd := exec.Command(filepath.Join(bin, "ourci-node"), "spawn", "-t", "ourci/build/docker",
@@ -102,14 +141,46 @@ func TestExamplePipeline(t *testing.T) {
 			if len(tasks) != len(want) || len(seen) != len(want) {
 				t.Errorf("got %d tasks (%v), want the %d of the seed's tree\n%s", len(tasks), labels, len(want), data)
 			}
+
+			// The hand-off: each esp8266 build uploaded its firmware and the
+			// driver under names, and its test fetched both and verified it.
+			driver, _ := os.ReadFile(filepath.Join(ci, "fw", "esp8266_test_driver.sh"))
+			for id, f := range tasks {
+				variant, ok := strings.CutPrefix(labels[id], "test ")
+				if !ok {
+					continue
+				}
+				if want := "fw-" + variant + ".tar.gz test-driver-" + variant + ".sh"; f[4] != want {
+					t.Errorf("task %s (%s): args %q, want %q", id, labels[id], f[4], want)
+				}
+				out, _ := os.ReadFile(filepath.Join(dir, "state", id))
+				for _, line := range []string{
+					"esp8266_agent: args: " + f[4] + "\n",
+					"esp8266_test_driver: the board runs: firmware " + variant + " OTA=",
+					"esp8266_test_driver: PASS " + variant + ": firmware verified",
+				} {
+					if !strings.Contains(string(out), line) {
+						t.Errorf("task %s (%s): output lacks %q:\n%s", id, labels[id], line, out)
+					}
+				}
+				got, err := os.ReadFile(filepath.Join(blobs, "test-driver-"+variant+".sh"))
+				if err != nil || string(got) != string(driver) {
+					t.Errorf("blob test-driver-%s.sh: %v; want the driver's bytes", variant, err)
+				}
+				if _, err := os.Stat(filepath.Join(blobs, "fw-"+variant+".tar.gz")); err != nil {
+					t.Errorf("blob fw-%s.tar.gz: %v", variant, err)
+				}
+			}
 		})
 	}
 }
 
-// exampleLabel names an example task by its topic and args.
+// exampleLabel names an example task by its topic and args; a hardware test
+// "test VARIANT" after its first arg fw-VARIANT.tar.gz.
 func exampleLabel(ci, topic, args string) string {
 	if topic == "ourci/test/esp-12e" {
-		return "test " + strings.Fields(args)[0]
+		fw, _, _ := strings.Cut(args, " ")
+		return "test " + strings.TrimSuffix(strings.TrimPrefix(fw, "fw-"), ".tar.gz")
 	}
 	switch args {
 	case "OTA=1 " + ci + "/fw/esp8266.sh":

@@ -16,7 +16,8 @@
 #                    (task environments are not inherited, so a pipeline uses this
 #                    to hand settings such as BASE_SDK down its tree).
 #   OURCI_TOKEN, OURCI_NODE, OURCI_SECRET_FILE: read by ourci-node itself; inside a
-#                    task they make the new task a child of the current one.
+#                    task they make the new task a child of the current one, and
+#                    scope blob names to the task's job.
 
 # spawn_task -t TOPIC IMAGE ARGS...
 #
@@ -60,6 +61,69 @@ spawn_task() {
 	else
 		_ourci_rc=$?
 		echo "spawn_task: spawning on topic '$_ourci_topic' failed (exit $_ourci_rc)" >&2
+		return "$_ourci_rc"
+	fi
+}
+
+# blob_upload FILE [NAME]
+#
+#   Stores FILE in the blob store of the node (content-addressed: the blob is
+#   named by its SHA-256) and prints its reference, sha256:<hex>, on stdout.
+#   With NAME (the seed's "blob_upload fw.tar.gz ${FW_BLOB}"), NAME also refers
+#   to the blob within the current job, so that a later task of the job can
+#   fetch it with `curl "${BLOB_URL}/NAME"` or blob_download NAME. An empty NAME
+#   means none. A name is 1..200 bytes of [A-Za-z0-9._/-], with no "." or ".."
+#   element and no leading "/".
+#   Returns 2 on a usage error, and the status of ourci-node blob put (non-zero,
+#   with a message on stderr naming FILE) when the upload failed.
+#   Runs: $OURCI_BIN blob put [--name NAME] -- FILE
+blob_upload() {
+	if [ "$#" -lt 1 ] || [ "$#" -gt 2 ] || [ -z "$1" ]; then
+		echo "blob_upload: usage: blob_upload FILE [NAME]" >&2
+		return 2
+	fi
+	_ourci_file=$1
+	if [ -n "${2:-}" ]; then
+		set -- --name "$2" -- "$1"
+	else
+		set -- -- "$1"
+	fi
+	if _ourci_ref=$("${OURCI_BIN:-ourci-node}" blob put "$@"); then
+		printf '%s\n' "$_ourci_ref"
+		return 0
+	else
+		_ourci_rc=$?
+		echo "blob_upload: uploading '$_ourci_file' failed (exit $_ourci_rc)" >&2
+		return "$_ourci_rc"
+	fi
+}
+
+# blob_download REF [FILE]
+#
+#   Fetches the blob REF into FILE (replaced atomically; "-" writes it to
+#   stdout). REF is sha256:<hex>, <hex>, or a name given by blob_upload in the
+#   current job. FILE defaults to the last path element of REF ("fw/fw.tar.gz"
+#   gives fw.tar.gz). The node fetches a blob it lacks from a node holding it and
+#   verifies its hash. Prints nothing on success.
+#   Returns 2 on a usage error, and the status of ourci-node blob get (non-zero,
+#   with a message on stderr naming REF) when the download failed; 5 means no
+#   such blob.
+#   Runs: $OURCI_BIN blob get -o FILE -- REF
+blob_download() {
+	if [ "$#" -lt 1 ] || [ "$#" -gt 2 ] || [ -z "$1" ]; then
+		echo "blob_download: usage: blob_download REF [FILE]" >&2
+		return 2
+	fi
+	_ourci_out=${2:-${1##*/}}
+	if [ -z "$_ourci_out" ]; then
+		echo "blob_download: '$1' has no last path element to name the file after: give FILE" >&2
+		return 2
+	fi
+	if "${OURCI_BIN:-ourci-node}" blob get -o "$_ourci_out" -- "$1"; then
+		return 0
+	else
+		_ourci_rc=$?
+		echo "blob_download: downloading '$1' to '$_ourci_out' failed (exit $_ourci_rc)" >&2
 		return "$_ourci_rc"
 	fi
 }

@@ -32,6 +32,8 @@ func runJoin(args []string) int {
 		taskTimeout = fs.Duration("task-timeout", 30*time.Minute, "default task timeout for topics without their own")
 		attempts    = fs.Int("max-attempts", 3, "attempts of a task whose nodes die before it is lost")
 		grace       = fs.Duration("grace", 10*time.Second, "SIGTERM to SIGKILL grace when a task is stopped")
+		replicas    = fs.Int("blob-replicas", 2, "live nodes that should hold each blob")
+		retention   = fs.Duration("blob-retention", 7*24*time.Hour, "how long a closed job's blobs and names stay")
 		wan         = fs.Bool("wan", false, "WAN timings for Raft and gossip (slow or lossy links)")
 		verbose     = fs.Bool("v", false, "debug logging")
 		peers       listFlag
@@ -65,6 +67,7 @@ func runJoin(args []string) int {
 		Name: *name, DataDir: *dataDir, Bind: *bind, Raft: *raftAddr, HTTP: *httpAddr, Advertise: *advertise,
 		Peers: peers, Slots: *slots, JobTimeout: *jobTimeout, TaskTimeout: *taskTimeout,
 		MaxAttempts: *attempts, Grace: *grace, Logger: logger,
+		BlobReplicas: *replicas, BlobRetention: *retention,
 	}
 	if *wan {
 		cfg.RaftTiming, cfg.GossipProfile = raftfsm.WAN, gossip.WAN

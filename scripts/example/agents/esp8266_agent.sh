@@ -1,26 +1,25 @@
 #!/bin/sh
-# agents/esp8266_agent.sh: the hardware-test agent of the example, run by a node
-# started with --topic ourci/test/esp-12e=/path/to/esp8266_agent.sh as
-#     esp8266_agent.sh VARIANT CHECKSUM
-# It "flashes" the firmware VARIANT onto the board and "tests" it: the check is
-# that VARIANT is an esp8266 firmware and CHECKSUM a number; exits with its status.
+# agents/esp8266_agent.sh: the hardware-test agent of the example (the seed's
+# agent B, ourci_esp8266_agent.sh), run by a node started with
+#     --topic ourci/test/esp-12e=/path/to/esp8266_agent.sh
+# as
+#     esp8266_agent.sh FW_BLOB SCRIPT_BLOB
+# It fetches the test script SCRIPT_BLOB from the job's blobs with a plain curl
+# of ${BLOB_URL} (no git checkout, no credentials), and runs it with FW_BLOB;
+# exits with the script's status. Needs only sh and curl (the script itself,
+# the example's test driver, needs gzip and tar too).
 set -eu
 echo "esp8266_agent: args: $*"
-variant=${1:-}
-sum=${2:-}
-echo "esp8266_agent: flashing $variant onto esp-12e on ${OURCI_NODE_NAME:-?} (job ${OURCI_JOB:-?})"
-echo "esp8266_agent: testing $variant (firmware cksum $sum)"
-case $variant in
-esp8266 | esp8266-ota) ;;
-*)
-	echo "esp8266_agent: FAIL: unknown variant '$variant'"
-	exit 1
-	;;
-esac
-case $sum in
-'' | *[!0-9]*)
-	echo "esp8266_agent: FAIL: bad checksum '$sum'"
-	exit 1
-	;;
-esac
-echo "esp8266_agent: PASS $variant"
+if [ "$#" -ne 2 ]; then
+	echo "esp8266_agent: FAIL: want 2 args, FW_BLOB SCRIPT_BLOB"
+	exit 2
+fi
+: "${BLOB_URL:?is not set: run me as an OurCI agent}"
+echo "esp8266_agent: on ${OURCI_NODE_NAME:-?} (job ${OURCI_JOB:-?}): fetching test script $2"
+curl -fsS "${BLOB_URL}/${2}" >test_script.sh
+chmod +x test_script.sh
+echo "esp8266_agent: running test script $2 $1"
+rc=0
+./test_script.sh "${1}" || rc=$?
+echo "esp8266_agent: test script exited $rc"
+exit "$rc"

@@ -1,0 +1,290 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkBlobTransfer moves a 1 GiB blob from one real node to another
+// (the receiver fetches it over HTTP, verifies its SHA-256 while streaming,
+// fsyncs and stores it) and, in the same run, measures the floor beneath:
+// a plain loopback TCP copy of the same bytes from the same file, and this
+// machine's SHA-256 speed. It prints both nodes' peak RSS.
+//
+//	go test -run '^$' -bench BlobTransfer -benchtime 1x ./e2e/
+//
+// OURCI_BENCH_BLOB_MIB changes the size (default 1024).
+func BenchmarkBlobTransfer(b *testing.B) {
+	size := int64(1024) << 20
+	if v, err := strconv.Atoi(os.Getenv("OURCI_BENCH_BLOB_MIB")); err == nil && v > 0 {
+		size = int64(v) << 20
+	}
+	dir := b.TempDir()
+	file := filepath.Join(dir, "blob.bin")
+	sum := writeRandomFile(b, file, size)
+
+	secret := filepath.Join(dir, "secret")
+	out, err := exec.Command(binPath, "keygen").Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(secret, out, 0o600)
+	a := startBenchNode(b, dir, "a", secret, "")
+	peer := startBenchNode(b, dir, "b", secret, a.gossip)
+	waitMembers(b, peer.http, secret, 2)
+
+	put := time.Now()
+	cli(b, a.http, secret, "blob", "put", file)
+	putDur := time.Since(put)
+
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if i > 0 {
+			b.Fatal("run with -benchtime 1x: one transfer per run")
+		}
+		b.StartTimer()
+		start := time.Now()
+		pull(b, peer.http, secret, sum)
+		pullDur := time.Since(start)
+		b.StopTimer()
+
+		tcpDur := loopbackCopy(b, file)
+		diskDur := diskCopy(b, file, filepath.Join(dir, "copy.bin"))
+		hashDur := hashSpeed(b, file)
+		mib := float64(size) / (1 << 20)
+		rate := func(d time.Duration) float64 { return mib / d.Seconds() }
+		b.ReportMetric(rate(pullDur), "node-MiB/s")
+		b.ReportMetric(rate(tcpDur), "tcp-MiB/s")
+		b.ReportMetric(rate(diskDur), "disk-MiB/s")
+		b.ReportMetric(rate(hashDur), "sha256-MiB/s")
+		fmt.Printf("\nblob transfer, %.0f MiB, %s\n", mib, time.Now().Format(time.RFC3339))
+		fmt.Printf("%-44s %10s %10s\n", "measure", "MiB/s", "seconds")
+		fmt.Printf("%-44s %10.0f %10.2f\n", "put into node a (hash + fsync + rename)", rate(putDur), putDur.Seconds())
+		fmt.Printf("%-44s %10.0f %10.2f\n", "node a -> node b (fetch, verify, fsync)", rate(pullDur), pullDur.Seconds())
+		fmt.Printf("%-44s %10.0f %10.2f\n", "loopback TCP copy of the same file", rate(tcpDur), tcpDur.Seconds())
+		fmt.Printf("%-44s %10.0f %10.2f\n", "copy of the same file to disk + fsync", rate(diskDur), diskDur.Seconds())
+		fmt.Printf("%-44s %10.0f %10.2f\n", "sha256 of the same file (one core)", rate(hashDur), hashDur.Seconds())
+		fmt.Printf("node-to-node / loopback TCP: %.2f   / disk copy: %.2f   / sha256: %.2f\n",
+			tcpDur.Seconds()/pullDur.Seconds(), diskDur.Seconds()/pullDur.Seconds(), hashDur.Seconds()/pullDur.Seconds())
+		fmt.Printf("peak RSS: node a %s, node b %s\n", peakRSS(a.cmd.Process.Pid), peakRSS(peer.cmd.Process.Pid))
+	}
+}
+
+type benchNode struct {
+	cmd          *exec.Cmd
+	gossip, http string
+}
+
+func startBenchNode(b *testing.B, dir, name, secret, peer string) *benchNode {
+	b.Helper()
+	g, h := freePort(b), freePort(b)
+	r := freePort(b)
+	args := []string{"join", "--name", name, "--data-dir", filepath.Join(dir, name),
+		"--bind", "127.0.0.1:" + g, "--raft", "127.0.0.1:" + r, "--http", "127.0.0.1:" + h,
+		"--secret-file", secret, "--blob-replicas", "1"}
+	if peer != "" {
+		args = append(args, "--peer", peer)
+	}
+	cmd := exec.Command(binPath, args...)
+	logf, _ := os.Create(filepath.Join(dir, name+".log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+	})
+	return &benchNode{cmd: cmd, gossip: "127.0.0.1:" + g, http: "http://127.0.0.1:" + h}
+}
+
+func freePort(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+func cli(b *testing.B, node, secret string, args ...string) string {
+	b.Helper()
+	full := append(args, "--node", node, "--secret-file", secret)
+	out, err := exec.Command(binPath, full...).CombinedOutput()
+	if err != nil {
+		b.Fatalf("ourci-node %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func waitMembers(b *testing.B, node, secret string, n int) {
+	b.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := exec.Command(binPath, "status", "--json", "--node", node, "--secret-file", secret).Output()
+		if err == nil && strings.Count(string(out), `"raft_addr"`) == n && !strings.Contains(string(out), `"leader": ""`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("mesh of %d did not form: %v %s", n, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// pull asks node to fetch the blob from its holder and waits until stored.
+func pull(b *testing.B, node, secretFile, hash string) {
+	b.Helper()
+	tok := clusterToken(b, secretFile)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, node+"/v1/internal/blobs/"+hash+"/pull", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("pull: %s: %s", resp.Status, body)
+	}
+}
+
+// clusterToken derives the cluster token the way the CLI does, through the
+// binary itself (the test does not import the daemon).
+func clusterToken(b *testing.B, secretFile string) string {
+	b.Helper()
+	out, err := exec.Command(binPath, "token", "--secret-file", secretFile).Output()
+	if err != nil {
+		b.Fatalf("ourci-node token: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writeRandomFile(b *testing.B, path string, size int64) string {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	rng := rand.NewChaCha8([32]byte{1, 2, 3})
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	if _, err := io.CopyN(w, rng, size); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// loopbackCopy sends the file over a loopback TCP connection to a reader
+// that discards it: the transport floor for a node-to-node copy.
+func loopbackCopy(b *testing.B, path string) time.Duration {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(io.Discard, c)
+		c.Close()
+		done <- err
+	}()
+	start := time.Now()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = io.Copy(c, f)
+	f.Close()
+	c.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// diskCopy copies the file to dst and fsyncs it: the storage floor under
+// every blob write.
+func diskCopy(b *testing.B, src, dst string) time.Duration {
+	b.Helper()
+	defer os.Remove(dst)
+	start := time.Now()
+	in, err := os.Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.CopyBuffer(out, in, make([]byte, 1<<20)); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	out.Close()
+	return time.Since(start)
+}
+
+func hashSpeed(b *testing.B, path string) time.Duration {
+	b.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	start := time.Now()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// peakRSS reads a process's high-water resident set size.
+func peakRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
