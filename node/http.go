@@ -113,12 +113,35 @@ func (n *Node) leaderOnly(h handler) handler {
 			return
 		}
 		target, err := n.leaderURL(r.Context(), 5*time.Second)
-		if err != nil || target == n.httpURL {
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, errNoLeader)
+			return
+		}
+		if target == n.httpURL {
+			// This node won the election while the request waited: its
+			// leader loops are starting. Handle the request here.
+			if n.waitDispatcher(r.Context(), 2*time.Second) {
+				r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+				h(&indexWriter{ResponseWriter: w, n: n}, r, p)
+				return
+			}
 			writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, errNoLeader)
 			return
 		}
 		n.proxy(w, r, target)
 	}
+}
+
+// waitDispatcher waits until this node's leader loops run, or max passed.
+func (n *Node) waitDispatcher(ctx context.Context, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	for n.currentDispatcher() == nil {
+		if time.Now().After(deadline) || ctx.Err() != nil || !n.IsLeader() {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }
 
 // proxy relays r to another node's API, the caller's token included.
@@ -183,7 +206,7 @@ func (n *Node) waitIndex(ctx context.Context, idx uint64, max time.Duration) {
 }
 
 func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "node": n.cfg.Name, "ok": true})
+	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "node": n.cfg.Name, "ok": true, "index": n.fsm.Index()})
 }
 
 func (n *Node) handleSpawn(w http.ResponseWriter, r *http.Request, p Principal) {

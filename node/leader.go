@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -71,26 +73,37 @@ func (n *Node) currentDispatcher() *dispatcher {
 	return n.dispatcher
 }
 
-// membershipLoop adds every live gossip member to Raft: voters up to
-// maxVoters, then non-voters; it promotes non-voters while voters are few.
+// membershipLoop adds every live gossip member to Raft as a non-voter and
+// promotes non-voters to voters, up to maxVoters, once their replica has
+// caught up: a voter with an empty log would count towards the quorum
+// before it could vote for anything, and stall commits while it catches up.
 func (n *Node) membershipLoop(ctx context.Context) {
 	for {
 		ch := n.gossip.Watch()
-		n.reconcileRaft()
+		wait := 10 * time.Second
+		if n.reconcileRaft(ctx) {
+			wait = 200 * time.Millisecond // a promotion is pending
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
-		case <-time.After(10 * time.Second):
+		case <-time.After(wait):
 		}
 	}
 }
 
-func (n *Node) reconcileRaft() {
+// promoteLag is how far behind the leader's applied index a non-voter may
+// be and still be promoted.
+const promoteLag = 64
+
+// reconcileRaft brings the Raft configuration in line with gossip and
+// reports whether a member still waits for promotion.
+func (n *Node) reconcileRaft(ctx context.Context) (pending bool) {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		n.log.Warn("node: raft configuration", "err", err)
-		return
+		return false
 	}
 	known := map[raft.ServerID]raft.Server{}
 	voters := 0
@@ -101,31 +114,54 @@ func (n *Node) reconcileRaft() {
 		}
 	}
 	for _, m := range n.gossip.Members() {
-		id := raft.ServerID(m.Name)
-		addr := raft.ServerAddress(m.Meta.Raft)
+		id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Meta.Raft)
 		s, ok := known[id]
+		var err error
 		switch {
-		case ok && s.Address == addr && (s.Suffrage == raft.Voter || voters >= maxVoters):
-			continue
-		case (!ok || s.Suffrage != raft.Voter) && voters < maxVoters:
-			voters++
-			n.log.Info("adding raft voter", "member", m.Name, "addr", addr)
-			if err := n.raft.AddVoter(id, addr, 0, 5*time.Second).Error(); err != nil {
-				n.log.Warn("node: add voter", "member", m.Name, "err", err)
-			}
+		case ok && s.Address != addr && s.Suffrage == raft.Voter:
+			n.log.Info("raft voter moved", "member", m.Name, "addr", addr)
+			err = n.raft.AddVoter(id, addr, 0, 5*time.Second).Error()
 		case !ok || s.Address != addr:
 			n.log.Info("adding raft non-voter", "member", m.Name, "addr", addr)
-			var err error
-			if ok && s.Suffrage == raft.Voter {
-				err = n.raft.AddVoter(id, addr, 0, 5*time.Second).Error()
-			} else {
-				err = n.raft.AddNonvoter(id, addr, 0, 5*time.Second).Error()
+			err = n.raft.AddNonvoter(id, addr, 0, 5*time.Second).Error()
+			pending = pending || voters < maxVoters
+		case s.Suffrage != raft.Voter && voters < maxVoters:
+			if !n.caughtUp(ctx, m.Meta.HTTP) {
+				pending = true
+				continue
 			}
-			if err != nil {
-				n.log.Warn("node: add member", "member", m.Name, "err", err)
-			}
+			n.log.Info("promoting raft non-voter to voter", "member", m.Name)
+			voters++
+			err = n.raft.AddVoter(id, addr, 0, 5*time.Second).Error()
+		}
+		if err != nil {
+			n.log.Warn("node: raft membership", "member", m.Name, "err", err)
 		}
 	}
+	return pending
+}
+
+// caughtUp reports whether the member at httpAddr has applied the ledger
+// to within promoteLag of this (leader) node.
+func (n *Node) caughtUp(ctx context.Context, httpAddr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/v1/health", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := n.peerHTTP.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Index uint64 `json:"index"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&h) != nil {
+		return false
+	}
+	return h.Index+promoteLag >= n.fsm.Index()
 }
 
 // kickLoop asks the dispatcher to assign queued tasks whenever the ledger

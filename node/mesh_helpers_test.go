@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"strings"
 	"testing"
@@ -24,6 +25,15 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// startMesh starts n nodes (host executor unless configure sets one) and
+// waits until Raft has settled on all of them.
+func startMesh(t *testing.T, n int, configure nodetest.Configure) *nodetest.Mesh {
+	t.Helper()
+	m := nodetest.Start(t, n, configure)
+	m.WaitRaft(waitLong)
+	return m
+}
+
 // startFakes starts n nodes, each with its own fake executor; configure
 // (may be nil) adjusts node i further.
 func startFakes(t *testing.T, n int, configure nodetest.Configure) (*nodetest.Mesh, []*executor.Fake) {
@@ -32,7 +42,7 @@ func startFakes(t *testing.T, n int, configure nodetest.Configure) (*nodetest.Me
 	for i := range fakes {
 		fakes[i] = executor.NewFake()
 	}
-	m := nodetest.Start(t, n, func(i int, c *node.Config) {
+	m := startMesh(t, n, func(i int, c *node.Config) {
 		c.Executor = fakes[i]
 		if configure != nil {
 			configure(i, c)
@@ -40,6 +50,11 @@ func startFakes(t *testing.T, n int, configure nodetest.Configure) (*nodetest.Me
 	})
 	return m, fakes
 }
+
+// key is a fresh idempotency key. With one, the client retries a spawn
+// through a change of leader; without, a 503 is final. The CLI always
+// sends one.
+func key() string { return rand.Text() }
 
 // topics returns the Topics of a config subscribing names (host commands).
 func topics(names ...string) []node.Topic {
@@ -83,7 +98,7 @@ func procOf(t *testing.T, fakes []*executor.Fake, task string) (*executor.FakePr
 // spawn opens a new job through c and returns the response.
 func spawn(t *testing.T, c *api.Client, topic string, args ...string) api.SpawnResponse {
 	t.Helper()
-	r, err := c.Spawn(testCtx(t), api.SpawnRequest{Topic: topic, Args: args})
+	r, err := c.Spawn(testCtx(t), api.SpawnRequest{Topic: topic, Args: args, Key: key()})
 	if err != nil {
 		t.Fatalf("spawn on %s %q: %v", topic, args, err)
 	}

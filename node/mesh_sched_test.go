@@ -5,7 +5,6 @@ import (
 
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
-	"github.com/ourci/ourci/node/nodetest"
 )
 
 // TestTopicsAndSlotsHonoured checks that tasks go only to subscribers of
@@ -102,7 +101,7 @@ func TestTopicsAndSlotsHonoured(t *testing.T) {
 // serves waits with a clear reason and runs once a subscriber joins.
 func TestQueuedUntilSubscriberJoins(t *testing.T) {
 	const topic = "ourci/test/esp-12e"
-	m := nodetest.Start(t, 2, nil)
+	m := startMesh(t, 2, nil)
 	ctx := testCtx(t)
 	c := m.Client(0)
 

@@ -54,6 +54,7 @@ func Start(t testing.TB, n int, configure Configure) *Mesh {
 		}
 		return true, ""
 	})
+	m.WaitRaft(30 * time.Second)
 	return m
 }
 
@@ -239,5 +240,40 @@ func (c *Clock) WaitArmed(t testing.TB, timeout, d time.Duration) {
 	now := c.Now()
 	WaitFor(t, timeout, fmt.Sprintf("a %s timer on the test clock", d), func() (bool, string) {
 		return c.Armed(d, now) > 0, "none armed yet"
+	})
+}
+
+// WaitRaft waits until every node's Raft configuration holds every node of
+// the mesh (as voter or non-voter) and all nodes name the same leader.
+// Start returns as soon as gossip is complete, while the leader may still
+// be adding voters (and, on a loaded machine, losing its quorum for a
+// moment); a test that wants a settled mesh waits for this too.
+func (m *Mesh) WaitRaft(timeout time.Duration) {
+	m.t.Helper()
+	m.WaitFor(timeout, "every node in every Raft configuration, voters promoted, one leader", func() (bool, string) {
+		leader := ""
+		for _, nd := range m.Nodes {
+			st := nd.Status()
+			if st.Leader == "" || (leader != "" && st.Leader != leader) {
+				return false, fmt.Sprintf("%s sees leader %q (others %q)", nd.Name(), st.Leader, leader)
+			}
+			leader = st.Leader
+			if len(st.Members) != len(m.Nodes) {
+				return false, fmt.Sprintf("%s sees %d members", nd.Name(), len(st.Members))
+			}
+			voters := 0
+			for _, mb := range st.Members {
+				if mb.Raft != "voter" && mb.Raft != "nonvoter" {
+					return false, fmt.Sprintf("%s sees %s with raft role %q", nd.Name(), mb.Name, mb.Raft)
+				}
+				if mb.Raft == "voter" {
+					voters++
+				}
+			}
+			if want := min(len(m.Nodes), 5); voters != want {
+				return false, fmt.Sprintf("%s sees %d voters, want %d", nd.Name(), voters, want)
+			}
+		}
+		return true, ""
 	})
 }

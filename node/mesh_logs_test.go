@@ -1,0 +1,102 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ourci/ourci/node"
+)
+
+// TestLogsFollowFromAnyNode checks that a node that does not run a task
+// relays its log as it is written and ends the stream when the task ends.
+func TestLogsFollowFromAnyNode(t *testing.T) {
+	m := startMesh(t, 2, func(i int, c *node.Config) {
+		if i == 0 {
+			c.Topics = topics("t") // node0 runs the task; node1 relays
+		}
+	})
+	flag := filepath.Join(t.TempDir(), "go-on")
+	script := fmt.Sprintf("echo one; while [ ! -f %s ]; do sleep 0.05; done; echo two", flag)
+	r := spawn(t, m.Client(0), "t", "sh", "-c", script)
+
+	ctx, cancel := context.WithTimeout(t.Context(), waitLong)
+	defer cancel()
+	m.WaitFor(waitLong, "node1's replica to hold the job", func() (bool, string) {
+		_, err := m.Client(1).Job(ctx, r.Job, 0, 0)
+		return err == nil, fmt.Sprint(err)
+	})
+	rc, err := m.Client(1).Log(ctx, r.Task, true)
+	if err != nil {
+		t.Fatalf("follow the log through node1: %v", err)
+	}
+	defer rc.Close()
+	s := &stream{done: make(chan struct{})}
+	go s.read(rc)
+	defer func() { cancel(); <-s.done }()
+
+	m.WaitFor(waitLong, `the line "one" through node1`, func() (bool, string) {
+		return s.has("one"), fmt.Sprintf("got %q", s.text())
+	})
+	if s.has("two") || closed(s.done) {
+		t.Fatalf("before the flag file: got %q (ended %v), want only up to \"one\" and the stream open", s.text(), closed(s.done))
+	}
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.WaitFor(waitLong, `the line "two" and the end of the stream`, func() (bool, string) {
+		return s.has("two") && closed(s.done), fmt.Sprintf("got %q, ended %v", s.text(), closed(s.done))
+	})
+	if err := s.error(); !errors.Is(err, io.EOF) {
+		t.Errorf("end of the followed log: got %v, want EOF", err)
+	}
+	checkJob(t, m.WaitJob(1, r.Job, waitLong), "closed", "passed", "")
+}
+
+// stream collects what a reader yields, for the test goroutine to poll.
+type stream struct {
+	mu   sync.Mutex
+	buf  strings.Builder
+	err  error
+	done chan struct{}
+}
+
+func (s *stream) read(r io.Reader) {
+	defer close(s.done)
+	b := make([]byte, 4096)
+	for {
+		k, err := r.Read(b)
+		s.mu.Lock()
+		s.buf.Write(b[:k])
+		s.err = err
+		s.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *stream) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func (s *stream) error() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// has reports whether a whole line equal to line has arrived (the node's
+// own notes quote the script, so a substring would not do).
+func (s *stream) has(line string) bool {
+	return slices.Contains(strings.Split(s.text(), "\n"), line)
+}
