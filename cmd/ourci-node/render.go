@@ -63,7 +63,7 @@ func jobDuration(j api.JobView) string {
 	if end.IsZero() {
 		end = time.Now()
 	}
-	return end.Sub(j.CreatedAt).Round(10 * time.Millisecond).String()
+	return end.Sub(j.CreatedAt).Round(time.Millisecond).String()
 }
 
 // renderJob draws a job's task tree, indented by parent.
