@@ -28,6 +28,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/health", n.handleHealth)
 	mux.HandleFunc("POST /v1/spawn", n.auth(n.leaderOnly(n.handleSpawn)))
 	mux.HandleFunc("GET /v1/status", n.auth(n.handleStatus))
+	mux.HandleFunc("GET /v1/ledger", n.auth(n.clusterOnly(n.handleLedger)))
 	mux.HandleFunc("GET /v1/jobs/{id}", n.auth(n.handleJob))
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.auth(n.clusterOnly(n.leaderOnly(n.handleCancel))))
 	mux.HandleFunc("GET /v1/tasks/{id}/log", n.auth(n.handleLog))

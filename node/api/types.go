@@ -215,3 +215,14 @@ func NewTaskView(t *raftfsm.Task) TaskView {
 	}
 	return v
 }
+
+// Ledger identifies a replica's state: replicas at the same index must have
+// the same hash.
+type Ledger struct {
+	SchemaVersion int    `json:"schema_version"`
+	Node          string `json:"node"`
+	Index         uint64 `json:"index"`
+	Hash          string `json:"hash"` // hex SHA-256 of the canonical snapshot stream
+	Jobs          int    `json:"jobs"`
+	Tasks         int    `json:"tasks"`
+}
