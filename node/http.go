@@ -29,6 +29,8 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/spawn", n.auth(n.leaderOnly(n.handleSpawn)))
 	mux.HandleFunc("GET /v1/status", n.auth(n.handleStatus))
 	mux.HandleFunc("GET /v1/ledger", n.auth(n.clusterOnly(n.handleLedger)))
+	mux.HandleFunc("POST /v1/drain", n.auth(n.clusterOnly(n.handleDrain)))
+	mux.HandleFunc("POST /v1/internal/leave", n.auth(n.clusterOnly(n.leaderOnly(n.handleLeave))))
 	mux.HandleFunc("GET /v1/jobs/{id}", n.auth(n.handleJob))
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.auth(n.clusterOnly(n.leaderOnly(n.handleCancel))))
 	mux.HandleFunc("GET /v1/tasks/{id}/log", n.auth(n.handleLog))

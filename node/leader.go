@@ -115,6 +115,9 @@ func (n *Node) reconcileRaft(ctx context.Context) (pending bool) {
 		}
 	}
 	for _, m := range n.gossip.Members() {
+		if m.Meta.Draining {
+			continue // leaving: not added, not promoted
+		}
 		id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Meta.Raft)
 		s, ok := known[id]
 		var err error

@@ -46,7 +46,9 @@ type Node struct {
 	offerMu sync.Mutex  // serialises SetOffer
 	meta    gossip.Meta // what this node gossips; guarded by offerMu
 
-	started time.Time
+	started  time.Time
+	done     chan struct{} // closed when the node shut itself down (drain)
+	doneOnce sync.Once
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -68,7 +70,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM(), started: time.Now()}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM(), started: time.Now(), done: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {

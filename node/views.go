@@ -43,7 +43,7 @@ func (n *Node) Status() api.Status {
 			mv := api.Member{
 				Name: m.Name, Addr: m.Addr, HTTP: m.Meta.HTTP, RaftAd: m.Meta.Raft, Topics: m.Meta.Topics,
 				Slots: m.Meta.Slots, Used: s.Load(m.Name), Raft: suffrage[m.Name], Leader: m.Name == st.Leader, Alive: true,
-				Blobs: usage[m.Name][0], Bytes: usage[m.Name][1],
+				Blobs: usage[m.Name][0], Bytes: usage[m.Name][1], Draining: m.Meta.Draining,
 			}
 			if mv.Raft == "" {
 				mv.Raft = "none"

@@ -111,7 +111,12 @@ func runJoin(args []string) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	<-ctx.Done()
+	select {
+	case <-n.Done():
+		logger.Info("drained: this node left the mesh")
+		return exitOK
+	case <-ctx.Done():
+	}
 	logger.Info("shutting down: handing running tasks back to the mesh")
 	if err := n.Close(); err != nil {
 		logger.Warn("shutdown", "err", err)

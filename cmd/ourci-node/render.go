@@ -27,6 +27,9 @@ func renderStatus(w io.Writer, st api.Status) {
 		if !m.Alive {
 			name += " (not seen by gossip)"
 		}
+		if m.Draining {
+			name += " (draining)"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d (%s)\t%s\t%s\n", name, m.Raft, m.Used, m.Slots, m.Blobs, humanBytes(m.Bytes), strings.Join(m.Topics, " "), m.HTTP)
 	}
 	tw.Flush()

@@ -285,3 +285,13 @@ func (c *Client) doRaw(req *http.Request) (*http.Response, error) {
 	}
 	return resp, nil
 }
+
+// Drain asks the node to leave the mesh gracefully; it answers once its
+// running tasks ended and it left the Raft group. It returns the node's name.
+func (c *Client) Drain(ctx context.Context) (string, error) {
+	var out struct {
+		Node string `json:"node"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/drain", struct{}{}, &out, false)
+	return out.Node, err
+}

@@ -100,18 +100,19 @@ type Status struct {
 
 // Member is one node of the mesh.
 type Member struct {
-	Name   string   `json:"name"`
-	Addr   string   `json:"addr"` // gossip
-	HTTP   string   `json:"http"`
-	RaftAd string   `json:"raft_addr"`
-	Topics []string `json:"topics"`
-	Slots  int      `json:"slots"`
-	Used   int      `json:"used"`
-	Raft   string   `json:"raft"` // voter, nonvoter or none
-	Leader bool     `json:"leader"`
-	Alive  bool     `json:"alive"`
-	Blobs  int64    `json:"blobs"`      // blobs the ledger says it holds
-	Bytes  int64    `json:"blob_bytes"` // their total size
+	Name     string   `json:"name"`
+	Addr     string   `json:"addr"` // gossip
+	HTTP     string   `json:"http"`
+	RaftAd   string   `json:"raft_addr"`
+	Topics   []string `json:"topics"`
+	Slots    int      `json:"slots"`
+	Used     int      `json:"used"`
+	Raft     string   `json:"raft"` // voter, nonvoter or none
+	Leader   bool     `json:"leader"`
+	Alive    bool     `json:"alive"`
+	Draining bool     `json:"draining,omitempty"` // takes no new tasks; leaves once its running ones end
+	Blobs    int64    `json:"blobs"`              // blobs the ledger says it holds
+	Bytes    int64    `json:"blob_bytes"`         // their total size
 }
 
 // Topic sums up who serves a topic.

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// Drain takes this node out of the mesh gracefully: it gossips that it
+// takes no new tasks, lets its running tasks finish, hands leadership over
+// if it leads, has the leader remove it from Raft (a live non-voter is then
+// promoted in its place), leaves gossip and shuts down. Done() is closed
+// when it has.
+func (n *Node) Drain(ctx context.Context) error {
+	if err := n.setDraining(); err != nil {
+		return err
+	}
+	n.log.Info("draining: no new tasks; waiting for running ones")
+	for {
+		_, ch := n.fsm.Watch()
+		load := 0
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) { load = s.Load(n.cfg.Name) })
+		if load == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node: drain: %d tasks still running: %w", load, ctx.Err())
+		case <-ch:
+		}
+	}
+	if n.IsLeader() {
+		n.log.Info("draining: handing leadership over")
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			return fmt.Errorf("node: drain: leadership transfer: %w", err)
+		}
+	}
+	base, err := n.leaderURL(ctx, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("node: drain: %w", err)
+	}
+	if err := n.askLeave(ctx, base); err != nil {
+		return fmt.Errorf("node: drain: leaving raft: %w", err)
+	}
+	n.log.Info("drained: left the Raft group; leaving the mesh")
+	go func() {
+		n.Close()
+		n.doneOnce.Do(func() { close(n.done) })
+	}()
+	return nil
+}
+
+// Done is closed once the node shut itself down (after a drain).
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+func (n *Node) setDraining() error {
+	n.offerMu.Lock()
+	defer n.offerMu.Unlock()
+	m := n.meta
+	m.Draining = true
+	if err := n.gossip.SetMeta(m); err != nil {
+		return err
+	}
+	n.meta = m
+	return nil
+}
+
+func (n *Node) askLeave(ctx context.Context, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/leave?member="+n.cfg.Name, nil)
+	if err != nil {
+		return err
+	}
+	n.peerAuth(req)
+	resp, err := n.peerHTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodePeerError(resp)
+	}
+	return nil
+}
+
+// handleDrain drains this node; the answer comes once it has left Raft.
+func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request, p Principal) {
+	if err := n.Drain(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, api.CodeInternal, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "node": n.cfg.Name, "drained": true})
+}
+
+// handleLeave (leader) removes a draining member from the Raft group.
+func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request, p Principal) {
+	member := r.URL.Query().Get("member")
+	if member == "" {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("leave: which member?"))
+		return
+	}
+	if member == n.cfg.Name {
+		writeError(w, http.StatusConflict, api.CodeConflict, errors.New("leave: the leader cannot remove itself; transfer leadership first"))
+		return
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(member), 0, 10*time.Second).Error(); err != nil {
+		writeLedgerError(w, err)
+		return
+	}
+	n.log.Info("removed a drained member from raft", "member", member)
+	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "removed": member})
+}
