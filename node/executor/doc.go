@@ -3,8 +3,10 @@
 //
 // A task attempt is described by a [Spec]: the task's ARGS, an optional agent
 // script, the complete environment, a working directory and a writer for the
-// combined output. [Host] starts it on this machine and returns a [Process];
-// [Fake] is a scripted stand-in for tests of the code that drives executors.
+// combined output (and, for Docker, an image and container labels). [Host]
+// starts it on this machine and [Docker] in a container of the image it
+// names; both return a [Process]. [Fake] is a scripted stand-in for tests of
+// the code that drives executors.
 //
 // # How Host runs a Spec
 //
@@ -40,9 +42,9 @@
 //
 // # Concurrency
 //
-// Host and Fake are safe for concurrent use. All methods of a Process (Wait,
-// Stop, Destroy) may be called from any number of goroutines, any number of
-// times, before or after the process exits: every Wait returns the same
+// Host, Docker and Fake are safe for concurrent use. All methods of a
+// Process (Wait, Stop, Destroy) may be called from any number of goroutines,
+// any number of times, before or after the process exits: every Wait returns the same
 // result, Stop returns at once (the escalation to SIGKILL runs in the
 // background) and only its first call has an effect, and Destroy kills the
 // group if needed and blocks until Wait's result is known. Cancelling the
@@ -53,4 +55,76 @@
 // waiting itself failed, never for a non-zero exit.
 //
 // Host needs Linux.
+//
+// # How Docker runs a Spec
+//
+// [Docker] runs every attempt in a fresh container of Spec.Image through the
+// Docker Engine API (any engine from API 1.30 on; the client negotiates the
+// version). Its lifecycle:
+//
+//  1. The image must be on the node. If it is not, Start fails with an error
+//     naming the image and the node, unless Docker.Pull allows pulling it,
+//     in which case the pull's progress goes to Spec.Output. Nothing is
+//     pulled by default.
+//  2. The container is created. Its command is the whole entrypoint, so the
+//     image's ENTRYPOINT and CMD never run: one ARG is the shell form
+//     (/bin/sh -c ARGS[0]), several the exec form (ARGS as they are; a
+//     command the image lacks ends the attempt with 127, as in a shell,
+//     rather than failing Start). Spec.Script is refused: agent scripts run
+//     on the host. The workspace (Spec.Dir) is bind-mounted read-write at the
+//     same path and is the working directory; every path in Docker.Binds is
+//     bind-mounted read-only at the same path, so the ourci-node binary and
+//     scripts keep their host paths. The environment is exactly Spec.Env
+//     except PATH, which is rebuilt: the directories of the Binds that are
+//     files, then DockerPath. The task runs as Docker.User, by default the
+//     node's own uid:gid, so files it leaves in the workspace belong to the
+//     node, which removes them. The container is labelled with Spec.Labels
+//     (the caller's job, task, attempt) and ourci.node=Docker.Node.
+//  3. Start attaches to stdout and stderr and registers the wait for the
+//     next exit before it starts the container, so no output and no exit can
+//     be missed. One goroutine demultiplexes both streams into Spec.Output,
+//     live, with the same failure handling as Host.
+//  4. Wait returns the container's exit code once its output is copied (at
+//     most 2s after the exit). A process killed by signal N reports 128+N.
+//  5. Stop asks the engine to stop the container: SIGTERM, then SIGKILL after
+//     Spec.Grace rounded up to whole seconds. The container runs an init
+//     (docker-init, i.e. tini) as PID 1 that reaps zombies and, set up with
+//     TINI_KILL_PROCESS_GROUP=1, forwards the SIGTERM to the task's whole
+//     process group, as Host signals its group; when the task's main
+//     process exits, the container ends and every process left in it is
+//     killed. Cancelling Start's context is the same as Stop.
+//  6. Destroy force-removes the container (killing it if it still runs) and
+//     its anonymous volumes. Containers are never auto-removed: the exit
+//     code is read first. [Docker.Sweep] removes every container labelled
+//     with the node's name, the leftovers of a node that crashed; a node
+//     runs it when it starts, before it starts tasks.
+//
+// # What the Docker defaults stop
+//
+//   - Not privileged, and no Docker socket mounted: a task cannot reach the
+//     engine, hence cannot start a privileged container or mount the host.
+//   - All capabilities dropped except CHOWN, DAC_OVERRIDE, FOWNER, SETUID,
+//     SETGID and KILL, which root-run builds need for ordinary file handling
+//     and for dropping privileges (see dockerCaps for each). Gone are, among
+//     others, SYS_ADMIN (mount, namespaces), NET_RAW and NET_ADMIN (raw
+//     packets, changing the host's network, which the container shares),
+//     SYS_PTRACE, SYS_MODULE, SYS_TIME, MKNOD and AUDIT_WRITE. When the task
+//     runs as a non-root user, as it does for a non-root node, it has no
+//     capabilities in effect at all.
+//   - no-new-privileges: setuid and file-capability binaries in the image
+//     cannot give the task more than it started with.
+//   - A pids limit (DefaultPids unless Docker.Pids says otherwise) stops a
+//     fork bomb; Docker.Memory (memory plus swap) and Docker.NanoCPUs bound
+//     what one task takes from the others on the node.
+//
+// # Network
+//
+// Containers share the host's network (Docker.Network "" means "host"), so
+// a task reaches its own node's API on 127.0.0.1, exactly as a host task
+// does: ourci-node, spawn_task, blob_upload and blob_download work
+// unchanged, with no more access than the task's token gives, and BLOB_URL
+// and OURCI_NODE need no rewriting. A bridge network would isolate the
+// task's ports from the host's, but would need the node's API to listen on
+// an address the bridge can reach and the task's URLs to be rewritten; set
+// Docker.Network to use one anyway.
 package executor

@@ -13,6 +13,10 @@ type Spec struct {
 	Dir    string        // working directory (exists; created by the caller)
 	Output io.Writer     // stdout and stderr combined, written as produced; nil discards
 	Grace  time.Duration // SIGTERM → SIGKILL grace on Stop; 0 means DefaultGrace
+
+	// Used by Docker only (Host ignores them):
+	Image  string            // the image the task names; required by Docker
+	Labels map[string]string // put on the container (job, task, attempt), beside ourci.node
 }
 
 // Process is one started attempt.
