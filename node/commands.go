@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/checkout"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -152,4 +154,41 @@ func ledgerRefusal(err error) bool {
 		}
 	}
 	return false
+}
+
+// resolveSource pins a new job's source to one commit before the job is
+// opened, so every task of the job builds the same code: a branch (or
+// HEAD) is resolved on the repository now, by the leader.
+func (n *Node) resolveSource(ctx context.Context, src raftfsm.Source) (raftfsm.Source, error) {
+	if strings.HasPrefix(src.Repo, "-") {
+		return src, fmt.Errorf("spawn: repository %q", src.Repo)
+	}
+	rev := cmp.Or(src.SHA, src.Branch, "HEAD")
+	if isSHA(rev) {
+		src.SHA = rev
+		return src, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sha, err := checkout.Resolve(ctx, "", src.Repo, rev)
+	if err != nil {
+		return src, fmt.Errorf("spawn: %w", err)
+	}
+	if src.Branch == "" && rev != "HEAD" {
+		src.Branch = rev // --rev named a branch or tag
+	}
+	src.SHA = sha
+	return src, nil
+}
+
+func isSHA(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

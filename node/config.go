@@ -21,6 +21,13 @@ type Topic struct {
 	// Agent is the agent script run as `Agent ARGS...`; "" runs the task's
 	// ARGS as a host command.
 	Agent string
+	// Docker runs each task in the Docker image it names (`--topic T=docker`).
+	Docker bool
+	// Container limits and policy for Docker topics.
+	Memory  int64   // bytes; 0: no limit
+	CPUs    float64 // 0: no limit
+	Pull    bool    // may pull a missing image (off: a missing image fails the task)
+	Network string  // container network mode; "": host, so tasks reach their node on 127.0.0.1
 	// Timeout is the default task timeout for the topic; 0 means the node's.
 	Timeout time.Duration
 }
@@ -54,7 +61,8 @@ type Config struct {
 
 	Clock  clock.Clock
 	Logger *slog.Logger
-	// Executor runs tasks; nil means the host executor.
+	// Executor runs every topic's tasks (tests); nil means the host
+	// executor, or Docker for Docker topics.
 	Executor Executor
 	// Binary is the ourci-node executable whose directory leads tasks' PATH.
 	Binary string
@@ -131,9 +139,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Executor == nil {
-		c.Executor = hostExecutor{}
-	}
 	return c, nil
 }
 
@@ -147,8 +152,11 @@ func validateTopics(topics []Topic) error {
 			return fmt.Errorf("%w: topic %q given twice", ErrConfig, t.Name)
 		}
 		seen[t.Name] = true
-		if t.Agent == "docker" {
-			return fmt.Errorf("%w: topic %q: the docker executor is not available in this build; give an agent script or no executor", ErrConfig, t.Name)
+		if t.Docker && t.Agent != "" {
+			return fmt.Errorf("%w: topic %q: a topic runs tasks in Docker or through an agent script, not both", ErrConfig, t.Name)
+		}
+		if !t.Docker && (t.Memory != 0 || t.CPUs != 0 || t.Pull || t.Network != "") {
+			return fmt.Errorf("%w: topic %q: container limits apply only to Docker topics (--topic %s=docker)", ErrConfig, t.Name, t.Name)
 		}
 	}
 	return nil

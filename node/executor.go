@@ -13,6 +13,4 @@ type Executor interface {
 	Start(ctx context.Context, s executor.Spec) (executor.Process, error)
 }
 
-type hostExecutor = executor.Host
-
 func defaultSlots() int { return runtime.NumCPU() }

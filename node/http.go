@@ -217,6 +217,14 @@ func (n *Node) handleSpawn(w http.ResponseWriter, r *http.Request, p Principal) 
 	if !decodeBody(w, r, &req) {
 		return
 	}
+	if p.Cluster && req.Source.Repo != "" {
+		src, err := n.resolveSource(r.Context(), req.Source)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
+			return
+		}
+		req.Source = src
+	}
 	c, err := n.spawnCommand(req, p)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)

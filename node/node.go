@@ -21,6 +21,8 @@ import (
 	"github.com/ourci/ourci/blobs"
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/checkout"
+	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -41,7 +43,11 @@ type Node struct {
 	logs     *logStore
 	blobs    *blobs.Store
 	peerHTTP *http.Client // node-to-node calls (blob fetches, pulls)
+	mirrors  *checkout.Mirrors
 	offer    atomic.Pointer[offer]
+
+	dockerMu sync.Mutex
+	dockers  map[string]*executor.Docker // per Docker topic, made on first use
 
 	offerMu sync.Mutex  // serialises SetOffer
 	meta    gossip.Meta // what this node gossips; guarded by offerMu
@@ -70,7 +76,10 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM(), started: time.Now(), done: make(chan struct{})}
+	n := &Node{
+		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM(), started: time.Now(),
+		done: make(chan struct{}), dockers: map[string]*executor.Docker{},
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -137,6 +146,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 
 	n.logs = newLogStore(filepath.Join(cfg.DataDir, "logs"))
+	n.mirrors = &checkout.Mirrors{Dir: filepath.Join(cfg.DataDir, "git")}
 	n.blobs, err = blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		return nil, err
@@ -159,6 +169,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.leadershipLoop)
 	n.goFunc(n.runner.loop)
 	n.goFunc(n.gcLoop)
+	n.goFunc(func() { n.sweepContainers(n.ctx) })
 	n.log.Info("node up", "gossip", n.gossip.Addr(), "raft", raftAdv.String(), "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
 	return n, nil
 }

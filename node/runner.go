@@ -169,12 +169,26 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	if timeout == 0 {
 		timeout = n.cfg.TaskTimeout
 	}
-	spec := executor.Spec{
+	spec, err := taskSpec(t, topic, executor.Spec{
 		Args: t.Args, Script: topic.Agent, Env: r.env(t, job, workdir), Dir: workdir,
 		Output: out, Grace: n.cfg.Grace,
+	})
+	if err != nil {
+		out.Note("%v", err)
+		r.finish(a, raftfsm.TaskFailed, nil, err.Error())
+		return
 	}
-	out.Note("task %s attempt %d on %s: %s", t.ID, t.Attempt, n.cfg.Name, describe(topic, t.Args))
-	proc, err := n.cfg.Executor.Start(a.ctx, spec)
+	if src := job.Source; src.Repo != "" && src.SHA != "" {
+		start := time.Now()
+		if err := n.mirrors.Checkout(a.ctx, src.Repo, src.SHA, src.Branch, workdir); err != nil {
+			out.Note("%v", err)
+			r.finish(a, raftfsm.TaskFailed, nil, err.Error())
+			return
+		}
+		out.Note("checked out %s at %s in %s", src.Repo, src.SHA, time.Since(start).Round(time.Millisecond))
+	}
+	out.Note("task %s attempt %d on %s: %s", t.ID, t.Attempt, n.cfg.Name, describe(topic, t))
+	proc, err := n.executorFor(topic).Start(a.ctx, spec)
 	if err != nil {
 		out.Note("could not start: %v", err)
 		log.Warn("task could not start", "err", err)
@@ -234,11 +248,14 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	}
 }
 
-func describe(t Topic, args []string) string {
-	if t.Agent != "" {
-		return fmt.Sprintf("agent %s %q", t.Agent, args)
+func describe(tp Topic, t *raftfsm.Task) string {
+	switch {
+	case tp.Docker:
+		return fmt.Sprintf("image %s, command %q", t.Image, t.Args)
+	case tp.Agent != "":
+		return fmt.Sprintf("agent %s %q", tp.Agent, t.Args)
 	}
-	return fmt.Sprintf("host command %q", args)
+	return fmt.Sprintf("host command %q", t.Args)
 }
 
 func (r *runner) finish(a *attempt, st raftfsm.TaskState, code *int, msg string) {

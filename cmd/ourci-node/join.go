@@ -43,6 +43,11 @@ func runJoin(args []string) int {
 	fs.Var(&peers, "peer", "gossip address of any member to join (repeatable; env OURCI_PEERS, comma-separated)")
 	fs.Var(&topics, "topic", "TOPIC[=AGENT_SCRIPT] to subscribe to (repeatable; env OURCI_TOPICS, comma-separated)")
 	fs.Var(&topicTO, "topic-timeout", "TOPIC=DURATION: default task timeout for one topic (repeatable)")
+	var topicMem, topicCPUs, topicPull, topicNet listFlag
+	fs.Var(&topicMem, "topic-memory", "TOPIC=SIZE: memory limit of a Docker topic's containers, e.g. 2g (repeatable)")
+	fs.Var(&topicCPUs, "topic-cpus", "TOPIC=N: CPU limit of a Docker topic's containers, e.g. 1.5 (repeatable)")
+	fs.Var(&topicPull, "topic-pull", "TOPIC: let a Docker topic pull missing images (default: a missing image fails the task) (repeatable)")
+	fs.Var(&topicNet, "topic-network", "TOPIC=MODE: container network of a Docker topic (default host, so tasks reach this node on 127.0.0.1) (repeatable)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage
@@ -84,7 +89,12 @@ func runJoin(args []string) int {
 	}
 	for _, s := range topics {
 		t, agent, _ := strings.Cut(s, "=")
-		if agent != "" && agent != "docker" {
+		tp := node.Topic{Name: t, Timeout: timeouts[t]}
+		switch agent {
+		case "":
+		case "docker":
+			tp.Docker = true
+		default:
 			if abs, err := filepath.Abs(agent); err == nil {
 				agent = abs
 			}
@@ -92,8 +102,13 @@ func runJoin(args []string) int {
 				fmt.Fprintf(os.Stderr, "ourci-node join: --topic %s: agent script: %v\n", t, err)
 				return exitUsage
 			}
+			tp.Agent = agent
 		}
-		cfg.Topics = append(cfg.Topics, node.Topic{Name: t, Agent: agent, Timeout: timeouts[t]})
+		cfg.Topics = append(cfg.Topics, tp)
+	}
+	if err := dockerLimits(cfg.Topics, topicMem, topicCPUs, topicPull, topicNet); err != nil {
+		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
+		return exitUsage
 	}
 	cfg.Secret, err = joinSecret(*secretFile, *dataDir, len(peers) == 0, logger)
 	if err != nil {
@@ -163,4 +178,70 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// dockerLimits applies the --topic-memory/-cpus/-pull/-network flags.
+func dockerLimits(topics []node.Topic, mem, cpus, pull, network []string) error {
+	find := func(flag, name string) (*node.Topic, error) {
+		for i := range topics {
+			if topics[i].Name == name {
+				return &topics[i], nil
+			}
+		}
+		return nil, fmt.Errorf("--%s %s: no --topic %s", flag, name, name)
+	}
+	for _, s := range mem {
+		name, v, _ := strings.Cut(s, "=")
+		t, err := find("topic-memory", name)
+		if err != nil {
+			return err
+		}
+		if t.Memory, err = parseSize(v); err != nil {
+			return fmt.Errorf("--topic-memory %s: %w", s, err)
+		}
+	}
+	for _, s := range cpus {
+		name, v, _ := strings.Cut(s, "=")
+		t, err := find("topic-cpus", name)
+		if err != nil {
+			return err
+		}
+		if t.CPUs, err = strconv.ParseFloat(v, 64); err != nil || t.CPUs <= 0 {
+			return fmt.Errorf("--topic-cpus %s: want TOPIC=N with N > 0", s)
+		}
+	}
+	for _, name := range pull {
+		t, err := find("topic-pull", name)
+		if err != nil {
+			return err
+		}
+		t.Pull = true
+	}
+	for _, s := range network {
+		name, v, _ := strings.Cut(s, "=")
+		t, err := find("topic-network", name)
+		if err != nil {
+			return err
+		}
+		t.Network = v
+	}
+	return nil
+}
+
+// parseSize reads 512m, 2g, 1048576 (bytes).
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(strings.ToLower(s), "k"):
+		mult, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(strings.ToLower(s), "m"):
+		mult, s = 1<<20, s[:len(s)-1]
+	case strings.HasSuffix(strings.ToLower(s), "g"):
+		mult, s = 1<<30, s[:len(s)-1]
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("want a size such as 512m or 2g")
+	}
+	return v * mult, nil
 }

@@ -23,8 +23,9 @@ func runSpawn(args []string) int {
 		jobTimeout = fs.Duration("job-timeout", 0, "new jobs: deadline (default: the node's --job-timeout)")
 		wait       = fs.Bool("wait", false, "follow the job to its end; exit 0 only if it passed")
 		asJSON     = fs.Bool("json", false, "print {schema_version, job, task} as JSON")
-		repo       = fs.String("repo", "", "new jobs: repository URL")
-		sha        = fs.String("sha", "", "new jobs: commit")
+		repo       = fs.String("repo", "", "new jobs: repository URL; every task gets a checkout of it")
+		rev        = fs.String("rev", "", "new jobs: commit, branch or tag of --repo (default HEAD); the leader pins it to a commit")
+		sha        = fs.String("sha", "", "new jobs: commit (same as --rev with a full SHA)")
 		branch     = fs.String("branch", "", "new jobs: branch")
 		pr         = fs.Int("pr", 0, "new jobs: pull request number")
 		envs       listFlag
@@ -42,6 +43,9 @@ func runSpawn(args []string) int {
 	c, err := cf.client()
 	if err != nil {
 		return exitFor(err)
+	}
+	if *rev != "" && *sha == "" {
+		*sha = *rev // the leader resolves a branch or tag name to its commit
 	}
 	key := make([]byte, 12)
 	rand.Read(key)
