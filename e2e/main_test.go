@@ -33,6 +33,9 @@ func runMain(m *testing.M) int {
 	binPath = filepath.Join(dir, "ourci-node")
 	build := exec.Command("go", "build", "-o", binPath, "./cmd/ourci-node")
 	build.Dir = root
+	// Static, as users should build it for Docker topics: the node mounts
+	// its own binary into task containers, which may have no libc.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/ourci-node in %s: %v\n%s", root, err, out)
 		return 1

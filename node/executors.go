@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"os"
 	"strconv"
@@ -29,6 +30,9 @@ func (n *Node) executorFor(t Topic) Executor {
 	}
 	if bin := n.binary(); bin != "" {
 		d.Binds = append(d.Binds, bin) // ourci-node, on PATH inside the container
+		if dynamic(bin) {
+			n.log.Warn("ourci-node is dynamically linked: inside images without a matching libc, tasks cannot run spawn_task or blob_upload; build it with CGO_ENABLED=0", "binary", bin)
+		}
 	}
 	// Workspaces share their git objects with the node's mirrors by
 	// absolute path: git inside the container needs them (read-only).
@@ -70,4 +74,19 @@ func (n *Node) sweepContainers(ctx context.Context) {
 		}
 		return // one sweep covers every topic: containers carry the node's label
 	}
+}
+
+// dynamic reports whether the executable at path needs a dynamic loader.
+func dynamic(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return true
+		}
+	}
+	return false
 }
