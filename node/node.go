@@ -145,6 +145,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 
+	n.killOrphans()
 	n.logs = newLogStore(filepath.Join(cfg.DataDir, "logs"))
 	n.mirrors = &checkout.Mirrors{Dir: filepath.Join(cfg.DataDir, "git")}
 	n.blobs, err = blobs.Open(filepath.Join(cfg.DataDir, "blobs"))

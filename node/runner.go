@@ -196,6 +196,9 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 		return
 	}
 	defer proc.Destroy()
+	if pp, ok := proc.(interface{ Pid() int }); ok {
+		defer n.recordGroup(t.ID, t.Attempt, pp.Pid())()
+	}
 	log.Info("task started")
 	r.wg.Add(1)
 	go func() {

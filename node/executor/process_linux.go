@@ -145,3 +145,7 @@ func waitExited(pid int) error {
 		}
 	}
 }
+
+// Pid is the process group leader's PID (the group's ID too: every task
+// runs in its own process group).
+func (p *hostProcess) Pid() int { return p.cmd.Process.Pid }
