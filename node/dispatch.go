@@ -186,7 +186,9 @@ func (n *Node) newPicker() *picker {
 			p.load[m.Name] = s.Load(m.Name)
 		}
 		for _, t := range s.Queued() {
-			p.queued = append(p.queued, t.Clone())
+			if !s.Jobs[t.Job].Held {
+				p.queued = append(p.queued, t.Clone())
+			}
 		}
 	})
 	return p

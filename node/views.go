@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -76,7 +77,7 @@ func (n *Node) Status() api.Status {
 				topics[t.Topic] = tp
 			}
 			tp.Queued++
-			st.Waiting = append(st.Waiting, api.Waiting{Task: t.ID, Job: t.Job, Topic: t.Topic, Reason: waitingReason(t.Topic, members, s.Load)})
+			st.Waiting = append(st.Waiting, api.Waiting{Task: t.ID, Job: t.Job, Topic: t.Topic, Reason: taskWaiting(s, t, members)})
 		}
 		for _, tp := range topics {
 			st.Topics = append(st.Topics, *tp)
@@ -125,7 +126,7 @@ func (n *Node) jobDetail(id string) (api.JobDetail, bool) {
 		for _, t := range s.JobTasks(id) {
 			v := api.NewTaskView(t)
 			if t.State == raftfsm.TaskQueued {
-				v.Waiting = waitingReason(t.Topic, members, s.Load)
+				v.Waiting = taskWaiting(s, t, members)
 			}
 			d.Tasks = append(d.Tasks, v)
 		}
@@ -194,4 +195,12 @@ func (n *Node) mayRead(p Principal, job string) bool {
 		ok = t != nil && t.Job == job
 	})
 	return ok
+}
+
+// taskWaiting says why a queued task does not run yet.
+func taskWaiting(s *raftfsm.State, t *raftfsm.Task, members []gossip.Member) string {
+	if s.Jobs[t.Job].Held {
+		return "its job waits for approval: ourci-node approve " + t.Job
+	}
+	return waitingReason(t.Topic, members, s.Load)
 }

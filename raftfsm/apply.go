@@ -47,6 +47,10 @@ func (s *State) Apply(idx uint64, c Command) Result {
 		return Result{Err: s.applyBlobDropped(c.BlobDropped)}
 	case CmdExpire:
 		return Result{Err: s.applyExpire(c.Expire)}
+	case CmdApprove:
+		return Result{Err: s.applyApprove(c.Approve)}
+	case CmdReported:
+		return Result{Err: s.applyReported(c.Reported)}
 	}
 	// Decode never yields an unknown type; reaching here is a programming error.
 	panic(fmt.Sprintf("raftfsm: apply: unhandled %v", c.Type))
@@ -78,7 +82,11 @@ func (s *State) applySpawn(c *Spawn, idx uint64) Result {
 		job = &Job{
 			ID: c.Job, State: JobOpen, Status: StatusPending, Source: c.NewJob.Source,
 			Trigger: c.NewJob.Trigger, Root: c.Task, CreatedAt: c.At,
-			Deadline: c.NewJob.Deadline, Index: idx,
+			Deadline: c.NewJob.Deadline, Index: idx, Held: c.NewJob.Held,
+		}
+		if g := c.NewJob.GitHub; g != nil {
+			cp := *g
+			job.GitHub = &cp
 		}
 		s.Jobs[job.ID] = job
 		s.touch(job.ID)
@@ -102,7 +110,7 @@ func (s *State) applySpawn(c *Spawn, idx uint64) Result {
 		Args: c.Args, Env: c.Env, Timeout: c.Timeout,
 		State: TaskQueued, Attempt: 1, CreatedAt: c.At, Index: idx,
 	}
-	if c.Assign != "" {
+	if c.Assign != "" && !job.Held {
 		t.State, t.Node, t.AssignedAt = TaskAssigned, c.Assign, c.At
 	}
 	s.Tasks[t.ID] = t
@@ -129,6 +137,8 @@ func (s *State) applyAssign(c *Assign) error {
 			errs = append(errs, fmt.Errorf("%w: assign task %s attempt %d, current is %d", ErrStaleAttempt, a.Task, a.Attempt, t.Attempt))
 		case t.State != TaskQueued:
 			errs = append(errs, fmt.Errorf("%w: assign task %s: it is %s, not queued", ErrConflict, a.Task, t.State))
+		case s.Jobs[t.Job].Held:
+			errs = append(errs, fmt.Errorf("%w: assign task %s: job %s waits for approval", ErrConflict, a.Task, t.Job))
 		case a.Node == "":
 			errs = append(errs, fmt.Errorf("%w: assign task %s to no node", ErrInvalid, a.Task))
 		default:
@@ -196,7 +206,7 @@ func (s *State) applyTaskFinished(c *TaskFinished) error {
 }
 
 func (s *State) applyCloseJob(c *CloseJob) error {
-	if c.Reason != ReasonTimedOut && c.Reason != ReasonCancelled {
+	if c.Reason != ReasonTimedOut && c.Reason != ReasonCancelled && c.Reason != ReasonSuperseded {
 		return fmt.Errorf("%w: close reason %q", ErrInvalid, c.Reason)
 	}
 	j := s.Jobs[c.Job]
@@ -206,7 +216,7 @@ func (s *State) applyCloseJob(c *CloseJob) error {
 	case j.State != JobOpen:
 		return fmt.Errorf("%w: job %s", ErrJobClosed, c.Job)
 	}
-	j.Status, j.Reason = StatusError, c.Reason
+	j.Status, j.Reason, j.Successor = StatusError, c.Reason, c.By
 	for _, id := range j.Tasks {
 		if t := s.Tasks[id]; !t.State.Terminal() {
 			t.Error = "job " + c.Reason
@@ -279,4 +289,42 @@ func (s *State) appendJob(j *Job) {
 		i--
 	}
 	s.JobOrder = slices.Insert(s.JobOrder, i, j.ID)
+}
+
+func (s *State) applyApprove(c *Approve) error {
+	j := s.Jobs[c.Job]
+	switch {
+	case j == nil:
+		return fmt.Errorf("%w: job %s", ErrNotFound, c.Job)
+	case j.State != JobOpen:
+		return fmt.Errorf("%w: job %s", ErrJobClosed, c.Job)
+	case !j.Held:
+		return fmt.Errorf("%w: job %s does not wait for approval", ErrConflict, c.Job)
+	}
+	j.Held, j.Deadline = false, c.Deadline
+	if c.By != "" {
+		j.Trigger += " (approved by " + c.By + ")"
+	}
+	s.touch(j.ID)
+	return nil
+}
+
+func (s *State) applyReported(c *Reported) error {
+	j := s.Jobs[c.Job]
+	switch {
+	case j == nil:
+		return fmt.Errorf("%w: job %s", ErrNotFound, c.Job)
+	case j.GitHub == nil:
+		return fmt.Errorf("%w: job %s did not come from GitHub", ErrInvalid, c.Job)
+	}
+	g := *j.GitHub // copy on write: a snapshot view may share the old one
+	if c.Status != "" {
+		g.Reported = c.Status
+	}
+	if c.Notified != "" {
+		g.Notified = c.Notified
+	}
+	j.GitHub = &g
+	s.touch(j.ID)
+	return nil
 }

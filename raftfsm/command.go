@@ -25,6 +25,8 @@ const (
 	CmdBlobAdded    CommandType = 8  // a node holds a blob (optionally named in a job)
 	CmdBlobDropped  CommandType = 9  // a node no longer holds a blob
 	CmdExpire       CommandType = 10 // retention ran out: drop jobs' blob references, forget unreferenced blobs
+	CmdApprove      CommandType = 11 // a held job may run
+	CmdReported     CommandType = 12 // GitHub acknowledged a commit status, or a notification went out
 )
 
 func (t CommandType) String() string {
@@ -49,6 +51,10 @@ func (t CommandType) String() string {
 		return "blob_dropped"
 	case CmdExpire:
 		return "expire"
+	case CmdApprove:
+		return "approve"
+	case CmdReported:
+		return "reported"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -75,7 +81,25 @@ type Spawn struct {
 type NewJob struct {
 	Source   Source    `json:"source"`
 	Trigger  string    `json:"trigger,omitempty"`
+	Deadline time.Time `json:"deadline"` // zero for a held job: it starts at approval
+	GitHub   *GitHub   `json:"github,omitempty"`
+	Held     bool      `json:"held,omitempty"`
+}
+
+// Approve lets a held job run, its deadline counted from now.
+type Approve struct {
+	Job      string    `json:"job"`
+	By       string    `json:"by,omitempty"`
 	Deadline time.Time `json:"deadline"`
+	At       time.Time `json:"at"`
+}
+
+// Reported records what the outside world was told about a job: Status,
+// the commit status state GitHub acknowledged; Notified, a notification.
+type Reported struct {
+	Job      string `json:"job"`
+	Status   string `json:"status,omitempty"`
+	Notified string `json:"notified,omitempty"`
 }
 
 // Assign hands queued attempts to nodes.
@@ -114,7 +138,8 @@ type TaskFinished struct {
 // CloseJob closes an open job by force; its unfinished tasks are cancelled.
 type CloseJob struct {
 	Job    string    `json:"job"`
-	Reason string    `json:"reason"` // ReasonTimedOut or ReasonCancelled
+	Reason string    `json:"reason"`       // ReasonTimedOut, ReasonCancelled or ReasonSuperseded
+	By     string    `json:"by,omitempty"` // superseded: the newer job
 	At     time.Time `json:"at"`
 }
 
@@ -168,6 +193,8 @@ type Command struct {
 	BlobAdded    *BlobAdded
 	BlobDropped  *BlobDropped
 	Expire       *Expire
+	Approve      *Approve
+	Reported     *Reported
 }
 
 // ErrDecode marks an entry that cannot be decoded.
@@ -222,6 +249,10 @@ func (c Command) payload() any {
 		return nonNil(c.BlobDropped)
 	case CmdExpire:
 		return nonNil(c.Expire)
+	case CmdApprove:
+		return nonNil(c.Approve)
+	case CmdReported:
+		return nonNil(c.Reported)
 	}
 	return nil
 }
@@ -291,6 +322,12 @@ func decode(b []byte, depth int) (Command, error) {
 	case CmdExpire:
 		c.Expire = new(Expire)
 		err = unmarshal(p, c.Expire)
+	case CmdApprove:
+		c.Approve = new(Approve)
+		err = unmarshal(p, c.Approve)
+	case CmdReported:
+		c.Reported = new(Reported)
+		err = unmarshal(p, c.Reported)
 	default:
 		return Command{}, fmt.Errorf("%w: unknown type %d", ErrDecode, b[0])
 	}

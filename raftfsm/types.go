@@ -50,9 +50,31 @@ const (
 
 // Close reasons recorded on a job closed by force.
 const (
-	ReasonTimedOut  = "timed_out"
-	ReasonCancelled = "cancelled"
+	ReasonTimedOut   = "timed_out"
+	ReasonCancelled  = "cancelled"
+	ReasonSuperseded = "superseded" // a newer push to the same pull request
 )
+
+// GitHub ties a job to the GitHub event that opened it and records what
+// GitHub has been told.
+type GitHub struct {
+	Owner    string `json:"owner"`
+	Name     string `json:"name"`
+	Delivery string `json:"delivery,omitempty"` // X-GitHub-Delivery that opened the job
+	Author   Author `json:"author"`             // the head commit's author
+	Fork     bool   `json:"fork,omitempty"`
+	// Reported is the last commit status state GitHub acknowledged.
+	Reported string `json:"reported,omitempty"`
+	// Notified is the last notification sent about the job ("failed", "recovered").
+	Notified string `json:"notified,omitempty"`
+}
+
+// Author is a commit author as GitHub names them.
+type Author struct {
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+	Login string `json:"login,omitempty"`
+}
 
 // Source is the code a job builds, where known.
 type Source struct {
@@ -70,6 +92,9 @@ type Job struct {
 	Reason    string    `json:"reason,omitempty"` // why it closed by force, or which task failed first
 	Source    Source    `json:"source"`
 	Trigger   string    `json:"trigger,omitempty"` // who or what opened it
+	GitHub    *GitHub   `json:"github,omitempty"`
+	Held      bool      `json:"held,omitempty"`          // waits for approval: nothing runs yet
+	Successor string    `json:"superseded_by,omitempty"` // the job that superseded it
 	Root      string    `json:"root"`
 	Tasks     []string  `json:"tasks"` // every task, in spawn order
 	CreatedAt time.Time `json:"created_at"`
@@ -129,6 +154,10 @@ func (t *Task) Clone() *Task {
 func (j *Job) Clone() *Job {
 	c := *j
 	c.Tasks = append([]string(nil), j.Tasks...)
+	if j.GitHub != nil {
+		g := *j.GitHub
+		c.GitHub = &g
+	}
 	c.BlobRef = append([]string(nil), j.BlobRef...)
 	if j.Blobs != nil {
 		c.Blobs = make(map[string]string, len(j.Blobs))

@@ -140,6 +140,9 @@ type JobView struct {
 	Reason    string            `json:"reason,omitempty"`
 	Source    raftfsm.Source    `json:"source,omitzero"`
 	Trigger   string            `json:"trigger,omitempty"`
+	Held      bool              `json:"held,omitempty"`          // waits for approval
+	Successor string            `json:"superseded_by,omitempty"` // the job that superseded it
+	GitHub    *raftfsm.GitHub   `json:"github,omitempty"`
 	Root      string            `json:"root"`
 	Tasks     int               `json:"tasks"`
 	Open      int               `json:"open"`
@@ -195,7 +198,7 @@ func (d *Duration) UnmarshalText(b []byte) error {
 func NewJobView(j *raftfsm.Job) JobView {
 	return JobView{
 		ID: j.ID, State: j.State, Status: j.Status, Reason: j.Reason, Source: j.Source,
-		Trigger: j.Trigger, Root: j.Root, Tasks: len(j.Tasks), Open: j.Open, Passed: j.Passed,
+		Trigger: j.Trigger, Held: j.Held, Successor: j.Successor, GitHub: j.GitHub, Root: j.Root, Tasks: len(j.Tasks), Open: j.Open, Passed: j.Passed,
 		Failed: j.Failed, CreatedAt: j.CreatedAt, Deadline: j.Deadline, ClosedAt: j.ClosedAt,
 	}
 }
