@@ -4,7 +4,6 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/ourci/ourci/node/executor"
@@ -26,18 +25,13 @@ func (n *Node) executorFor(t Topic) Executor {
 		return d
 	}
 	d := &executor.Docker{
-		Node: n.cfg.Name, Memory: t.Memory, NanoCPUs: int64(t.CPUs * 1e9), Pull: t.Pull, Network: t.Network,
+		Node: n.cfg.Name, Mesh: n.cfg.Secret.MeshID(), Memory: t.Memory, NanoCPUs: int64(t.CPUs * 1e9), Pull: t.Pull, Network: t.Network,
 	}
 	if bin := n.binary(); bin != "" {
 		d.Binds = append(d.Binds, bin) // ourci-node, on PATH inside the container
 		if dynamic(bin) {
 			n.log.Warn("ourci-node is dynamically linked: inside images without a matching libc, tasks cannot run spawn_task or blob_upload; build it with CGO_ENABLED=0", "binary", bin)
 		}
-	}
-	// Workspaces share their git objects with the node's mirrors by
-	// absolute path: git inside the container needs them (read-only).
-	if err := os.MkdirAll(n.mirrors.Dir, 0o700); err == nil {
-		d.Binds = append(d.Binds, n.mirrors.Dir)
 	}
 	n.dockers[t.Name] = d
 	return d

@@ -186,6 +186,9 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 			return
 		}
 		out.Note("checked out %s at %s in %s", src.Repo, src.SHA, time.Since(start).Round(time.Millisecond))
+		// The workspace borrows the git objects of this job's mirror (and
+		// only this job's) by absolute path: git in a container needs it.
+		spec.ReadOnly = append(spec.ReadOnly, n.mirrors.MirrorPath(src.Repo))
 	}
 	out.Note("task %s attempt %d on %s: %s", t.ID, t.Attempt, n.cfg.Name, describe(topic, t))
 	proc, err := n.executorFor(topic).Start(a.ctx, spec)
@@ -230,6 +233,11 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 		stopped = true
 		proc.Stop()
 		<-exited
+	}
+	// Clean up (a container is removed) before the ledger hears of the end:
+	// a closed job has nothing of its left running.
+	if err := proc.Destroy(); err != nil {
+		out.Note("cleanup: %v", err)
 	}
 	if werr != nil {
 		out.Note("wait failed: %v", werr)

@@ -100,6 +100,9 @@ func (s Secret) GossipKey() []byte { return s.derive(labelGossip) }
 // RaftKey authenticates Raft peers to each other.
 func (s Secret) RaftKey() []byte { return s.derive(labelRaft) }
 
+// MeshID names the mesh without revealing the secret (container labels).
+func (s Secret) MeshID() string { return hex.EncodeToString(s.derive("ourci/mesh-id/v1"))[:16] }
+
 // ClusterToken is the full-access API token for operators and nodes.
 func (s Secret) ClusterToken() string {
 	return clusterTokenPrefix + hex.EncodeToString(s.derive(labelCluster))

@@ -25,6 +25,11 @@ import (
 // container; Docker.Sweep removes the containers that carry its node's name.
 const LabelNode = "ourci.node"
 
+// LabelMesh is the container label that names the mesh (Docker.Mesh), so
+// that two meshes whose nodes share a name on one engine never sweep each
+// other's containers.
+const LabelMesh = "ourci.mesh"
+
 // DefaultPids is the pids limit of a container when Docker.Pids is 0.
 const DefaultPids = 4096
 
@@ -77,6 +82,7 @@ type Docker struct {
 	Pids     int64          // pids limit; 0 = DefaultPids, negative = no limit
 	Pull     bool           // may pull a missing image (off by default: a missing image fails the task)
 	Network  string         // container network mode; "" = "host" (so the task reaches its node's API on 127.0.0.1)
+	Mesh     string         // mesh ID: label ourci.mesh; Sweep removes only this mesh's containers
 	Binds    []string       // extra absolute host paths mounted read-only at the same path inside (the ourci-node binary, scripts)
 	User     string         // "" = the node's uid:gid (so the node can clean up files the task made)
 
@@ -139,12 +145,16 @@ func (d *Docker) Sweep(ctx context.Context) (removed int, err error) {
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", LabelNode+"="+d.Node)),
 	})
+	// With a mesh ID, only this mesh's containers are this node's leftovers.
 	if err != nil {
 		return 0, fmt.Errorf("executor: list containers of node %s: %w", d.Node, err)
 	}
 	var errs []error
 	for _, c := range list {
 		if c.Labels[LabelNode] != d.Node { // never trust a filter with a removal
+			continue
+		}
+		if d.Mesh != "" && c.Labels[LabelMesh] != d.Mesh {
 			continue
 		}
 		err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
@@ -287,7 +297,7 @@ func (d *Docker) config(s Spec) (*container.Config, *container.HostConfig, error
 	mounts := []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: dir}}
 	var path []string
 	seen := map[string]bool{}
-	for _, b := range d.Binds {
+	for _, b := range append(append([]string(nil), d.Binds...), s.ReadOnly...) {
 		if !filepath.IsAbs(b) {
 			return nil, nil, fmt.Errorf("executor: bind %q on node %s: not an absolute path", b, d.Node)
 		}
@@ -321,6 +331,9 @@ func (d *Docker) config(s Spec) (*container.Config, *container.HostConfig, error
 		labels[k] = v
 	}
 	labels[LabelNode] = d.Node
+	if d.Mesh != "" {
+		labels[LabelMesh] = d.Mesh
+	}
 
 	user := d.User
 	if user == "" {

@@ -17,6 +17,10 @@ type Spec struct {
 	// Used by Docker only (Host ignores them):
 	Image  string            // the image the task names; required by Docker
 	Labels map[string]string // put on the container (job, task, attempt), beside ourci.node
+	// ReadOnly lists absolute host paths this attempt alone may read, mounted
+	// read-only at the same path inside its container (its job's git
+	// mirror); Host ignores it.
+	ReadOnly []string
 }
 
 // Process is one started attempt.
