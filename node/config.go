@@ -59,6 +59,9 @@ type Config struct {
 	// (default 7 days); blobs outside any job live this long after upload.
 	BlobRetention time.Duration
 
+	// GitHub turns the webhook and commit statuses on; nil: off.
+	GitHub *GitHubConfig
+
 	Clock  clock.Clock
 	Logger *slog.Logger
 	// Executor runs every topic's tasks (tests); nil means the host
@@ -132,6 +135,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.BlobRetention == 0 {
 		c.BlobRetention = 7 * 24 * time.Hour
+	}
+	if g := c.GitHub; g != nil {
+		if g.Topic == "" {
+			g.Topic = "ourci/build/docker"
+		}
+		if len(g.Command) == 0 {
+			g.Command = []string{"ci/all.sh"}
+		}
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

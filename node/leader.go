@@ -64,6 +64,7 @@ func (n *Node) lead(ctx context.Context) {
 	n.goFunc(func() { n.deadlineLoop(ctx, d) })
 	n.goFunc(func() { n.retentionLoop(ctx, d) })
 	n.goFunc(func() { n.lossLoop(ctx, d) })
+	n.goFunc(func() { n.githubLoop(ctx, d) })
 	n.goFunc(func() { n.replicationLoop(ctx) })
 }
 

@@ -43,6 +43,8 @@ func runJoin(args []string) int {
 	fs.Var(&peers, "peer", "gossip address of any member to join (repeatable; env OURCI_PEERS, comma-separated)")
 	fs.Var(&topics, "topic", "TOPIC[=AGENT_SCRIPT] to subscribe to (repeatable; env OURCI_TOPICS, comma-separated)")
 	fs.Var(&topicTO, "topic-timeout", "TOPIC=DURATION: default task timeout for one topic (repeatable)")
+	var gh githubFlags
+	gh.register(fs)
 	var topicMem, topicCPUs, topicPull, topicNet listFlag
 	fs.Var(&topicMem, "topic-memory", "TOPIC=SIZE: memory limit of a Docker topic's containers, e.g. 2g (repeatable)")
 	fs.Var(&topicCPUs, "topic-cpus", "TOPIC=N: CPU limit of a Docker topic's containers, e.g. 1.5 (repeatable)")
@@ -107,6 +109,10 @@ func runJoin(args []string) int {
 		cfg.Topics = append(cfg.Topics, tp)
 	}
 	if err := dockerLimits(cfg.Topics, topicMem, topicCPUs, topicPull, topicNet); err != nil {
+		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
+		return exitUsage
+	}
+	if cfg.GitHub, err = gh.config(); err != nil {
 		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
 		return exitUsage
 	}

@@ -21,6 +21,7 @@ func commands() []command {
 		{"status", "show the mesh and recent jobs, or one job's task tree", runStatus},
 		{"logs", "print (or follow) a task's output", runLogs},
 		{"cancel", "close an open job as cancelled, stopping what still runs", runCancel},
+		{"approve", "let a held job (a pull request from a fork) run", runApprove},
 		{"drain", "take a node out of the mesh gracefully: running tasks finish, then it leaves", runDrain},
 		{"blob", "put FILE [--name NAME] | get REF [-o FILE]: content-addressed artifacts", runBlob},
 	}

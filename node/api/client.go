@@ -295,3 +295,14 @@ func (c *Client) Drain(ctx context.Context) (string, error) {
 	err := c.do(ctx, http.MethodPost, "/v1/drain", struct{}{}, &out, false)
 	return out.Node, err
 }
+
+// Approve lets a held job run.
+func (c *Client) Approve(ctx context.Context, job, by string) (JobDetail, error) {
+	var out JobDetail
+	p := "/v1/jobs/" + url.PathEscape(job) + "/approve"
+	if by != "" {
+		p += "?by=" + url.QueryEscape(by)
+	}
+	err := c.do(ctx, http.MethodPost, p, struct{}{}, &out, true)
+	return out, err
+}
