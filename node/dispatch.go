@@ -113,15 +113,32 @@ func (d *dispatcher) drain() {
 func (d *dispatcher) round(batch []*proposal, kicked bool) {
 	now := d.n.cfg.Clock.Now().UTC()
 	pick := d.n.newPicker()
+	// A proposal may itself be a batch (a webhook's closes and spawn, the
+	// loss loop's requeues): its parts are spliced in, never nested, and
+	// it gets back the results of its own parts.
+	type span struct {
+		start, n int
+		batch    bool
+	}
+	spans := make([]span, len(batch))
 	cmds := make([]raftfsm.Command, 0, len(batch)+1)
-	for _, p := range batch {
-		if p.cmd.Type == raftfsm.CmdSpawn {
-			sp := *p.cmd.Spawn
-			sp.At = now
-			sp.Assign = pick.choose(sp.Topic)
-			p.cmd.Spawn = &sp
+	for i, p := range batch {
+		parts := []raftfsm.Command{p.cmd}
+		if p.cmd.Type == raftfsm.CmdBatch {
+			parts = p.cmd.Batch
 		}
-		cmds = append(cmds, p.cmd)
+		spans[i] = span{start: len(cmds), n: len(parts), batch: p.cmd.Type == raftfsm.CmdBatch}
+		for _, c := range parts {
+			if c.Type == raftfsm.CmdSpawn {
+				sp := *c.Spawn
+				sp.At = now
+				if sp.NewJob == nil || !sp.NewJob.Held {
+					sp.Assign = pick.choose(sp.Topic)
+				}
+				c.Spawn = &sp
+			}
+			cmds = append(cmds, c)
+		}
 	}
 	if kicked {
 		if a := pick.assignQueued(now); a != nil {
@@ -129,6 +146,9 @@ func (d *dispatcher) round(batch []*proposal, kicked bool) {
 		}
 	}
 	if len(cmds) == 0 {
+		for _, p := range batch {
+			p.done <- outcome{res: raftfsm.Result{}}
+		}
 		return
 	}
 	entry := cmds[0]
@@ -136,14 +156,19 @@ func (d *dispatcher) round(batch []*proposal, kicked bool) {
 		entry = raftfsm.Command{Type: raftfsm.CmdBatch, Batch: cmds}
 	}
 	res, err := d.apply(entry)
+	results := []raftfsm.Result{res}
+	if len(cmds) > 1 {
+		results = res.Batch
+	}
 	for i, p := range batch {
+		sp := spans[i]
 		switch {
 		case err != nil:
 			p.done <- outcome{err: err}
-		case len(cmds) > 1:
-			p.done <- outcome{res: res.Batch[i]}
+		case sp.batch:
+			p.done <- outcome{res: raftfsm.Result{Batch: results[sp.start : sp.start+sp.n]}}
 		default:
-			p.done <- outcome{res: res}
+			p.done <- outcome{res: results[sp.start]}
 		}
 	}
 	if err != nil && len(batch) == 0 {

@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -149,24 +147,8 @@ func (n *Node) reconcileRaft(ctx context.Context) (pending bool) {
 // caughtUp reports whether the member at httpAddr has applied the ledger
 // to within promoteLag of this (leader) node.
 func (n *Node) caughtUp(ctx context.Context, httpAddr string) bool {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/v1/health", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := n.peerHTTP.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	var h struct {
-		Index uint64 `json:"index"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&h) != nil {
-		return false
-	}
-	return h.Index+promoteLag >= n.fsm.Index()
+	idx, ok := n.peerIndex("http://" + httpAddr)
+	return ok && idx+promoteLag >= n.fsm.Index()
 }
 
 // kickLoop asks the dispatcher to assign queued tasks whenever the ledger

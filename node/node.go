@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,9 +53,11 @@ type Node struct {
 	offerMu sync.Mutex  // serialises SetOffer
 	meta    gossip.Meta // what this node gossips; guarded by offerMu
 
-	started  time.Time
-	done     chan struct{} // closed when the node shut itself down (drain)
-	doneOnce sync.Once
+	started time.Time
+	// peersWritten is the last peers file content (joinLoop only).
+	peersWritten string
+	done         chan struct{} // closed when the node shut itself down (drain)
+	doneOnce     sync.Once
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -145,7 +148,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 
-	n.killOrphans()
+	_, previous := n.killOrphans()
 	n.logs = newLogStore(filepath.Join(cfg.DataDir, "logs"))
 	n.mirrors = &checkout.Mirrors{Dir: filepath.Join(cfg.DataDir, "git")}
 	n.blobs, err = blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
@@ -160,6 +163,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
 	}}
 	n.runner = newRunner(n)
+	n.runner.previous = previous
 	n.httpSrv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
 	n.goFunc(func() {
 		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -310,13 +314,48 @@ func (n *Node) joinLoop() {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+	// Gossip gives up on members it declared dead (memberlist stops
+	// gossiping to them after GossipToTheDeadTime), so after a partition
+	// longer than that neither side would call the other again. Members
+	// still in the Raft configuration are therefore rejoined, every few
+	// seconds, until gossip sees them again.
+	known := map[string]string{}
+	joining := false
+	var mu sync.Mutex
 	for {
 		ch := n.gossip.Watch()
-		n.rememberPeers()
+		alive := map[string]bool{}
+		for _, m := range n.gossip.Members() {
+			alive[m.Name] = true
+			known[m.Name] = m.Addr
+		}
+		n.rememberPeers(known)
+		var lost []string
+		if f := n.raft.GetConfiguration(); f.Error() == nil {
+			for _, s := range f.Configuration().Servers {
+				if addr, ok := known[string(s.ID)]; ok && !alive[string(s.ID)] {
+					lost = append(lost, addr)
+				}
+			}
+		}
+		mu.Lock()
+		if len(lost) > 0 && !joining {
+			joining = true
+			n.goFunc(func() {
+				if k, err := n.gossip.Join(lost); err == nil {
+					n.log.Info("gossip: rejoined members it had lost", "members", k)
+				}
+				mu.Lock()
+				joining = false
+				mu.Unlock()
+			})
+		}
+		mu.Unlock()
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-ch:
+		case <-time.After(2 * time.Second):
 		}
 	}
 }
@@ -336,17 +375,24 @@ func (n *Node) rememberedPeers() []string {
 	return peers
 }
 
-func (n *Node) rememberPeers() {
+// rememberPeers keeps the gossip addresses of every member seen, so a node
+// that restarts finds the mesh again without --peer.
+func (n *Node) rememberPeers(known map[string]string) {
 	var peers []string
-	for _, m := range n.gossip.Members() {
-		if m.Name != n.cfg.Name {
-			peers = append(peers, m.Addr)
+	for name, addr := range known {
+		if name != n.cfg.Name {
+			peers = append(peers, addr)
 		}
 	}
 	if len(peers) == 0 {
 		return
 	}
+	slices.Sort(peers)
 	b, _ := json.Marshal(peers)
+	if string(b) == n.peersWritten {
+		return
+	}
+	n.peersWritten = string(b)
 	tmp := n.peersFile() + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err == nil {
 		os.Rename(tmp, n.peersFile())

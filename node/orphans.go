@@ -17,37 +17,60 @@ import (
 
 func (n *Node) runDir() string { return filepath.Join(n.cfg.DataDir, "run") }
 
-// recordGroup notes a running attempt's process group; the returned func
-// forgets it.
-func (n *Node) recordGroup(task string, attempt, pid int) func() {
+func (n *Node) runFile(task string, attempt int) string {
+	return filepath.Join(n.runDir(), fmt.Sprintf("%s.%d.pid", task, attempt))
+}
+
+// markStarting records, before anything of the attempt runs, that this life
+// of the node starts it: should the node die, its next life knows the
+// attempt was started and hands it back instead of running it again. The
+// returned func forgets the record once the attempt is over.
+func (n *Node) markStarting(task string, attempt int) (func(), error) {
+	if err := os.MkdirAll(n.runDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("node: run dir: %w", err)
+	}
+	p := n.runFile(task, attempt)
+	if err := os.WriteFile(p, []byte("0 0\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("node: run record: %w", err)
+	}
+	return func() { os.Remove(p) }, nil
+}
+
+// recordGroup adds a started attempt's process group to its run record.
+func (n *Node) recordGroup(task string, attempt, pid int) {
 	st, err := startTime(pid)
 	if err != nil {
-		return func() {}
+		return
 	}
-	if err := os.MkdirAll(n.runDir(), 0o700); err != nil {
-		return func() {}
+	p := n.runFile(task, attempt)
+	tmp := p + ".tmp"
+	if os.WriteFile(tmp, []byte(fmt.Sprintf("%d %d\n", pid, st)), 0o600) == nil {
+		os.Rename(tmp, p)
 	}
-	p := filepath.Join(n.runDir(), fmt.Sprintf("%s.%d.pid", task, attempt))
-	if err := os.WriteFile(p, []byte(fmt.Sprintf("%d %d\n", pid, st)), 0o600); err != nil {
-		return func() {}
-	}
-	return func() { os.Remove(p) }
 }
 
 // killOrphans kills the process groups a previous life of this node left
-// running, and returns how many it found alive.
-func (n *Node) killOrphans() int {
+// running. It returns how many it found alive, and every attempt the
+// previous life had started (task → attempt): those are handed back, never
+// run again.
+func (n *Node) killOrphans() (int, map[string]int) {
+	started := map[string]int{}
 	entries, err := os.ReadDir(n.runDir())
 	if err != nil {
-		return 0
+		return 0, started
 	}
 	killed := 0
 	for _, e := range entries {
 		p := filepath.Join(n.runDir(), e.Name())
 		b, err := os.ReadFile(p)
 		os.Remove(p)
-		if err != nil {
+		if err != nil || !strings.HasSuffix(e.Name(), ".pid") {
 			continue
+		}
+		if task, att, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".pid"), "."); ok {
+			if a, err := strconv.Atoi(att); err == nil {
+				started[task] = a
+			}
 		}
 		var pid int
 		var st uint64
@@ -62,7 +85,7 @@ func (n *Node) killOrphans() int {
 			n.log.Warn("killed a task process group left by a previous run of this node", "pid", pid, "attempt_file", e.Name())
 		}
 	}
-	return killed
+	return killed, started
 }
 
 // startTime reads a process's start time (clock ticks since boot).

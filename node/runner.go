@@ -26,6 +26,7 @@ type runner struct {
 	mu        sync.Mutex
 	local     map[string]*attempt // task ID → the attempt this process runs or ran
 	abandoned map[string]int      // task ID → attempt of a previous life being handed back
+	previous  map[string]int      // task ID → attempt a previous life of this node started
 	wg        sync.WaitGroup
 }
 
@@ -46,6 +47,7 @@ func newRunner(n *Node) *runner {
 }
 
 func (r *runner) loop() {
+	r.n.waitCaughtUp()
 	for {
 		_, ch := r.n.fsm.Watch()
 		r.scan()
@@ -101,10 +103,11 @@ func (r *runner) scan() {
 		if a := r.local[t.ID]; a != nil && a.task.Attempt == t.Attempt {
 			continue
 		}
-		if t.State == raftfsm.TaskRunning {
-			// Running, yet this process never started it: a previous life
-			// of this node did, and its process is gone. (This life adds
-			// an attempt to local before it can be reported started.)
+		if t.State == raftfsm.TaskRunning || r.previous[t.ID] == t.Attempt {
+			// Started, yet not by this process: a previous life of this
+			// node did (the ledger says running, or its run record says
+			// so), and its process is gone. It is handed back, never run
+			// twice. (This life adds an attempt to local before it starts.)
 			if r.abandoned[t.ID] != t.Attempt {
 				r.abandoned[t.ID] = t.Attempt
 				r.wg.Add(1)
@@ -191,6 +194,13 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 		spec.ReadOnly = append(spec.ReadOnly, n.mirrors.MirrorPath(src.Repo))
 	}
 	out.Note("task %s attempt %d on %s: %s", t.ID, t.Attempt, n.cfg.Name, describe(topic, t))
+	forget, err := n.markStarting(t.ID, t.Attempt)
+	if err != nil {
+		out.Note("%v", err)
+		r.finish(a, raftfsm.TaskFailed, nil, err.Error())
+		return
+	}
+	defer forget()
 	proc, err := n.executorFor(topic).Start(a.ctx, spec)
 	if err != nil {
 		out.Note("could not start: %v", err)
@@ -200,7 +210,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	}
 	defer proc.Destroy()
 	if pp, ok := proc.(interface{ Pid() int }); ok {
-		defer n.recordGroup(t.ID, t.Attempt, pp.Pid())()
+		n.recordGroup(t.ID, t.Attempt, pp.Pid())
 	}
 	log.Info("task started")
 	r.wg.Add(1)
