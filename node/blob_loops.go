@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,7 +133,15 @@ func (n *Node) retentionLoop(ctx context.Context, d *dispatcher) {
 		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
 			for _, id := range s.JobOrder {
 				j := s.Jobs[id]
-				if j.State != raftfsm.JobClosed || j.Expired {
+				if j.State != raftfsm.JobClosed {
+					continue
+				}
+				if j.Expired {
+					if due := j.ClosedAt.Add(n.cfg.JobHistory); !now.Before(due) {
+						ex.Forget = append(ex.Forget, id)
+					} else if due.Before(next) {
+						next = due
+					}
 					continue
 				}
 				if due := j.ClosedAt.Add(ret); !now.Before(due) {
@@ -152,7 +162,7 @@ func (n *Node) retentionLoop(ctx context.Context, d *dispatcher) {
 			}
 		})
 		slices.Sort(ex.Blobs)
-		if len(ex.Jobs) > 0 || len(ex.Blobs) > 0 {
+		if len(ex.Jobs) > 0 || len(ex.Blobs) > 0 || len(ex.Forget) > 0 {
 			if _, err := d.submit(ctx, raftfsm.Command{Type: raftfsm.CmdExpire, Expire: ex}); err != nil && ctx.Err() == nil {
 				n.log.Warn("retention", "err", err)
 				next = now.Add(time.Second)
@@ -213,7 +223,31 @@ func (n *Node) collect() int {
 		}
 		n.log.Info("blob gc: deleted an unreferenced copy", "hash", h)
 	}
-	return len(drop)
+	return len(drop) + n.collectLogs(now)
+}
+
+// collectLogs deletes the output of tasks the ledger has forgotten, once
+// older than gcGrace, and returns how many tasks' logs it removed.
+func (n *Node) collectLogs(now time.Time) int {
+	entries, err := os.ReadDir(n.logs.dir)
+	if err != nil {
+		return 0
+	}
+	var stale []string
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		for _, e := range entries {
+			if _, known := s.Tasks[e.Name()]; known || !e.IsDir() {
+				continue
+			}
+			if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) >= gcGrace {
+				stale = append(stale, e.Name())
+			}
+		}
+	})
+	for _, id := range stale {
+		os.RemoveAll(filepath.Join(n.logs.dir, id))
+	}
+	return len(stale)
 }
 
 func decodePeerError(resp *http.Response) error {

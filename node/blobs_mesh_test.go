@@ -36,7 +36,7 @@ func TestBlobsFetchReplicateAndCollect(t *testing.T) {
 	clk := clock.NewManual(time.Now())
 	const retention = 7 * 24 * time.Hour
 	m := nodetest.Start(t, 3, func(i int, c *node.Config) {
-		c.Clock, c.BlobRetention, c.BlobReplicas = clk, retention, 2
+		c.Clock, c.BlobRetention, c.BlobReplicas, c.JobHistory = clk, retention, 2, 10*24*time.Hour
 		c.JobTimeout, c.TaskTimeout = 90*24*time.Hour, 90*24*time.Hour
 		c.Topics = []node.Topic{{Name: "build"}}
 		c.Executor = executor.NewFake()
@@ -132,6 +132,30 @@ func TestBlobsFetchReplicateAndCollect(t *testing.T) {
 	if _, err := m.Client(1).GetBlob(ctx, "fw.tar.gz", job.Job); !api.IsCode(err, api.CodeNotFound) {
 		t.Errorf("name after retention: got %v, want not_found", err)
 	}
+
+	// After the job history period the job leaves the ledger, and every
+	// node deletes its tasks' logs.
+	logs := 0
+	for _, n := range m.Nodes {
+		if _, err := os.Stat(filepath.Join(n.DataDir(), "logs", job.Task)); err == nil {
+			logs++
+		}
+	}
+	if logs != 1 {
+		t.Fatalf("before the history period: the root's log is on %d nodes, want 1", logs)
+	}
+	clk.Advance(3 * 24 * time.Hour)
+	m.WaitFor(20*time.Second, "the job forgotten and its logs deleted", func() (bool, string) {
+		for i, n := range m.Nodes {
+			if _, err := m.Client(i).Job(ctx, job.Job, 0, 0); !api.IsCode(err, api.CodeNotFound) {
+				return false, fmt.Sprintf("node %d still knows the job (%v)", i, err)
+			}
+			if _, err := os.Stat(filepath.Join(n.DataDir(), "logs", job.Task)); err == nil {
+				return false, fmt.Sprintf("node %d still has the task's log", i)
+			}
+		}
+		return true, ""
+	})
 }
 
 func TestCorruptCopyIsRefetched(t *testing.T) {

@@ -58,6 +58,10 @@ type Config struct {
 	// BlobRetention is how long a closed job's blobs and names stay
 	// (default 7 days); blobs outside any job live this long after upload.
 	BlobRetention time.Duration
+	// JobHistory is how long a closed job stays in the ledger at all
+	// (default 30 days; at least BlobRetention): then it is forgotten with
+	// its tasks and their logs, which keeps the ledger and data dir bounded.
+	JobHistory time.Duration
 
 	// GitHub turns the webhook and commit statuses on; nil: off.
 	GitHub *GitHubConfig
@@ -144,6 +148,10 @@ func (c Config) withDefaults() (Config, error) {
 			g.Command = []string{"ci/all.sh"}
 		}
 	}
+	if c.JobHistory == 0 {
+		c.JobHistory = 30 * 24 * time.Hour
+	}
+	c.JobHistory = max(c.JobHistory, c.BlobRetention)
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}

@@ -468,5 +468,8 @@ func trimNL(p []byte) []byte {
 	return p
 }
 
+// DataDir is the node's data directory.
+func (n *Node) DataDir() string { return n.cfg.DataDir }
+
 // BlobStore exposes the node's local blob store (tests, tools).
 func (n *Node) BlobStore() *blobs.Store { return n.blobs }

@@ -113,6 +113,27 @@ func (s *State) applyExpire(c *Expire) error {
 			delete(s.Blobs, h)
 		}
 	}
+	forgotten := map[string]bool{}
+	for _, id := range c.Forget {
+		j := s.Jobs[id]
+		if j == nil || j.State != JobClosed || !j.Expired {
+			continue
+		}
+		for _, tid := range j.Tasks {
+			delete(s.Tasks, tid)
+		}
+		delete(s.Jobs, id)
+		delete(s.open, id)
+		forgotten[id] = true
+	}
+	if len(forgotten) > 0 {
+		s.JobOrder = slices.DeleteFunc(slices.Clone(s.JobOrder), func(id string) bool { return forgotten[id] })
+		for k, tid := range s.Keys { // deleting in any order gives the same map
+			if _, ok := s.Tasks[tid]; !ok {
+				delete(s.Keys, k)
+			}
+		}
+	}
 	return nil
 }
 

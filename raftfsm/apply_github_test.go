@@ -2,6 +2,7 @@ package raftfsm
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -57,4 +58,27 @@ func TestReportedAndSuperseded(t *testing.T) {
 	if err := resultErr(l.do(closeJob("plain", "bogus"))); !errors.Is(err, ErrInvalid) {
 		t.Errorf("bad reason: got %v, want ErrInvalid", err)
 	}
+}
+
+func TestForgetExpiredJobs(t *testing.T) {
+	l := newLedger(t)
+	c := spawnRoot("old", "r1")
+	c.Spawn.Key = "k-old"
+	l.ok(c)
+	l.ok(spawnRoot("live", "r2"))
+	l.run("r1", "n1", TaskPassed, 0)
+	forget := Command{Type: CmdExpire, Expire: &Expire{Forget: []string{"old", "live"}, At: at(100)}}
+	l.ok(forget) // neither is expired yet: nothing happens
+	if len(l.s.Jobs) != 2 {
+		t.Fatalf("forget before expiry: got %d jobs, want 2", len(l.s.Jobs))
+	}
+	l.ok(expire([]string{"old"}, nil))
+	l.ok(forget)
+	if _, ok := l.s.Jobs["old"]; ok || l.s.Tasks["r1"] != nil || l.s.Keys["k-old"] != "" {
+		t.Errorf("after forget: job, task or key of the old job still there")
+	}
+	if want := []string{"live"}; !slices.Equal(l.s.JobOrder, want) || l.s.Jobs["live"] == nil {
+		t.Errorf("after forget: got order %v, want %v", l.s.JobOrder, want)
+	}
+	checkInvariants(t, l.s)
 }

@@ -174,9 +174,12 @@ type BlobDropped struct {
 // Jobs (closed) loses its blob references and names; each of Blobs (no job
 // refers to it) is forgotten, and nodes delete their copies.
 type Expire struct {
-	Jobs  []string  `json:"jobs,omitempty"`
-	Blobs []string  `json:"blobs,omitempty"`
-	At    time.Time `json:"at"`
+	Jobs  []string `json:"jobs,omitempty"`
+	Blobs []string `json:"blobs,omitempty"`
+	// Forget lists expired jobs whose history period ran out too: they
+	// leave the ledger with their tasks, so it stays bounded.
+	Forget []string  `json:"forget,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // Command is one decoded ledger entry. Exactly one of the pointer fields

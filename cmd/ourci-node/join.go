@@ -34,6 +34,7 @@ func runJoin(args []string) int {
 		grace       = fs.Duration("grace", 10*time.Second, "SIGTERM to SIGKILL grace when a task is stopped")
 		replicas    = fs.Int("blob-replicas", 2, "live nodes that should hold each blob")
 		retention   = fs.Duration("blob-retention", 7*24*time.Hour, "how long a closed job's blobs and names stay")
+		history     = fs.Duration("job-history", 30*24*time.Hour, "how long a closed job stays in the ledger (with its tasks' logs)")
 		wan         = fs.Bool("wan", false, "WAN timings for Raft and gossip (slow or lossy links)")
 		verbose     = fs.Bool("v", false, "debug logging")
 		peers       listFlag
@@ -74,7 +75,7 @@ func runJoin(args []string) int {
 		Name: *name, DataDir: *dataDir, Bind: *bind, Raft: *raftAddr, HTTP: *httpAddr, Advertise: *advertise,
 		Peers: peers, Slots: *slots, JobTimeout: *jobTimeout, TaskTimeout: *taskTimeout,
 		MaxAttempts: *attempts, Grace: *grace, Logger: logger,
-		BlobReplicas: *replicas, BlobRetention: *retention,
+		BlobReplicas: *replicas, BlobRetention: *retention, JobHistory: *history,
 	}
 	if *wan {
 		cfg.RaftTiming, cfg.GossipProfile = raftfsm.WAN, gossip.WAN
