@@ -47,6 +47,7 @@ type RaftConfig struct {
 	// the defaults below.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	SnapshotInterval  time.Duration // how often the threshold is checked; 0: 30s
 }
 
 // Raft bundles a running raft.Raft with the stores it owns.
@@ -88,6 +89,9 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
 	rc.SnapshotInterval = 30 * time.Second
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
 	rc.MaxAppendEntries = 512
 	rc.BatchApplyCh = true
 

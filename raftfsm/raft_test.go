@@ -47,6 +47,7 @@ type cluster struct {
 	logs  *syncBuffer
 	obs   chan raft.Observation
 	nodes []*testNode
+	tune  func(*RaftConfig) // optional: adjusts every node's config
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -72,7 +73,11 @@ func (c *cluster) start(id, secret, dir string) *testNode {
 		t.Fatalf("listen: %v", err)
 	}
 	n := &testNode{id: id, dir: dir, fsm: NewFSM()}
-	n.r, err = OpenRaft(RaftConfig{ID: id, Dir: dir, Listener: l, Secret: []byte(secret), LogOutput: c.logs}, n.fsm)
+	rc := RaftConfig{ID: id, Dir: dir, Listener: l, Secret: []byte(secret), LogOutput: c.logs}
+	if c.tune != nil {
+		c.tune(&rc)
+	}
+	n.r, err = OpenRaft(rc, n.fsm)
 	if err != nil {
 		l.Close()
 		t.Fatalf("OpenRaft(%s): got error %v, want nil", id, err)
