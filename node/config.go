@@ -21,6 +21,10 @@ type Topic struct {
 	// Agent is the agent script run as `Agent ARGS...`; "" runs the task's
 	// ARGS as a host command.
 	Agent string
+	// Secrets are node-side secrets (NAME → value, from the node's own
+	// environment) passed into the topic's tasks as environment variables;
+	// their values, and base64 forms, are masked in stored and streamed logs.
+	Secrets map[string]string
 	// Docker runs each task in the Docker image it names (`--topic T=docker`).
 	Docker bool
 	// Container limits and policy for Docker topics.

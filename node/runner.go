@@ -172,9 +172,17 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	if timeout == 0 {
 		timeout = n.cfg.TaskTimeout
 	}
+	env := r.env(t, job, workdir)
+	var values []string
+	for k, v := range topic.Secrets { // set last: a task's --env cannot replace them
+		env = append(env, k+"="+v)
+		values = append(values, v)
+	}
+	masked := newMasker(out, values)
+	defer masked.Close()
 	spec, err := taskSpec(t, topic, executor.Spec{
-		Args: t.Args, Script: topic.Agent, Env: r.env(t, job, workdir), Dir: workdir,
-		Output: out, Grace: n.cfg.Grace,
+		Args: t.Args, Script: topic.Agent, Env: env, Dir: workdir,
+		Output: masked, Grace: n.cfg.Grace,
 	})
 	if err != nil {
 		out.Note("%v", err)
@@ -209,6 +217,10 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 		return
 	}
 	defer proc.Destroy()
+	// metrics: wait for a node and spawn-to-start, on the ledger's clock;
+	// run time on this process's monotonic clock.
+	n.metrics.TaskStarted(t.Topic, t.CreatedAt, t.AssignedAt, n.cfg.Clock.Now())
+	procStart := time.Now()
 	if pp, ok := proc.(interface{ Pid() int }); ok {
 		n.recordGroup(t.ID, t.Attempt, pp.Pid())
 	}
@@ -244,11 +256,13 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 		proc.Stop()
 		<-exited
 	}
+	n.metrics.TaskRan(t.Topic, time.Since(procStart)) // metrics
 	// Clean up (a container is removed) before the ledger hears of the end:
 	// a closed job has nothing of its left running.
 	if err := proc.Destroy(); err != nil {
 		out.Note("cleanup: %v", err)
 	}
+	masked.Close() // what it held back, masked, before the closing notes
 	if werr != nil {
 		out.Note("wait failed: %v", werr)
 		r.finish(a, raftfsm.TaskFailed, nil, werr.Error())
@@ -260,6 +274,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	case stopped:
 		// The ledger already settled this attempt (or the node is going
 		// down and shutdown hands it back); nothing to report.
+		n.metrics.TaskFinished(t.Topic, "stopped") // metrics
 	case timedOut:
 		r.finish(a, raftfsm.TaskTimedOut, &code, fmt.Sprintf("timed out after %s", timeout))
 	case code == 0:
@@ -280,6 +295,7 @@ func describe(tp Topic, t *raftfsm.Task) string {
 }
 
 func (r *runner) finish(a *attempt, st raftfsm.TaskState, code *int, msg string) {
+	r.n.metrics.TaskFinished(a.task.Topic, string(st)) // metrics
 	r.report(api.Report{Kind: api.ReportFinished, Task: a.task.ID, Attempt: a.task.Attempt, Node: r.n.cfg.Name, State: st, ExitCode: code, Error: msg})
 }
 

@@ -46,6 +46,8 @@ func runJoin(args []string) int {
 	fs.Var(&topicTO, "topic-timeout", "TOPIC=DURATION: default task timeout for one topic (repeatable)")
 	var gh githubFlags
 	gh.register(fs)
+	var secretEnv listFlag
+	fs.Var(&secretEnv, "secret-env", "TOPIC=NAME: pass this node's $NAME into the topic's tasks, masked in logs (repeatable)")
 	var topicMem, topicCPUs, topicPull, topicNet listFlag
 	fs.Var(&topicMem, "topic-memory", "TOPIC=SIZE: memory limit of a Docker topic's containers, e.g. 2g (repeatable)")
 	fs.Var(&topicCPUs, "topic-cpus", "TOPIC=N: CPU limit of a Docker topic's containers, e.g. 1.5 (repeatable)")
@@ -108,6 +110,10 @@ func runJoin(args []string) int {
 			tp.Agent = agent
 		}
 		cfg.Topics = append(cfg.Topics, tp)
+	}
+	if err := secretEnvs(cfg.Topics, secretEnv); err != nil {
+		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
+		return exitUsage
 	}
 	if err := dockerLimits(cfg.Topics, topicMem, topicCPUs, topicPull, topicNet); err != nil {
 		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
@@ -251,4 +257,33 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("want a size such as 512m or 2g")
 	}
 	return v * mult, nil
+}
+
+// secretEnvs applies --secret-env TOPIC=NAME: the value comes from this
+// process's environment, never from the command line.
+func secretEnvs(topics []node.Topic, specs []string) error {
+	for _, s := range specs {
+		topic, name, ok := strings.Cut(s, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("--secret-env %q: want TOPIC=NAME", s)
+		}
+		v, set := os.LookupEnv(name)
+		if !set || v == "" {
+			return fmt.Errorf("--secret-env %s: $%s is not set in this node's environment", s, name)
+		}
+		found := false
+		for i := range topics {
+			if topics[i].Name == topic {
+				if topics[i].Secrets == nil {
+					topics[i].Secrets = map[string]string{}
+				}
+				topics[i].Secrets[name] = v
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("--secret-env %s: no --topic %s", s, topic)
+		}
+	}
+	return nil
 }
