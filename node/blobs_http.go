@@ -151,7 +151,7 @@ func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, p Principal,
 			writeError(w, code, api.CodeNotFound, err)
 			return
 		}
-		err := n.blobs.TryServe(w, r, h, path.Base(name))
+		err := n.blobs.TryServe(n.countServed(w, "client"), r, h, path.Base(name)) // metrics: bytes served
 		if err == nil {
 			return
 		}
@@ -231,7 +231,7 @@ func (n *Node) ensureBlob(ctx context.Context, h blobs.Hash) error {
 			continue
 		}
 		url := strings.TrimRight(base, "/") + "/v1/internal/blobs/" + string(h)
-		got, err := n.blobs.Fetch(ctx, n.peerHTTP, url, h, n.peerAuth)
+		got, err := n.blobs.Fetch(ctx, n.blobFetchClient(), url, h, n.peerAuth) // metrics: counts bytes fetched
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", holder, err))
 			continue
@@ -260,7 +260,7 @@ func (n *Node) handleInternalBlob(w http.ResponseWriter, r *http.Request, p Prin
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("%s holds no copy of %s", n.cfg.Name, h.Ref()))
 		return
 	}
-	n.blobs.Serve(w, r, h, "")
+	n.blobs.Serve(n.countServed(w, "peer"), r, h, "") // metrics: bytes served
 }
 
 // handlePull asks this node to fetch a blob (replication, from the leader).

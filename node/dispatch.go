@@ -181,6 +181,7 @@ func (d *dispatcher) apply(c raftfsm.Command) (raftfsm.Result, error) {
 	if err != nil {
 		return raftfsm.Result{}, err
 	}
+	start := time.Now() // metrics: Raft commit time
 	f := d.n.raft.Apply(b, 10*time.Second)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
@@ -188,6 +189,7 @@ func (d *dispatcher) apply(c raftfsm.Command) (raftfsm.Result, error) {
 		}
 		return raftfsm.Result{}, fmt.Errorf("node: raft apply: %w", err)
 	}
+	d.n.metrics.RaftCommitted(time.Since(start), entryCommands(c)) // metrics
 	r, ok := f.Response().(raftfsm.Result)
 	if !ok {
 		return raftfsm.Result{}, fmt.Errorf("node: raft apply: unexpected response %T", f.Response())

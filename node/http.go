@@ -33,6 +33,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /webhook/github", n.handleWebhook)
 	mux.HandleFunc("POST /v1/jobs/{id}/approve", n.auth(n.clusterOnly(n.leaderOnly(n.handleApprove))))
 	mux.HandleFunc("GET /jobs/{id}", n.uiAuth(n.handleJobPage))
+	mux.HandleFunc("GET /metrics", n.auth(n.clusterOnly(n.handleMetrics))) // Prometheus; cluster token (metrics_hooks.go)
 	mux.HandleFunc("POST /v1/internal/leave", n.auth(n.clusterOnly(n.leaderOnly(n.handleLeave))))
 	mux.HandleFunc("GET /v1/jobs/{id}", n.auth(n.handleJob))
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.auth(n.clusterOnly(n.leaderOnly(n.handleCancel))))

@@ -31,6 +31,7 @@ func (n *Node) leadershipLoop() {
 				stop()
 				stop = nil
 			}
+			n.metrics.LeadershipChanged(isLeader) // metrics
 			if isLeader {
 				n.log.Info("leading the mesh")
 				ctx, cancel := context.WithCancel(n.ctx)

@@ -24,6 +24,7 @@ import (
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/checkout"
 	"github.com/ourci/ourci/node/executor"
+	"github.com/ourci/ourci/node/metrics"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -46,6 +47,7 @@ type Node struct {
 	peerHTTP *http.Client // node-to-node calls (blob fetches, pulls)
 	mirrors  *checkout.Mirrors
 	offer    atomic.Pointer[offer]
+	metrics  *metrics.Metrics // Prometheus, served at /metrics (metrics_hooks.go)
 
 	dockerMu sync.Mutex
 	dockers  map[string]*executor.Docker // per Docker topic, made on first use
@@ -162,6 +164,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.peerHTTP = &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
 	}}
+	n.metrics = n.newMetrics() // before anything that observes (runner, leader loops, HTTP)
 	n.runner = newRunner(n)
 	n.runner.previous = previous
 	n.httpSrv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}

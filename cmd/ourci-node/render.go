@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/raftfsm"
 )
 
 // renderStatus prints the mesh and recent jobs.
@@ -70,9 +71,12 @@ func jobDuration(j api.JobView) string {
 }
 
 // renderJob draws a job's task tree, indented by parent.
-func renderJob(w io.Writer, d api.JobDetail) {
+func renderJob(w io.Writer, d api.JobDetail) { renderJobIn(w, d, palette{}) }
+
+// renderJobIn draws a job's task tree with states in pal's colours.
+func renderJobIn(w io.Writer, d api.JobDetail, pal palette) {
 	j := d.Job
-	fmt.Fprintf(w, "job %s: %s, %s · %d tasks (%d passed, %d failed, %d open) · %s", j.ID, j.State, j.Status, j.Tasks, j.Passed, j.Failed, j.Open, jobDuration(j))
+	fmt.Fprintf(w, "job %s: %s, %s · %d tasks (%d passed, %d failed, %d open) · %s", j.ID, j.State, pal.status(j.Status), j.Tasks, j.Passed, j.Failed, j.Open, jobDuration(j))
 	if j.Reason != "" {
 		fmt.Fprintf(w, " · %s", j.Reason)
 	}
@@ -87,7 +91,7 @@ func renderJob(w io.Writer, d api.JobDetail) {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tSTATE\tNODE\tATTEMPT\tDURATION\tEXIT\tTOPIC\tARGS")
+	fmt.Fprintf(tw, "TASK\t%s\tNODE\tATTEMPT\tDURATION\tEXIT\tTOPIC\tARGS\n", pal.cell("", "STATE"))
 	var walk func(t api.TaskView, prefix string, last, root bool)
 	walk = func(t api.TaskView, prefix string, last, root bool) {
 		branch, next := "", ""
@@ -109,7 +113,7 @@ func renderJob(w io.Writer, d api.JobDetail) {
 		if t.Waiting != "" {
 			state += " (" + t.Waiting + ")"
 		}
-		fmt.Fprintf(tw, "%s%s%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", prefix, branch, t.ID, state, node, t.Attempt, taskDuration(t), exit, t.Topic, strings.Join(t.Args, " "))
+		fmt.Fprintf(tw, "%s%s%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", prefix, branch, t.ID, pal.cell(t.State, state), node, t.Attempt, taskDuration(t), exit, t.Topic, strings.Join(t.Args, " "))
 		kids := children[t.ID]
 		for i, k := range kids {
 			walk(k, prefix+next, i == len(kids)-1, false)
@@ -143,4 +147,96 @@ func humanBytes(b int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+// palette colours states with ANSI escapes when on; the zero value draws
+// plain text.
+type palette struct{ on bool }
+
+// SGR colour codes, all of one length, so that a column of coloured cells
+// stays aligned in a tabwriter (which counts the escape bytes as width:
+// every cell of the column carries the same number of them).
+const (
+	sgrReset   = "\x1b[0m"
+	sgrDefault = "\x1b[39m"
+	sgrRed     = "\x1b[31m"
+	sgrGreen   = "\x1b[32m"
+	sgrYellow  = "\x1b[33m"
+	sgrBlue    = "\x1b[34m"
+	sgrGrey    = "\x1b[90m"
+)
+
+// taskColour: passed green; failed, timed out and lost red; running and
+// assigned blue; cancelled grey; queued yellow.
+func taskColour(st raftfsm.TaskState) string {
+	switch st {
+	case raftfsm.TaskPassed:
+		return sgrGreen
+	case raftfsm.TaskFailed, raftfsm.TaskTimedOut, raftfsm.TaskLost:
+		return sgrRed
+	case raftfsm.TaskRunning, raftfsm.TaskAssigned:
+		return sgrBlue
+	case raftfsm.TaskCancelled:
+		return sgrGrey
+	case raftfsm.TaskQueued:
+		return sgrYellow
+	}
+	return sgrDefault
+}
+
+// cell colours text by st; every cell it makes (the header's too, in the
+// default colour) is the same number of bytes longer than its text.
+func (p palette) cell(st raftfsm.TaskState, text string) string {
+	if !p.on {
+		return text
+	}
+	return taskColour(st) + text + sgrReset
+}
+
+// status colours a job's status: passed green, failed and error red,
+// pending blue (in progress).
+func (p palette) status(s raftfsm.JobStatus) string {
+	if !p.on {
+		return string(s)
+	}
+	c := sgrBlue
+	switch s {
+	case raftfsm.StatusPassed:
+		c = sgrGreen
+	case raftfsm.StatusFailed, raftfsm.StatusError:
+		c = sgrRed
+	}
+	return c + string(s) + sgrReset
+}
+
+// progress sums a job's tasks up: "7/10 tasks done, 1 failed, 2 running",
+// then queued and cancelled counts when there are any. Failed counts every
+// task that ended badly (failed, timed out, lost); running counts assigned
+// ones too.
+func progress(d api.JobDetail) string {
+	var done, failed, running, queued, cancelled int
+	for _, t := range d.Tasks {
+		switch t.State {
+		case raftfsm.TaskPassed:
+			done++
+		case raftfsm.TaskFailed, raftfsm.TaskTimedOut, raftfsm.TaskLost:
+			done++
+			failed++
+		case raftfsm.TaskCancelled:
+			done++
+			cancelled++
+		case raftfsm.TaskRunning, raftfsm.TaskAssigned:
+			running++
+		case raftfsm.TaskQueued:
+			queued++
+		}
+	}
+	s := fmt.Sprintf("%d/%d tasks done, %d failed, %d running", done, len(d.Tasks), failed, running)
+	if queued > 0 {
+		s += fmt.Sprintf(", %d queued", queued)
+	}
+	if cancelled > 0 {
+		s += fmt.Sprintf(", %d cancelled", cancelled)
+	}
+	return s
 }
