@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/raftfsm"
@@ -32,6 +33,9 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		}
 	}
 	started := false
+	// A follower may not have applied a task spawned a moment ago through
+	// another node: a follow waits a little for its replica to learn it.
+	unknownUntil := time.Now().Add(5 * time.Second)
 	for {
 		_, ch := n.fsm.Watch()
 		var t *raftfsm.Task
@@ -41,6 +45,14 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 			}
 		})
 		switch {
+		case t == nil && follow && time.Now().Before(unknownUntil):
+			select {
+			case <-ch:
+			case <-time.After(time.Until(unknownUntil)):
+			case <-r.Context().Done():
+				return
+			}
+			continue
 		case t == nil:
 			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("no task %s", id))
 			return
