@@ -23,7 +23,7 @@ var ErrNoHolder = errors.New("node: no live node holds the blob")
 // ?job= a cluster-token caller names.
 func (n *Node) blobJob(r *http.Request, p Principal) (string, error) {
 	q := r.URL.Query().Get("job")
-	if p.Cluster {
+	if !p.IsTask() {
 		return q, nil
 	}
 	var job string

@@ -63,7 +63,7 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 		Task: newID(), Topic: req.Topic, Image: req.Image, Args: req.Args, Env: req.Env,
 		Timeout: time.Duration(req.Timeout), At: now,
 	}
-	if p.Cluster {
+	if !p.IsTask() {
 		jt := time.Duration(req.JobTimeout)
 		if jt == 0 {
 			jt = n.cfg.JobTimeout

@@ -26,20 +26,20 @@ const forwardedHeader = "X-Ourci-Forwarded"
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", n.handleHealth)
-	mux.HandleFunc("POST /v1/spawn", n.auth(n.leaderOnly(n.handleSpawn)))
+	mux.HandleFunc("GET /metrics", n.auth(n.clusterOnly(n.handleMetrics))) // Prometheus; cluster token (metrics_hooks.go)
+	mux.HandleFunc("POST /v1/spawn", n.auth(n.spawners(n.leaderOnly(n.handleSpawn))))
 	mux.HandleFunc("GET /v1/status", n.auth(n.handleStatus))
 	mux.HandleFunc("GET /v1/ledger", n.auth(n.clusterOnly(n.handleLedger)))
 	mux.HandleFunc("POST /v1/drain", n.auth(n.clusterOnly(n.handleDrain)))
 	mux.HandleFunc("POST /webhook/github", n.handleWebhook)
-	mux.HandleFunc("POST /v1/jobs/{id}/approve", n.auth(n.clusterOnly(n.leaderOnly(n.handleApprove))))
-	mux.HandleFunc("GET /jobs/{id}", n.uiAuth(n.handleJobPage))
-	mux.HandleFunc("GET /metrics", n.auth(n.clusterOnly(n.handleMetrics))) // Prometheus; cluster token (metrics_hooks.go)
+	mux.HandleFunc("POST /v1/jobs/{id}/approve", n.auth(n.operateOnly(n.leaderOnly(n.handleApprove))))
+	n.registerUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams
 	mux.HandleFunc("POST /v1/internal/leave", n.auth(n.clusterOnly(n.leaderOnly(n.handleLeave))))
 	mux.HandleFunc("GET /v1/jobs/{id}", n.auth(n.handleJob))
-	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.auth(n.clusterOnly(n.leaderOnly(n.handleCancel))))
+	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.auth(n.operateOnly(n.leaderOnly(n.handleCancel))))
 	mux.HandleFunc("GET /v1/tasks/{id}/log", n.auth(n.handleLog))
 	mux.HandleFunc("POST /v1/internal/report", n.auth(n.clusterOnly(n.leaderOnly(n.handleReport))))
-	mux.HandleFunc("PUT /v1/blobs", n.auth(n.handleBlobPut))
+	mux.HandleFunc("PUT /v1/blobs", n.auth(n.spawners(n.handleBlobPut)))
 	mux.HandleFunc("GET /v1/blobs/{ref...}", n.auth(n.handleBlobGet))
 	mux.HandleFunc("HEAD /v1/blobs/{ref...}", n.auth(n.handleBlobGet))
 	mux.HandleFunc("GET /v1/blob/{token}/{ref...}", n.handleBlobURL)
@@ -68,7 +68,7 @@ func (n *Node) auth(h handler) http.HandlerFunc {
 			writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, errors.New("invalid token for this mesh"))
 			return
 		}
-		if !p.Cluster {
+		if p.IsTask() {
 			live, closed := false, ""
 			n.fsm.Read(func(s *raftfsm.State, _ uint64) {
 				t := s.Tasks[p.Task]
@@ -96,10 +96,33 @@ func (n *Node) auth(h handler) http.HandlerFunc {
 	}
 }
 
+// operateOnly admits the cluster token and operate tokens.
+func (n *Node) operateOnly(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, p Principal) {
+		if !p.May(RoleOperate) {
+			writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("this needs the cluster token or an operate token"))
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+// spawners admits task tokens (children in their own job) and operate and
+// cluster tokens (new jobs).
+func (n *Node) spawners(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, p Principal) {
+		if !p.IsTask() && !p.May(RoleOperate) {
+			writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("a read token cannot spawn"))
+			return
+		}
+		h(w, r, p)
+	}
+}
+
 func (n *Node) clusterOnly(h handler) handler {
 	return func(w http.ResponseWriter, r *http.Request, p Principal) {
 		if !p.Cluster {
-			writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("a task token cannot do this"))
+			writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("this needs the cluster token"))
 			return
 		}
 		h(w, r, p)
@@ -221,7 +244,7 @@ func (n *Node) handleSpawn(w http.ResponseWriter, r *http.Request, p Principal) 
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	if p.Cluster && req.Source.Repo != "" {
+	if !p.IsTask() && req.Source.Repo != "" {
 		src, err := n.resolveSource(r.Context(), req.Source)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)

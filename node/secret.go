@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The cluster secret is 32 random bytes, kept hex-encoded in a file readable
@@ -24,8 +25,17 @@ const (
 	labelCluster = "ourci/api/cluster/v1"
 	labelTask    = "ourci/api/task/v1"
 
-	clusterTokenPrefix = "ourci-c1."
-	taskTokenPrefix    = "ourci-t1."
+	labelOperator = "ourci/api/operator/v1"
+
+	clusterTokenPrefix  = "ourci-c1."
+	taskTokenPrefix     = "ourci-t1."
+	operatorTokenPrefix = "ourci-o1."
+)
+
+// Operator roles, for people and scripts (ourci-node token create).
+const (
+	RoleRead    = "read"    // status, jobs, logs, blobs, the web UI
+	RoleOperate = "operate" // read, plus spawn, cancel, approve, blob put
 )
 
 // ErrSecret marks a missing or malformed cluster secret.
@@ -115,11 +125,47 @@ func (s Secret) TaskToken(task string, attempt int) string {
 	return taskTokenPrefix + task + "." + a + "." + hex.EncodeToString(s.derive(labelTask, task, a))
 }
 
+// OperatorToken makes a token with a role (RoleRead, RoleOperate) that
+// expires at expires (zero: never). Tokens are stateless: they can be
+// revoked only by changing the cluster secret.
+func (s Secret) OperatorToken(role string, expires time.Time) (string, error) {
+	if role != RoleRead && role != RoleOperate {
+		return "", fmt.Errorf("node: token role %q: want %s or %s", role, RoleRead, RoleOperate)
+	}
+	exp := "0"
+	if !expires.IsZero() {
+		exp = strconv.FormatInt(expires.Unix(), 10)
+	}
+	nonce := make([]byte, 6)
+	rand.Read(nonce)
+	n := hex.EncodeToString(nonce)
+	return operatorTokenPrefix + role + "." + exp + "." + n + "." + hex.EncodeToString(s.derive(labelOperator, role, exp, n)), nil
+}
+
 // Principal is who a request comes from.
 type Principal struct {
-	Cluster bool   // the cluster token: full access
+	Cluster bool   // the cluster token: full access (operators' admin, node to node)
+	Role    string // an operator token: RoleRead or RoleOperate
 	Task    string // a task token: this task...
 	Attempt int    // ...in this attempt
+}
+
+// IsTask reports whether p is a task's token.
+func (p Principal) IsTask() bool { return p.Task != "" }
+
+// May reports whether p may act with role: a cluster token may do
+// anything; an operate token may read; a task token's rights are checked
+// by each handler (own job only).
+func (p Principal) May(role string) bool {
+	switch {
+	case p.Cluster:
+		return true
+	case role == RoleRead:
+		return p.Role == RoleRead || p.Role == RoleOperate
+	case role == RoleOperate:
+		return p.Role == RoleOperate
+	}
+	return false
 }
 
 // ErrToken marks a missing or invalid API token.
@@ -133,6 +179,20 @@ func (s Secret) Authenticate(token string) (Principal, error) {
 		if subtle.ConstantTimeCompare([]byte(token), []byte(s.ClusterToken())) == 1 {
 			return Principal{Cluster: true}, nil
 		}
+	case strings.HasPrefix(token, operatorTokenPrefix):
+		parts := strings.Split(strings.TrimPrefix(token, operatorTokenPrefix), ".")
+		if len(parts) != 4 {
+			break
+		}
+		role, exp, nonce, mac := parts[0], parts[1], parts[2], parts[3]
+		want := hex.EncodeToString(s.derive(labelOperator, role, exp, nonce))
+		if subtle.ConstantTimeCompare([]byte(mac), []byte(want)) != 1 {
+			break
+		}
+		if e, err := strconv.ParseInt(exp, 10, 64); err != nil || (e != 0 && time.Now().Unix() >= e) {
+			return Principal{}, fmt.Errorf("%w: the token expired", ErrToken)
+		}
+		return Principal{Role: role}, nil
 	case strings.HasPrefix(token, taskTokenPrefix):
 		rest := strings.TrimPrefix(token, taskTokenPrefix)
 		parts := strings.Split(rest, ".")

@@ -186,7 +186,7 @@ func (n *Node) handleJob(w http.ResponseWriter, r *http.Request, p Principal) {
 
 // mayRead reports whether p may read job's details and logs.
 func (n *Node) mayRead(p Principal, job string) bool {
-	if p.Cluster {
+	if !p.IsTask() {
 		return true
 	}
 	ok := false

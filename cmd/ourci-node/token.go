@@ -4,14 +4,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ourci/ourci/node"
 )
 
 // runToken prints the full-access API token derived from the cluster
-// secret, for scripts and HTTP clients (Authorization: Bearer TOKEN).
+// secret, for scripts and HTTP clients (Authorization: Bearer TOKEN);
+// `token create --role read|operate [--ttl D]` makes a narrower one.
 func runToken(args []string) int {
-	fs := newFlagSet("token", "[--secret-file F]")
+	if len(args) > 0 && args[0] == "create" {
+		return runTokenCreate(args[1:])
+	}
+	fs := newFlagSet("token", "[--secret-file F] | create --role read|operate [--ttl DURATION]")
 	secretFile := fs.String("secret-file", env("OURCI_SECRET_FILE", ""), "cluster secret file (env OURCI_SECRET_FILE; default DATA_DIR/cluster.secret)")
 	if _, err := parse(fs, args); err != nil {
 		return exitUsage
@@ -25,5 +30,34 @@ func runToken(args []string) int {
 		return exitFor(err)
 	}
 	fmt.Fprintln(os.Stdout, s.ClusterToken())
+	return exitOK
+}
+
+func runTokenCreate(args []string) int {
+	fs := newFlagSet("token create", "--role read|operate [--ttl DURATION]")
+	secretFile := fs.String("secret-file", env("OURCI_SECRET_FILE", ""), "cluster secret file (env OURCI_SECRET_FILE; default DATA_DIR/cluster.secret)")
+	role := fs.String("role", "", "read: status, jobs, logs, blobs, the web UI; operate: also spawn, cancel, approve, blob put")
+	ttl := fs.Duration("ttl", 0, "the token expires after this long (default: never; revoke by changing the cluster secret)")
+	if _, err := parse(fs, args); err != nil {
+		return exitUsage
+	}
+	path := *secretFile
+	if path == "" {
+		path = filepath.Join(homeDir(), "cluster.secret")
+	}
+	s, err := node.LoadSecret(path)
+	if err != nil {
+		return exitFor(err)
+	}
+	var exp time.Time
+	if *ttl > 0 {
+		exp = time.Now().Add(*ttl)
+	}
+	tok, err := s.OperatorToken(*role, exp)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ourci-node token create:", err)
+		return exitUsage
+	}
+	fmt.Fprintln(os.Stdout, tok)
 	return exitOK
 }
