@@ -24,6 +24,7 @@ func commands() []command {
 		{"approve", "let a held job (a pull request from a fork) run", runApprove},
 		{"drain", "take a node out of the mesh gracefully: running tasks finish, then it leaves", runDrain},
 		{"blob", "put FILE [--name NAME] | get REF [-o FILE]: content-addressed artifacts", runBlob},
+		{"bench", "measure dispatch, throughput, failover, gossip, blobs and the ledger against the floor", runBench},
 	}
 }
 

@@ -1,0 +1,130 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tiny is the smallest run that still exercises every measure.
+func tiny(t testing.TB) Options {
+	o := Options{
+		Dir: t.TempDir(), Spawns: 10, Tasks: 60, Spawners: 8, Slots: 8, Kills: 1, WorkerKills: 1,
+		GossipSizes: []int{3}, GossipChanges: 3, BlobMiB: 1, SmallBlobs: 30, BlobWorkers: 4,
+		LedgerTasks: 2000, JobTasks: 100, Timeout: 120,
+	}
+	if testing.Verbose() {
+		o.Progress = os.Stderr
+	}
+	return o
+}
+
+// TestBenchQuick runs the whole harness at tiny sizes and checks that every
+// measure produced a sane number, so CI covers the harness code. Targets
+// are not checked: the sizes are too small and CI machines too noisy.
+func TestBenchQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a mesh and kills nodes")
+	}
+	start := time.Now()
+	rep, err := Run(context.Background(), tiny(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("harness ran in %s", time.Since(start).Round(time.Millisecond))
+	var tbl bytes.Buffer
+	rep.WriteTable(&tbl)
+	t.Log("\n" + tbl.String())
+
+	bounds := map[string][2]float64{ // key → [min, max], in the row's unit
+		"spawn_start_p50_ms":        {-50, 1000},
+		"spawn_start_p99_ms":        {-50, 5000},
+		"spawn_call_start_p50_ms":   {0.01, 2000},
+		"throughput_tasks_per_s":    {1, 1e6},
+		"loaded_spawn_start_p99_ms": {-100, 10000},
+		"worker_reassign_max_ms":    {1, 30000},
+		"failover_p50_ms":           {1, 30000},
+		"failover_max_ms":           {1, 30000},
+		"big_blob_mibps":            {0.1, 1e6},
+		"small_blobs_per_s":         {1, 1e6},
+		"gossip_n3_p50_ms":          {0.001, 15000},
+		"gossip_n3_max_ms":          {0.001, 15000},
+		"ledger_heap_mib":           {0.01, 1e4},
+		"ledger_snapshot_mib":       {0.01, 1e4},
+		"job_status_p50_ms":         {0.0001, 1e4},
+	}
+	seen := map[string]bool{}
+	for _, row := range rep.Rows {
+		b, ok := bounds[row.Key]
+		if !ok {
+			t.Errorf("unexpected row %q (%s)", row.Key, row.Measure)
+			continue
+		}
+		seen[row.Key] = true
+		if row.OurCI < b[0] || row.OurCI > b[1] {
+			t.Errorf("%s = %v %s, want within [%v, %v]", row.Key, row.OurCI, row.Unit, b[0], b[1])
+		}
+		if row.Floor != nil && *row.Floor <= 0 {
+			t.Errorf("%s: floor %v, want > 0", row.Key, *row.Floor)
+		}
+		if row.Result != "pass" && row.Result != "fail" && row.Result != "info" {
+			t.Errorf("%s: result %q", row.Key, row.Result)
+		}
+	}
+	for k := range bounds {
+		if !seen[k] {
+			t.Errorf("no row %s", k)
+		}
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		SchemaVersion int   `json:"schema_version"`
+		Rows          []Row `json:"rows"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.SchemaVersion != SchemaVersion || len(back.Rows) != len(rep.Rows) {
+		t.Errorf("JSON report: %v, schema %d, %d rows", err, back.SchemaVersion, len(back.Rows))
+	}
+	if !strings.Contains(tbl.String(), "spawn→start p50, idle") {
+		t.Errorf("table lacks the spawn row:\n%s", tbl.String())
+	}
+}
+
+// BenchmarkBench runs each measure at the --quick sizes and reports its
+// rows as metrics:
+//
+//	go test -run '^$' -bench . ./node/bench/
+//	go test -run '^$' -bench Bench/spawn ./node/bench/
+func BenchmarkBench(b *testing.B) {
+	for _, m := range AllMeasures {
+		b.Run(m, func(b *testing.B) {
+			var rep *Report
+			for i := 0; i < b.N; i++ {
+				o := Quick()
+				o.Dir, o.Only = b.TempDir(), []string{m}
+				var err error
+				rep, err = Run(context.Background(), o)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, row := range rep.Rows {
+				unit := row.Key
+				b.ReportMetric(row.OurCI, unit)
+				if row.Floor != nil {
+					b.ReportMetric(*row.Floor, "floor_"+unit)
+				}
+			}
+			b.ReportMetric(0, "ns/op") // a run is not an op: hide the default
+			var tbl bytes.Buffer
+			rep.WriteTable(&tbl)
+			b.Log("\n" + tbl.String())
+		})
+	}
+}
