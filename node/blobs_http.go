@@ -200,11 +200,26 @@ func (n *Node) ensureBlob(ctx context.Context, h blobs.Hash) error {
 	}
 	var holders []string
 	var size int64
-	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-		if b := s.Blobs[string(h)]; b != nil {
-			holders, size = slices.Clone(b.Holders), b.Size
+	// A blob put through another node a moment ago may not have reached
+	// this replica yet: wait a little for its record.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		_, ch := n.fsm.Watch()
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+			if b := s.Blobs[string(h)]; b != nil {
+				holders, size = slices.Clone(b.Holders), b.Size
+			}
+		})
+		if holders != nil || time.Now().After(deadline) {
+			break
 		}
-	})
+		select {
+		case <-ch:
+		case <-time.After(time.Until(deadline)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if holders == nil {
 		return fmt.Errorf("%w: the ledger knows no blob %s", blobs.ErrNotFound, h.Ref())
 	}

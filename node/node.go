@@ -259,6 +259,7 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // ClusterToken is the token nodes use with each other.
 func (n *Node) clusterClient(base string) *api.Client {
 	c := api.NewClient(base, n.cfg.Secret.ClusterToken())
+	c.HTTP = n.peerHTTP // keeps connections to peers open across calls
 	c.RetryFor = time.Second
 	return c
 }
