@@ -183,7 +183,17 @@ func (d *dispatcher) apply(c raftfsm.Command) (raftfsm.Result, error) {
 	}
 	start := time.Now() // metrics: Raft commit time
 	f := d.n.raft.Apply(b, 10*time.Second)
-	if err := f.Error(); err != nil {
+	// raft answers every future it took, except one still queued when it
+	// shuts down: never wait past the node's own shutdown.
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	var ferr error
+	select {
+	case ferr = <-done:
+	case <-d.n.ctx.Done():
+		return raftfsm.Result{}, fmt.Errorf("%w: node shutting down", errNotLeader)
+	}
+	if err := ferr; err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return raftfsm.Result{}, fmt.Errorf("%w: %w", errNotLeader, err)
 		}

@@ -93,7 +93,9 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 		rc.SnapshotInterval = cfg.SnapshotInterval
 	}
 	rc.MaxAppendEntries = 512
-	rc.BatchApplyCh = true
+	// No BatchApplyCh: the leader's dispatcher batches already, and a
+	// buffered apply channel leaves futures unanswered at shutdown.
+	rc.BatchApplyCh = false
 
 	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db"))
 	if err != nil {
