@@ -241,91 +241,13 @@ func dockerNodeName(base string) string { return base + "-" + dockerRunID }
 // removes (and reports) any container left with one of their names.
 func startDockerMesh(t *testing.T, bin string, specs []nodeSpec, extra map[string][]string) *mesh {
 	t.Helper()
-	meshSlots <- struct{}{}
-	t.Cleanup(func() { <-meshSlots })
 	var names []string
-	for _, s := range specs {
+	for i, s := range specs {
 		names = append(names, s.Name)
+		specs[i].Flags = append(specs[i].Flags, extra[s.Name]...)
 	}
 	t.Cleanup(func() { removeNodeContainers(t, names) }) // runs after the nodes stopped
-	m := &mesh{dir: t.TempDir()}
-	m.secretFile = filepath.Join(m.dir, "secret")
-	out, err := exec.Command(bin, "keygen").Output()
-	if err != nil || len(strings.TrimSpace(string(out))) == 0 {
-		t.Fatalf("ourci-node keygen: %v, output %q", err, out)
-	}
-	if err := os.WriteFile(m.secretFile, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ports := freePorts(t, len(specs))
-	for i, s := range specs {
-		p := ports[3*i:]
-		m.nodes = append(m.nodes, &node{
-			spec:    s,
-			gossip:  fmt.Sprintf("127.0.0.1:%d", p[0]),
-			raft:    fmt.Sprintf("127.0.0.1:%d", p[1]),
-			http:    fmt.Sprintf("127.0.0.1:%d", p[2]),
-			url:     fmt.Sprintf("http://127.0.0.1:%d", p[2]),
-			logPath: filepath.Join(m.dir, s.Name+".log"),
-		})
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range m.nodes {
-				t.Logf("---- last lines of %s's log (%s) ----\n%s", n.spec.Name, n.logPath, tail(n.logPath, 60))
-			}
-		}
-	})
-	t.Cleanup(func() { m.stop(t) })
-
-	startDockerNode(t, m, 0, bin, extra[specs[0].Name])
-	waitFor(t, 30*time.Second, func() (bool, string) {
-		m.nodes[0].mustBeRunning(t)
-		st, err := m.meshStatus(t, 0)
-		if err != nil {
-			return false, err.Error()
-		}
-		return st.Leader != "", fmt.Sprintf("%s has no leader yet: %+v", specs[0].Name, st)
-	})
-	for i := 1; i < len(specs); i++ {
-		startDockerNode(t, m, i, bin, extra[specs[i].Name])
-	}
-	waitFor(t, 30*time.Second, m.ready(t))
-	return m
-}
-
-// startDockerNode is mesh.startNode with another binary and extra flags.
-func startDockerNode(t *testing.T, m *mesh, i int, bin string, extra []string) {
-	t.Helper()
-	n := m.nodes[i]
-	args := []string{"join", "--name", n.spec.Name, "--data-dir", filepath.Join(m.dir, n.spec.Name+".data"),
-		"--bind", n.gossip, "--raft", n.raft, "--http", n.http, "--secret-file", m.secretFile}
-	if i > 0 {
-		args = append(args, "--peer", m.nodes[0].gossip)
-	}
-	for _, topic := range n.spec.Topics {
-		args = append(args, "--topic", topic)
-	}
-	if n.spec.Slots > 0 {
-		args = append(args, "--slots", strconv.Itoa(n.spec.Slots))
-	}
-	args = append(args, extra...)
-	logFile, err := os.Create(n.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	n.cmd = exec.Command(bin, args...)
-	n.cmd.Env = cleanEnv()
-	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", n.spec.Name, err)
-	}
-	n.exited = make(chan struct{})
-	go func() {
-		n.waitErr = n.cmd.Wait()
-		close(n.exited)
-	}()
+	return startMeshWith(t, bin, specs)
 }
 
 // dockerPS lists the IDs of the containers, running or not, that carry
@@ -972,7 +894,7 @@ func TestDockerSweepAfterNodeCrash(t *testing.T) {
 
 	restart := time.Now()
 	n.logPath = filepath.Join(m.dir, name+".restarted.log")
-	startDockerNode(t, m, 0, bin, nil)
+	m.startNode(t, 0)
 	waitFor(t, time.Minute, m.ready(t))
 	waitFor(t, 30*time.Second, func() (bool, string) {
 		out, err := dockerCmd(30*time.Second, "docker", "ps", "-a", "-q", "--filter", "id="+first)

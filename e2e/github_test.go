@@ -240,80 +240,10 @@ func gheMakeRepo(t *testing.T, repos, release string, modes []string) map[string
 // gheStartMesh is startMesh with extra join flags for every node.
 func gheStartMesh(t *testing.T, specs []nodeSpec, extra []string) *mesh {
 	t.Helper()
-	meshSlots <- struct{}{}
-	t.Cleanup(func() { <-meshSlots })
-	m := &mesh{dir: t.TempDir()}
-	m.secretFile = filepath.Join(m.dir, "secret")
-	out, err := exec.Command(binPath, "keygen").Output()
-	if err != nil || len(strings.TrimSpace(string(out))) == 0 {
-		t.Fatalf("ourci-node keygen: %v, output %q", err, out)
+	for i := range specs {
+		specs[i].Flags = append(specs[i].Flags, extra...)
 	}
-	if err := os.WriteFile(m.secretFile, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ports := freePorts(t, len(specs))
-	for i, s := range specs {
-		p := ports[3*i:]
-		m.nodes = append(m.nodes, &node{
-			spec:    s,
-			gossip:  fmt.Sprintf("127.0.0.1:%d", p[0]),
-			raft:    fmt.Sprintf("127.0.0.1:%d", p[1]),
-			http:    fmt.Sprintf("127.0.0.1:%d", p[2]),
-			url:     fmt.Sprintf("http://127.0.0.1:%d", p[2]),
-			logPath: filepath.Join(m.dir, s.Name+".log"),
-		})
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range m.nodes {
-				t.Logf("---- last lines of %s's log (%s) ----\n%s", n.spec.Name, n.logPath, tail(n.logPath, 80))
-			}
-		}
-	})
-	t.Cleanup(func() { m.stop(t) })
-	start := func(i int) {
-		t.Helper()
-		n := m.nodes[i]
-		args := []string{"join", "--name", n.spec.Name, "--data-dir", filepath.Join(m.dir, n.spec.Name+".data"),
-			"--bind", n.gossip, "--raft", n.raft, "--http", n.http, "--secret-file", m.secretFile}
-		if i > 0 {
-			args = append(args, "--peer", m.nodes[0].gossip)
-		}
-		for _, topic := range n.spec.Topics {
-			args = append(args, "--topic", topic)
-		}
-		args = append(args, extra...)
-		logFile, err := os.Create(n.logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer logFile.Close()
-		n.cmd = exec.Command(binPath, args...)
-		n.cmd.Env = cleanEnv()
-		n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
-		if err := n.cmd.Start(); err != nil {
-			t.Fatalf("starting %s: %v", n.spec.Name, err)
-		}
-		n.exited = make(chan struct{})
-		go func() {
-			n.waitErr = n.cmd.Wait()
-			close(n.exited)
-		}()
-	}
-	start(0)
-	waitFor(t, 30*time.Second, func() (bool, string) {
-		m.nodes[0].mustBeRunning(t)
-		st, err := m.meshStatus(t, 0)
-		if err != nil {
-			return false, err.Error()
-		}
-		return st.Leader != "", fmt.Sprintf("%s has no leader yet: %+v", specs[0].Name, st)
-	})
-	for i := 1; i < len(specs); i++ {
-		start(i)
-	}
-	waitFor(t, 30*time.Second, m.ready(t))
-	return m
+	return startMesh(t, specs)
 }
 
 // gheDeliver posts a webhook as GitHub would and returns the answer's code,

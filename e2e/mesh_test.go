@@ -19,6 +19,7 @@ type nodeSpec struct {
 	Name   string   // --name, e.g. "node1"
 	Topics []string // --topic values: "TOPIC" or "TOPIC=/abs/agent.sh"
 	Slots  int      // --slots; 0 leaves the node's default
+	Flags  []string // more join flags
 }
 
 // node is one running ourci-node join process.
@@ -34,6 +35,7 @@ type node struct {
 
 // mesh is a set of nodes sharing one secret, all stopped by t.Cleanup.
 type mesh struct {
+	bin        string // the ourci-node binary the nodes run
 	dir        string
 	secretFile string
 	nodes      []*node
@@ -57,11 +59,17 @@ var meshSlots = make(chan struct{}, 2)
 // every member with its topics, and a leader.
 func startMesh(t *testing.T, specs []nodeSpec) *mesh {
 	t.Helper()
+	return startMeshWith(t, binPath, specs)
+}
+
+// startMeshWith is startMesh with the nodes running bin.
+func startMeshWith(t *testing.T, bin string, specs []nodeSpec) *mesh {
+	t.Helper()
 	meshSlots <- struct{}{}
 	t.Cleanup(func() { <-meshSlots })
-	m := &mesh{dir: t.TempDir()}
+	m := &mesh{bin: bin, dir: t.TempDir()}
 	m.secretFile = filepath.Join(m.dir, "secret")
-	out, err := exec.Command(binPath, "keygen").Output()
+	out, err := exec.Command(bin, "keygen").Output()
 	if err != nil || len(bytes.TrimSpace(out)) == 0 {
 		t.Fatalf("ourci-node keygen: %v, output %q", err, out)
 	}
@@ -121,12 +129,13 @@ func (m *mesh) startNode(t *testing.T, i int) {
 	if n.spec.Slots > 0 {
 		args = append(args, "--slots", strconv.Itoa(n.spec.Slots))
 	}
+	args = append(args, n.spec.Flags...)
 	logFile, err := os.Create(n.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	n.cmd = exec.Command(binPath, args...)
+	n.cmd = exec.Command(m.bin, args...)
 	n.cmd.Env = cleanEnv()
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	if err := n.cmd.Start(); err != nil {
