@@ -27,25 +27,15 @@ func runBlob(args []string) int {
 }
 
 func runBlobPut(args []string) int {
-	fs := newFlagSet("blob put", "FILE [--name NAME] [--job JOB] [--json]")
-	var cf clientFlags
-	cf.register(fs)
-	name := fs.String("name", "", "name the blob within the job (inside a task: the task's job)")
-	job := fs.String("job", "", "job to add the blob to (outside a task)")
-	asJSON := fs.Bool("json", false, "print {schema_version, ref, size, job, name}")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return exitUsage
+	cmd := newClientCommand("blob put", "FILE", "FILE [--name NAME] [--job JOB] [--json]")
+	name := cmd.fs.String("name", "", "name the blob within the job (inside a task: the task's job)")
+	job := cmd.fs.String("job", "", "job to add the blob to (outside a task)")
+	asJSON := cmd.fs.Bool("json", false, "print {schema_version, ref, size, job, name}")
+	file, c, code := cmd.parse(args)
+	if code != exitOK {
+		return code
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(os.Stderr, "ourci-node blob put: give one FILE")
-		return exitUsage
-	}
-	c, err := cf.client()
-	if err != nil {
-		return exitFor(err)
-	}
-	f, err := os.Open(pos[0])
+	f, err := os.Open(file)
 	if err != nil {
 		return exitFor(err)
 	}
@@ -72,26 +62,16 @@ func runBlobPut(args []string) int {
 }
 
 func runBlobGet(args []string) int {
-	fs := newFlagSet("blob get", "REF [-o FILE] [--job JOB]")
-	var cf clientFlags
-	cf.register(fs)
-	out := fs.String("o", "", "write to FILE (default: stdout)")
-	job := fs.String("job", "", "job whose names REF refers to (outside a task)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(os.Stderr, "ourci-node blob get: give one REF (sha256:<hex> or a name in the job)")
-		return exitUsage
-	}
-	c, err := cf.client()
-	if err != nil {
-		return exitFor(err)
+	cmd := newClientCommand("blob get", "REF (sha256:<hex> or a name in the job)", "REF [-o FILE] [--job JOB]")
+	out := cmd.fs.String("o", "", "write to FILE (default: stdout)")
+	job := cmd.fs.String("job", "", "job whose names REF refers to (outside a task)")
+	ref, c, code := cmd.parse(args)
+	if code != exitOK {
+		return code
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	rc, err := c.GetBlob(ctx, pos[0], *job)
+	rc, err := c.GetBlob(ctx, ref, *job)
 	if err != nil {
 		return exitFor(err)
 	}

@@ -1,29 +1,16 @@
 package main
 
-import (
-	"fmt"
-	"os"
-)
+import "fmt"
 
 func runCancel(args []string) int {
-	fs := newFlagSet("cancel", "JOB")
-	var cf clientFlags
-	cf.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(os.Stderr, "ourci-node cancel: give one JOB")
-		return exitUsage
-	}
-	c, err := cf.client()
-	if err != nil {
-		return exitFor(err)
+	cmd := newClientCommand("cancel", "JOB", "JOB")
+	job, c, code := cmd.parse(args)
+	if code != exitOK {
+		return code
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	d, err := c.Cancel(ctx, pos[0])
+	d, err := c.Cancel(ctx, job)
 	if err != nil {
 		return exitFor(err)
 	}

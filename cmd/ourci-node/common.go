@@ -159,3 +159,35 @@ func newFlagSet(name, usage string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// clientCommand is what every client subcommand shares: its flags (plus
+// --node and the credentials), exactly one positional argument, a client.
+type clientCommand struct {
+	name, arg string // e.g. "cancel", "JOB"
+	fs        *flag.FlagSet
+	cf        clientFlags
+}
+
+func newClientCommand(name, arg, usage string) *clientCommand {
+	c := &clientCommand{name: name, arg: arg, fs: newFlagSet(name, usage)}
+	c.cf.register(c.fs)
+	return c
+}
+
+// parse reads args and returns the one positional argument and a client,
+// or the exit code to return.
+func (c *clientCommand) parse(args []string) (string, *api.Client, int) {
+	pos, err := parse(c.fs, args)
+	if err != nil {
+		return "", nil, exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(os.Stderr, "ourci-node %s: give one %s\n", c.name, c.arg)
+		return "", nil, exitUsage
+	}
+	cl, err := c.cf.client()
+	if err != nil {
+		return "", nil, exitFor(err)
+	}
+	return pos[0], cl, exitOK
+}

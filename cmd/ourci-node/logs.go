@@ -7,25 +7,15 @@ import (
 )
 
 func runLogs(args []string) int {
-	fs := newFlagSet("logs", "[-f] TASK")
-	var cf clientFlags
-	cf.register(fs)
-	follow := fs.Bool("f", false, "follow the output until the task ends")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(os.Stderr, "ourci-node logs: give one TASK")
-		return exitUsage
-	}
-	c, err := cf.client()
-	if err != nil {
-		return exitFor(err)
+	cmd := newClientCommand("logs", "TASK", "[-f] TASK")
+	follow := cmd.fs.Bool("f", false, "follow the output until the task ends")
+	task, c, code := cmd.parse(args)
+	if code != exitOK {
+		return code
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	rc, err := c.Log(ctx, pos[0], *follow)
+	rc, err := c.Log(ctx, task, *follow)
 	if err != nil {
 		return exitFor(err)
 	}
