@@ -88,9 +88,22 @@ func (n *Node) replicationLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-fch:
+			settle(ctx)
 		case <-gch:
 		case <-time.After(5 * time.Second):
 		}
+	}
+}
+
+// settleDelay lets a burst of ledger changes settle before a leader loop
+// that walks the whole ledger (blobs, closed jobs) looks again: under load
+// the ledger changes every few milliseconds.
+const settleDelay = 200 * time.Millisecond
+
+func settle(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(settleDelay):
 	}
 }
 
@@ -174,6 +187,7 @@ func (n *Node) retentionLoop(ctx context.Context, d *dispatcher) {
 		case <-ctx.Done():
 			return
 		case <-ch:
+			settle(ctx)
 		case <-n.cfg.Clock.After(next.Sub(now)):
 		}
 	}

@@ -109,6 +109,7 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 		case <-ctx.Done():
 			return
 		case <-ch:
+			settle(ctx)
 		case <-time.After(30 * time.Second): // retry what failed
 		}
 	}
