@@ -33,9 +33,10 @@ const (
 // Config is what Start needs.
 type Config struct {
 	Name      string
-	Bind      string // host:port for gossip (TCP and UDP); port 0 picks one
-	Advertise string // host:port others use; "" derives it from Bind
-	Key       []byte // 16, 24 or 32 bytes: AES key that encrypts all gossip
+	Bind      string   // host:port for gossip (TCP and UDP); port 0 picks one
+	Advertise string   // host:port others use; "" derives it from Bind
+	Key       []byte   // 16, 24 or 32 bytes: AES key that encrypts all gossip
+	Keys      [][]byte // optional keyring: Keys[0] encrypts, all decrypt (rotation); overrides Key
 	Meta      Meta
 	Profile   Profile
 	Logger    *slog.Logger
@@ -50,9 +51,10 @@ type Member struct {
 
 // Gossip is a running membership agent.
 type Gossip struct {
-	ml   *memberlist.Memberlist
-	log  *slog.Logger
-	addr string // this node's gossip address, as others see it
+	ml      *memberlist.Memberlist
+	log     *slog.Logger
+	keyring *memberlist.Keyring
+	addr    string // this node's gossip address, as others see it
 
 	mu      sync.Mutex
 	meta    []byte
@@ -99,7 +101,16 @@ func Start(cfg Config) (*Gossip, error) {
 		}
 		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
 	}
-	mc.SecretKey = cfg.Key
+	keys := cfg.Keys
+	if len(keys) == 0 {
+		keys = [][]byte{cfg.Key}
+	}
+	kr, err := memberlist.NewKeyring(keys, keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("gossip: keyring: %w", err)
+	}
+	g.keyring = kr
+	mc.Keyring = kr
 	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	mc.Delegate = (*delegate)(g)
 	mc.Events = (*events)(g)
@@ -261,3 +272,30 @@ func (w *logWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*logWriter)(nil)
+
+// Keys returns the keyring, the key that encrypts first.
+func (g *Gossip) Keys() [][]byte { return g.keyring.GetKeys() }
+
+// InstallKey adds a key that decrypts (rotation, step 1: on every node).
+func (g *Gossip) InstallKey(k []byte) error {
+	if err := g.keyring.AddKey(k); err != nil {
+		return fmt.Errorf("gossip: install key: %w", err)
+	}
+	return nil
+}
+
+// UseKey makes an installed key the one that encrypts (step 2).
+func (g *Gossip) UseKey(k []byte) error {
+	if err := g.keyring.UseKey(k); err != nil {
+		return fmt.Errorf("gossip: use key: %w", err)
+	}
+	return nil
+}
+
+// RemoveKey drops a key that no longer encrypts (step 3).
+func (g *Gossip) RemoveKey(k []byte) error {
+	if err := g.keyring.RemoveKey(k); err != nil {
+		return fmt.Errorf("gossip: remove key: %w", err)
+	}
+	return nil
+}

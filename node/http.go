@@ -31,6 +31,8 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status", n.auth(n.handleStatus))
 	mux.HandleFunc("GET /v1/ledger", n.auth(n.clusterOnly(n.handleLedger)))
 	mux.HandleFunc("POST /v1/drain", n.auth(n.clusterOnly(n.handleDrain)))
+	mux.HandleFunc("GET /v1/keyring", n.auth(n.clusterOnly(n.handleKeyring)))
+	mux.HandleFunc("POST /v1/keyring", n.auth(n.clusterOnly(n.handleKeyring)))
 	mux.HandleFunc("POST /webhook/github", n.handleWebhook)
 	mux.HandleFunc("POST /v1/jobs/{id}/approve", n.auth(n.operateOnly(n.leaderOnly(n.handleApprove))))
 	n.registerUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams

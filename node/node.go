@@ -142,9 +142,13 @@ func Start(cfg Config) (_ *Node, err error) {
 		Raft: raftAdv.String(), HTTP: net.JoinHostPort(httpHost, strconv.Itoa(httpPort)),
 		Slots: cfg.Slots, Topics: of.topicNames(),
 	}
+	keys, err := n.gossipKeys()
+	if err != nil {
+		return nil, err
+	}
 	n.gossip, err = gossip.Start(gossip.Config{
 		Name: cfg.Name, Bind: cfg.Bind, Advertise: advertiseFor(cfg.Bind, advHost),
-		Key: cfg.Secret.GossipKey(), Profile: cfg.GossipProfile, Logger: n.log, Meta: n.meta,
+		Keys: keys, Profile: cfg.GossipProfile, Logger: n.log, Meta: n.meta,
 	})
 	if err != nil {
 		return nil, err

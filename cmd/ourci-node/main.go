@@ -16,6 +16,7 @@ func commands() []command {
 		{"join", "run this machine's node (starts a new mesh without --peer)", runJoin},
 		{"demo", "start a local 3-node mesh and run the example pipeline to the end", runDemo},
 		{"keygen", "print a new cluster secret", runKeygen},
+		{"keyring", "rotate the gossip key on every member: generate, install, use, remove, list", runKeyring},
 		{"token", "print the full-access API token derived from the cluster secret", runToken},
 		{"spawn", "add a task: a child of the current task, or the root of a new job", runSpawn},
 		{"status", "show the mesh and recent jobs, or one job's task tree", runStatus},

@@ -306,3 +306,22 @@ func (c *Client) Approve(ctx context.Context, job, by string) (JobDetail, error)
 	err := c.do(ctx, http.MethodPost, p, struct{}{}, &out, true)
 	return out, err
 }
+
+// KeyringResult is a node's gossip keyring, by fingerprint, the key that
+// encrypts first.
+type KeyringResult struct {
+	Node string   `json:"node"`
+	Keys []string `json:"keys"`
+}
+
+// Keyring changes the node's gossip keyring (op install, use or remove;
+// key base64); op "" only lists it.
+func (c *Client) Keyring(ctx context.Context, op, key string) (KeyringResult, error) {
+	var out KeyringResult
+	if op == "" {
+		err := c.do(ctx, http.MethodGet, "/v1/keyring", nil, &out, true)
+		return out, err
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/keyring", map[string]string{"op": op, "key": key}, &out, true)
+	return out, err
+}
