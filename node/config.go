@@ -43,7 +43,7 @@ type Config struct {
 	DataDir   string   // ledger, Raft log, secret, task logs and workspaces
 	Bind      string   // gossip host:port (default 0.0.0.0:7946; port 0 picks one)
 	Raft      string   // Raft host:port (default: the gossip port + 1)
-	HTTP      string   // API host:port (default 127.0.0.1:7380)
+	HTTP      string   // API host:port (default: the --bind host, port 7380)
 	Advertise string   // host others reach this node at; default: derived from Bind
 	Peers     []string // gossip addresses of members to join; none starts a new mesh
 	Topics    []Topic
@@ -112,7 +112,17 @@ func (c Config) withDefaults() (Config, error) {
 		c.Raft = net.JoinHostPort(h, strconv.Itoa(port))
 	}
 	if c.HTTP == "" {
-		c.HTTP = "127.0.0.1:7380"
+		// The API listens where gossip does: peers call it (forwarded
+		// writes, blob fetches) at the advertised address.
+		h, p, err := net.SplitHostPort(c.Bind)
+		if err != nil {
+			return c, fmt.Errorf("%w: --bind %q: %w", ErrConfig, c.Bind, err)
+		}
+		if p == "0" {
+			c.HTTP = net.JoinHostPort(h, "0")
+		} else {
+			c.HTTP = net.JoinHostPort(h, "7380")
+		}
 	}
 	if c.Slots == 0 {
 		c.Slots = defaultSlots()

@@ -24,7 +24,7 @@ func runJoin(args []string) int {
 		dataDir     = fs.String("data-dir", homeDir(), "data directory: ledger, Raft log, task logs (env OURCI_DATA_DIR)")
 		bind        = fs.String("bind", env("OURCI_BIND", "0.0.0.0:7946"), "gossip address HOST:PORT (env OURCI_BIND)")
 		raftAddr    = fs.String("raft", env("OURCI_RAFT", ""), "Raft address HOST:PORT (env OURCI_RAFT; default: gossip port + 1)")
-		httpAddr    = fs.String("http", env("OURCI_HTTP", "127.0.0.1:7380"), "API address HOST:PORT (env OURCI_HTTP)")
+		httpAddr    = fs.String("http", env("OURCI_HTTP", ""), "API, webhook, blobs and web UI address HOST:PORT (env OURCI_HTTP; default: the --bind host, port 7380)")
 		advertise   = fs.String("advertise", env("OURCI_ADVERTISE", ""), "IP others reach this node at (env OURCI_ADVERTISE; default: from --bind)")
 		slots       = fs.Int("slots", envInt("OURCI_SLOTS", 0), "tasks run at once (env OURCI_SLOTS; default: CPUs)")
 		secretFile  = fs.String("secret-file", env("OURCI_SECRET_FILE", ""), "cluster secret file (env OURCI_SECRET_FILE; default DATA_DIR/cluster.secret, made when starting a new mesh)")
