@@ -54,6 +54,12 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 				seen[j.ID] = true
 				w := work{job: *j.Clone()}
 				w.state, w.desc = desiredStatus(j)
+				if j.GitHub.Reported == "" && w.state != "pending" {
+					// A job's first status is pending, even when it failed
+					// (or passed) before GitHub heard of it; the real state
+					// follows in the next round.
+					w.state, w.desc = "pending", "running: "+w.desc
+				}
 				if statuses == nil || w.state == j.GitHub.Reported {
 					w.state = ""
 				}
@@ -109,7 +115,6 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 		case <-ctx.Done():
 			return
 		case <-ch:
-			settle(ctx)
 		case <-time.After(30 * time.Second): // retry what failed
 		}
 	}
