@@ -189,6 +189,22 @@ func TestGitHubPullRequestStatuses(t *testing.T) {
 			t.Errorf("status %+v: want context ourci, the job's URL and the token", s)
 		}
 	}
+
+	// The next push to the pull request passes: the author hears it recovered.
+	next := githubtest.PullRequest("synchronize", "octo", "fw", 7, sha, "feature", false)
+	_, job2 := g.deliver(t, follower, "pull_request", "d-2", next, g.secret)
+	root2, _ := g.startedRoot(t, ctx, job2)
+	root2.Finish(0)
+	if d := g.WaitJob(0, job2, 30*time.Second); d.Job.Status != raftfsm.StatusPassed {
+		t.Fatalf("second job: got %s, want passed", d.Job.Status)
+	}
+	msg, err = g.smtp.WaitMessage(ctx)
+	if err != nil {
+		t.Fatalf("recovery mail: %v", err)
+	}
+	if data := string(msg.Data); !strings.Contains(data, "recovered") || !strings.Contains(data, job2) {
+		t.Errorf("recovery mail: got\n%s\nwant a recovered notice naming job %s", data, job2)
+	}
 }
 
 func TestGitHubForkWaitsAndSupersede(t *testing.T) {
