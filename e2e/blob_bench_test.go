@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/bench"
 )
 
 // BenchmarkBlobTransfer moves a 1 GiB blob from one real node to another
@@ -35,7 +34,10 @@ func BenchmarkBlobTransfer(b *testing.B) {
 	}
 	dir := b.TempDir()
 	file := filepath.Join(dir, "blob.bin")
-	sum := writeRandomFile(b, file, size)
+	sum, err := bench.WriteRandomFile(file, size)
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	secret := filepath.Join(dir, "secret")
 	out, err := exec.Command(binPath, "keygen").Output()
@@ -62,9 +64,13 @@ func BenchmarkBlobTransfer(b *testing.B) {
 		pullDur := time.Since(start)
 		b.StopTimer()
 
-		tcpDur := loopbackCopy(b, file)
-		diskDur := diskCopy(b, file, filepath.Join(dir, "copy.bin"))
-		hashDur := hashSpeed(b, file)
+		// The floors, measured in this run by the same code `ourci-node bench` uses.
+		tcpDur, err1 := bench.LoopbackCopy(file)
+		diskDur, err2 := bench.DiskCopy(file, filepath.Join(dir, "copy.bin"))
+		hashDur, err3 := bench.HashFile(file)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			b.Fatal(err)
+		}
 		mib := float64(size) / (1 << 20)
 		rate := func(d time.Duration) float64 { return mib / d.Seconds() }
 		b.ReportMetric(rate(pullDur), "node-MiB/s")
@@ -173,106 +179,6 @@ func clusterToken(b *testing.B, secretFile string) string {
 		b.Fatalf("ourci-node token: %v", err)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-func writeRandomFile(b *testing.B, path string, size int64) string {
-	b.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	rng := rand.NewChaCha8([32]byte{1, 2, 3})
-	h := sha256.New()
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	if _, err := io.CopyN(w, rng, size); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// loopbackCopy sends the file over a loopback TCP connection to a reader
-// that discards it: the transport floor for a node-to-node copy.
-func loopbackCopy(b *testing.B, path string) time.Duration {
-	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	done := make(chan error, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		_, err = io.Copy(io.Discard, c)
-		c.Close()
-		done <- err
-	}()
-	start := time.Now()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, err = io.Copy(c, f)
-	f.Close()
-	c.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(start)
-}
-
-// diskCopy copies the file to dst and fsyncs it: the storage floor under
-// every blob write.
-func diskCopy(b *testing.B, src, dst string) time.Duration {
-	b.Helper()
-	defer os.Remove(dst)
-	start := time.Now()
-	in, err := os.Open(src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.CopyBuffer(out, in, make([]byte, 1<<20)); err != nil {
-		b.Fatal(err)
-	}
-	if err := out.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	out.Close()
-	return time.Since(start)
-}
-
-func hashSpeed(b *testing.B, path string) time.Duration {
-	b.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	start := time.Now()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(start)
 }
 
 // peakRSS reads a process's high-water resident set size.

@@ -130,10 +130,10 @@ func newFaultMesh(t *testing.T, o faultMeshOpts) *faultMesh {
 		if t.Failed() {
 			m.keepArtifacts(t)
 			for _, n := range m.nodes {
-				t.Logf("---- last lines of %s's log (%s) ----\n%s", n.name, n.logPath, faultTail(n.logPath, 80))
+				t.Logf("---- last lines of %s's log (%s) ----\n%s", n.name, n.logPath, tail(n.logPath, 80))
 			}
-			t.Logf("---- last lines of RUNLOG (%s) ----\n%s", m.runLog, faultTail(m.runLog, 40))
-			t.Logf("---- spawn CLI errors inside tasks (%s) ----\n%s", m.spawnErr, faultTail(m.spawnErr, 20))
+			t.Logf("---- last lines of RUNLOG (%s) ----\n%s", m.runLog, tail(m.runLog, 40))
+			t.Logf("---- spawn CLI errors inside tasks (%s) ----\n%s", m.spawnErr, tail(m.spawnErr, 20))
 		}
 	})
 	t.Cleanup(m.killOrphans)
@@ -309,7 +309,7 @@ func (m *faultMesh) start(i int, peers []string) error {
 	n.lives++
 	fmt.Fprintf(logFile, "==== fault test: starting %s, life %d, at %s: %s\n", n.name, n.lives, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	cmd := exec.Command(binPath, args...)
-	cmd.Env = faultEnv()
+	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if n.gid != 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(os.Getuid()), Gid: n.gid}}
@@ -678,7 +678,7 @@ func (m *faultMesh) cliSpawn(ctx context.Context, i int, command string) (job, t
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, "spawn", "--json", "--node", m.nodes[i].url, "--secret-file", m.secretFile,
 		"-t", faultTopic, "--", command)
-	cmd.Env = faultEnv()
+	cmd.Env = cleanEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -840,28 +840,4 @@ func faultPoll(timeout, interval time.Duration, cond func() (bool, string)) erro
 		}
 		time.Sleep(interval)
 	}
-}
-
-// faultEnv is the environment without OURCI_* variables.
-func faultEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OURCI_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// faultTail returns the last n lines of the file at path.
-func faultTail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -43,7 +43,7 @@ func (r *run) bigBlob(ctx context.Context, m *mesh) error {
 	r.progress("blobs: %d MiB node to node", r.o.BlobMiB)
 	file := filepath.Join(r.dir, "blob.bin")
 	defer os.Remove(file)
-	sum, err := writeRandomFile(file, size)
+	sum, err := WriteRandomFile(file, size)
 	if err != nil {
 		return err
 	}
@@ -74,15 +74,15 @@ func (r *run) bigBlob(ctx context.Context, m *mesh) error {
 	if !m.nodes[b].BlobStore().Has(blobs.Hash(sum)) {
 		return fmt.Errorf("node %s does not hold the blob after the pull", m.name(b))
 	}
-	hashDur, err := hashFile(file)
+	hashDur, err := HashFile(file)
 	if err != nil {
 		return err
 	}
-	tcpDur, err := loopbackCopy(file)
+	tcpDur, err := LoopbackCopy(file)
 	if err != nil {
 		return err
 	}
-	diskDur, err := diskCopy(file, filepath.Join(r.dir, "blob.copy"))
+	diskDur, err := DiskCopy(file, filepath.Join(r.dir, "blob.copy"))
 	if err != nil {
 		return err
 	}
@@ -292,7 +292,9 @@ func fsyncedPut(dir string, data []byte) error {
 	return d.Sync()
 }
 
-func writeRandomFile(path string, size int64) (string, error) {
+// WriteRandomFile writes size deterministic pseudo-random bytes to path and
+// returns their SHA-256 in hex.
+func WriteRandomFile(path string, size int64) (string, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return "", err
@@ -310,9 +312,9 @@ func writeRandomFile(path string, size int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// loopbackCopy sends the file over a loopback TCP connection to a reader
+// LoopbackCopy sends the file over a loopback TCP connection to a reader
 // that discards it: the transport floor for a node-to-node copy.
-func loopbackCopy(path string) (time.Duration, error) {
+func LoopbackCopy(path string) (time.Duration, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -351,9 +353,9 @@ func loopbackCopy(path string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// diskCopy copies the file to dst and fsyncs it: the storage floor under
+// DiskCopy copies the file to dst and fsyncs it: the storage floor under
 // every blob write.
-func diskCopy(src, dst string) (time.Duration, error) {
+func DiskCopy(src, dst string) (time.Duration, error) {
 	defer os.Remove(dst)
 	start := time.Now()
 	in, err := os.Open(src)
@@ -375,8 +377,8 @@ func diskCopy(src, dst string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// hashFile is SHA-256 of the file on one core.
-func hashFile(path string) (time.Duration, error) {
+// HashFile times SHA-256 of the file on one core.
+func HashFile(path string) (time.Duration, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err

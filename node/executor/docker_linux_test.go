@@ -218,28 +218,10 @@ func destroy(t *testing.T, p Process) {
 	}
 }
 
-// dwait waits (with the deadline) for p and returns its exit code.
+// dwait waits (with the Docker deadline) for p and returns its exit code.
 func dwait(t *testing.T, p Process) int {
 	t.Helper()
-	type result struct {
-		code int
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		code, err := p.Wait()
-		ch <- result{code, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("Wait: got error %v, want nil", r.err)
-		}
-		return r.code
-	case <-time.After(dockerDeadline):
-		t.Fatalf("Wait: still blocked after %v", dockerDeadline)
-		return 0
-	}
+	return waitCodeWithin(t, p, dockerDeadline)
 }
 
 // containerOf returns the ID of the one container of d's node.

@@ -64,6 +64,12 @@ func start(t *testing.T, ctx context.Context, s Spec) Process {
 // waitCode waits (with the test deadline) for p and returns its exit code.
 func waitCode(t *testing.T, p Process) int {
 	t.Helper()
+	return waitCodeWithin(t, p, deadline)
+}
+
+// waitCodeWithin waits up to max for p and returns its exit code.
+func waitCodeWithin(t *testing.T, p Process, max time.Duration) int {
+	t.Helper()
 	type result struct {
 		code int
 		err  error
@@ -79,8 +85,8 @@ func waitCode(t *testing.T, p Process) int {
 			t.Fatalf("Wait: got error %v, want nil", r.err)
 		}
 		return r.code
-	case <-time.After(deadline):
-		t.Fatalf("Wait: still blocked after %v", deadline)
+	case <-time.After(max):
+		t.Fatalf("Wait: still blocked after %v", max)
 		return 0
 	}
 }
