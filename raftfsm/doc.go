@@ -17,6 +17,10 @@
 //     RWMutex, publishes a change notification after every apply, and
 //     snapshots by copying a view under the read lock and streaming it out
 //     afterwards.
+//   - Raft (raft.go, transport.go): hashicorp/raft on raft-boltdb, with its
+//     stream layer on the node's peer port, where meshtls admits only nodes
+//     of the mesh (mutual TLS) and hands Raft the connections that
+//     negotiated its protocol.
 //
 // Decoding an entry that was committed to the log but cannot be understood
 // panics: continuing would let replicas diverge. A domain refusal (spawning

@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/ourci/ourci/meshtls"
 )
 
 // Timing holds the Raft timings. LAN is the default: a mesh of machines on
@@ -37,9 +39,19 @@ var (
 type RaftConfig struct {
 	ID        string       // this node's name: the Raft server ID
 	Dir       string       // data directory: raft.db and snapshots/ live here
-	Listener  net.Listener // the Raft listener (already bound)
+	Listener  net.Listener // the peer port, plain TCP (already bound)
 	Advertise net.Addr     // address others dial; nil means Listener.Addr()
-	Secret    []byte       // cluster secret: peers must prove they hold it
+	// TLS is this node's mesh certificate: peers connect over mutual TLS
+	// and must hold a node certificate of the same CA. Nil: one is derived
+	// from Secret (meshtls.Derive), which then must be set.
+	TLS    *meshtls.Peer
+	Secret []byte
+	// PeerHTTP also admits the peer HTTP protocol (meshtls.ProtoHTTP) on
+	// the port; Raft.PeerHTTP yields those connections.
+	PeerHTTP bool
+	// OnRefused hears each connection the peer port refused; nil: raft's
+	// logger warns.
+	OnRefused func(remote net.Addr, err error)
 	Timing    Timing
 	LogOutput io.Writer // raft's own log (warnings and up); nil means stderr
 
@@ -55,13 +67,23 @@ type Raft struct {
 	*raft.Raft
 	Transport *raft.NetworkTransport
 	store     *raftboltdb.BoltStore
+	mux       *meshtls.Mux
+}
+
+// PeerHTTP yields the peer port's HTTP connections, mutual TLS done (nil
+// unless RaftConfig.PeerHTTP).
+func (r *Raft) PeerHTTP() net.Listener {
+	if r.mux == nil {
+		return nil
+	}
+	return r.mux.Listener(meshtls.ProtoHTTP)
 }
 
 // OpenRaft starts Raft over fsm with its log and stable store in
 // cfg.Dir/raft.db (raft-boltdb) and snapshots in cfg.Dir/snapshots.
 func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
-	if len(cfg.Secret) == 0 {
-		return nil, errors.New("raftfsm: open raft: no cluster secret")
+	if cfg.TLS == nil && len(cfg.Secret) == 0 {
+		return nil, errors.New("raftfsm: open raft: no TLS identity and no cluster secret")
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raftfsm: open raft: %w", err)
@@ -111,17 +133,36 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 		store.Close()
 		return nil, fmt.Errorf("raftfsm: snapshot store: %w", err)
 	}
-	stream := newAuthStream(cfg.Listener, cfg.Advertise, cfg.Secret)
+	peer := cfg.TLS
+	if peer == nil {
+		if peer, err = meshtls.Derive(cfg.Secret, cfg.ID); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("raftfsm: %w", err)
+		}
+	}
+	protos := []string{meshtls.ProtoRaft}
+	if cfg.PeerHTTP {
+		protos = append(protos, meshtls.ProtoHTTP)
+	}
+	refused := cfg.OnRefused
+	if refused == nil {
+		refused = func(remote net.Addr, err error) {
+			logger.Warn("refused a connection on the peer port: not a node of this mesh", "remote", remote.String(), "error", err)
+		}
+	}
+	mux := meshtls.Listen(cfg.Listener, peer, refused, protos...)
+	stream := &tlsStream{Listener: mux.Listener(meshtls.ProtoRaft), advertise: cfg.Advertise, peer: peer}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: logger,
 	})
 	r, err := raft.NewRaft(rc, fsm, cache, store, snaps, trans)
 	if err != nil {
 		trans.Close()
+		mux.Close()
 		store.Close()
 		return nil, fmt.Errorf("raftfsm: start raft: %w", err)
 	}
-	return &Raft{Raft: r, Transport: trans, store: store}, nil
+	return &Raft{Raft: r, Transport: trans, store: store, mux: mux}, nil
 }
 
 // HasState reports whether dir already holds a Raft log or snapshot, i.e.
@@ -157,5 +198,6 @@ func (r *Raft) Bootstrap(id string) error {
 func (r *Raft) Close() error {
 	err := r.Shutdown().Error()
 	r.Transport.Close()
+	r.mux.Close()
 	return errors.Join(err, r.store.Close())
 }
