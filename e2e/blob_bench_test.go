@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node/bench"
 )
 
@@ -60,7 +61,7 @@ func BenchmarkBlobTransfer(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		pull(b, peer.http, secret, sum)
+		pull(b, peerClient(b, dir, secret), peer.peer, secret, sum)
 		pullDur := time.Since(start)
 		b.StopTimer()
 
@@ -91,8 +92,8 @@ func BenchmarkBlobTransfer(b *testing.B) {
 }
 
 type benchNode struct {
-	cmd          *exec.Cmd
-	gossip, http string
+	cmd                *exec.Cmd
+	gossip, http, peer string // peer: the Raft port, where the peer API is
 }
 
 func startBenchNode(b *testing.B, dir, name, secret, peer string) *benchNode {
@@ -116,7 +117,7 @@ func startBenchNode(b *testing.B, dir, name, secret, peer string) *benchNode {
 		cmd.Wait()
 		logf.Close()
 	})
-	return &benchNode{cmd: cmd, gossip: "127.0.0.1:" + g, http: "http://127.0.0.1:" + h}
+	return &benchNode{cmd: cmd, gossip: "127.0.0.1:" + g, http: "http://127.0.0.1:" + h, peer: "127.0.0.1:" + r}
 }
 
 func freePort(b *testing.B) string {
@@ -153,13 +154,45 @@ func waitMembers(b *testing.B, node, secret string, n int) {
 	}
 }
 
-// pull asks node to fetch the blob from its holder and waits until stored.
-func pull(b *testing.B, node, secretFile, hash string) {
+// peerClient calls nodes' peer API as a node does: with a node certificate
+// that `ourci-node tls cert --from-secret` issues from the mesh's CA.
+func peerClient(b *testing.B, dir, secretFile string) *http.Client {
+	b.Helper()
+	certs := filepath.Join(dir, "certs")
+	for _, args := range [][]string{
+		{"tls", "ca", "--from-secret", "--out", certs},
+		{"tls", "cert", "bench-client", "--from-secret", "--out", certs},
+	} {
+		if out, err := exec.Command(binPath, append(args, "--secret-file", secretFile)...).CombinedOutput(); err != nil {
+			b.Fatalf("ourci-node %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join(certs, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return data
+	}
+	ca, err := meshtls.ParseCA(read("ca.pem"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	self, err := meshtls.NewPeer(ca, read("bench-client.pem"), read("bench-client-key.pem"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: self.ClientConfig(meshtls.ProtoHTTP)}}
+}
+
+// pull asks the node at peerAddr to fetch the blob from its holder, on its
+// peer API as the leader's replication does, and waits until stored.
+func pull(b *testing.B, c *http.Client, peerAddr, secretFile, hash string) {
 	b.Helper()
 	tok := clusterToken(b, secretFile)
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, node+"/v1/internal/blobs/"+hash+"/pull", nil)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "https://"+peerAddr+"/v1/internal/blobs/"+hash+"/pull", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}

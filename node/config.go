@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node/clock"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -49,7 +50,12 @@ type Config struct {
 	Topics    []Topic
 	Slots     int // tasks run at once (default: number of CPUs)
 
-	Secret     Secret // the cluster secret (see LoadConfigSecret)
+	Secret Secret // the cluster secret (see LoadConfigSecret)
+	// TLS is the node's mesh certificate for node-to-node mutual TLS (Raft
+	// and the peer API, on the Raft port). Nil: the node issues itself one
+	// from the CA derived from Secret. Its name must be the node's.
+	TLS *meshtls.Peer
+
 	JobTimeout time.Duration
 	// TaskTimeout is the default for tasks without --timeout on topics
 	// without their own default (default 30 minutes).
@@ -135,6 +141,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Secret.b == nil {
 		return c, fmt.Errorf("%w: no cluster secret", ErrConfig)
+	}
+	if c.TLS != nil && c.TLS.Name != c.Name {
+		return c, fmt.Errorf("%w: the TLS certificate is for node %q, but this node is %q", ErrConfig, c.TLS.Name, c.Name)
 	}
 	if c.JobTimeout == 0 {
 		c.JobTimeout = time.Hour

@@ -29,7 +29,7 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 	var statuses *github.Statuses
 	if gh.Token != "" {
 		var err error
-		if statuses, err = github.NewStatuses(gh.Token, gh.APIURL, n.peerHTTP); err != nil {
+		if statuses, err = github.NewStatuses(gh.Token, gh.APIURL, n.extHTTP); err != nil {
 			n.log.Error("github: commit statuses off", "err", err)
 			statuses = nil
 		}

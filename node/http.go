@@ -23,7 +23,11 @@ const maxBody = 1 << 20
 // leader never forwards it again.
 const forwardedHeader = "X-Ourci-Forwarded"
 
-func (n *Node) routes() http.Handler {
+// routes is the API. The public listener (peer false) serves people,
+// scripts and tasks; the peer listener (peer true: mutual TLS on the Raft
+// port, nodes of this mesh only) serves the same routes plus the internal
+// node-to-node ones, which the public listener does not have at all.
+func (n *Node) routes(peer bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", n.handleHealth)
 	mux.HandleFunc("GET /metrics", n.auth(n.clusterOnly(n.handleMetrics))) // Prometheus; cluster token (metrics_hooks.go)
@@ -36,20 +40,26 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /webhook/github", n.handleWebhook)
 	mux.HandleFunc("POST /v1/jobs/{id}/approve", n.auth(n.operateOnly(n.leaderOnly(n.handleApprove))))
 	n.registerUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams
-	mux.HandleFunc("POST /v1/internal/leave", n.auth(n.clusterOnly(n.leaderOnly(n.handleLeave))))
 	mux.HandleFunc("GET /v1/jobs/{id}", n.auth(n.handleJob))
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.auth(n.operateOnly(n.leaderOnly(n.handleCancel))))
 	mux.HandleFunc("GET /v1/tasks/{id}/log", n.auth(n.handleLog))
-	mux.HandleFunc("POST /v1/internal/report", n.auth(n.clusterOnly(n.leaderOnly(n.handleReport))))
 	mux.HandleFunc("PUT /v1/blobs", n.auth(n.spawners(n.handleBlobPut)))
 	mux.HandleFunc("GET /v1/blobs/{ref...}", n.auth(n.handleBlobGet))
 	mux.HandleFunc("HEAD /v1/blobs/{ref...}", n.auth(n.handleBlobGet))
 	mux.HandleFunc("GET /v1/blob/{token}/{ref...}", n.handleBlobURL)
 	mux.HandleFunc("HEAD /v1/blob/{token}/{ref...}", n.handleBlobURL)
-	mux.HandleFunc("GET /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
-	mux.HandleFunc("HEAD /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
-	mux.HandleFunc("POST /v1/internal/blobs/{hash}/pull", n.auth(n.clusterOnly(n.handlePull)))
-	return mux
+	if peer {
+		mux.HandleFunc("POST /v1/internal/leave", n.auth(n.clusterOnly(n.leaderOnly(n.handleLeave))))
+		mux.HandleFunc("POST /v1/internal/report", n.auth(n.clusterOnly(n.leaderOnly(n.handleReport))))
+		mux.HandleFunc("GET /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
+		mux.HandleFunc("HEAD /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
+		mux.HandleFunc("POST /v1/internal/blobs/{hash}/pull", n.auth(n.clusterOnly(n.handlePull)))
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del(forwardedHeader) // only peers forward
+		mux.ServeHTTP(w, r)
+	})
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, p Principal)
@@ -149,7 +159,7 @@ func (n *Node) leaderOnly(h handler) handler {
 			writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, errNoLeader)
 			return
 		}
-		if target == n.httpURL {
+		if target == n.peerURL {
 			// This node won the election while the request waited: its
 			// leader loops are starting. Handle the request here.
 			if n.waitDispatcher(r.Context(), 2*time.Second) {
@@ -184,6 +194,7 @@ func (n *Node) proxy(w http.ResponseWriter, r *http.Request, base string) {
 		return
 	}
 	rp := &httputil.ReverseProxy{
+		Transport: n.peerHTTP.Transport, // mutual TLS, connections kept per peer
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.Out.Header.Set(forwardedHeader, n.cfg.Name)

@@ -130,7 +130,7 @@ func (n *Node) reconcileRaft(ctx context.Context) (pending bool) {
 			err = n.raft.AddNonvoter(id, addr, 0, 5*time.Second).Error()
 			pending = pending || voters < maxVoters
 		case s.Suffrage != raft.Voter && voters < maxVoters:
-			if !n.caughtUp(ctx, m.Meta.HTTP) {
+			if !n.caughtUp(ctx, m.Meta.Raft) {
 				pending = true
 				continue
 			}
@@ -145,10 +145,10 @@ func (n *Node) reconcileRaft(ctx context.Context) (pending bool) {
 	return pending
 }
 
-// caughtUp reports whether the member at httpAddr has applied the ledger
-// to within promoteLag of this (leader) node.
-func (n *Node) caughtUp(ctx context.Context, httpAddr string) bool {
-	idx, ok := n.peerIndex("http://" + httpAddr)
+// caughtUp reports whether the member whose peer port is raftAddr has
+// applied the ledger to within promoteLag of this (leader) node.
+func (n *Node) caughtUp(ctx context.Context, raftAddr string) bool {
+	idx, ok := n.peerIndex(peerURL(raftAddr))
 	return ok && idx+promoteLag >= n.fsm.Index()
 }
 

@@ -25,10 +25,11 @@ import (
 // blob store (read at scrape time). It runs in Start once those exist.
 func (n *Node) newMetrics() *metrics.Metrics {
 	return metrics.New(n.cfg.Name, metrics.Sources{
-		Ledger:    n.fsm,
-		RaftState: func() string { return n.raft.State().String() },
-		Members:   func() int { return len(n.gossip.Members()) },
-		BlobUsage: n.blobs.Usage,
+		Ledger:      n.fsm,
+		RaftState:   func() string { return n.raft.State().String() },
+		Members:     func() int { return len(n.gossip.Members()) },
+		BlobUsage:   n.blobs.Usage,
+		PeerRefused: n.peerRefused.Load,
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/ourci/ourci/blobs"
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/checkout"
 	"github.com/ourci/ourci/node/executor"
@@ -41,10 +43,17 @@ type Node struct {
 	httpSrv *http.Server
 	httpURL string // advertised base URL of the API
 
+	// The peer API: node-to-node HTTP on the Raft port, over mutual TLS.
+	peerSrv *http.Server
+	peerURL string // https://RAFT-ADDRESS
+	// peerRefused counts connections the peer port refused.
+	peerRefused atomic.Uint64
+
 	runner   *runner
 	logs     *logStore
 	blobs    *blobs.Store
-	peerHTTP *http.Client // node-to-node calls (blob fetches, pulls)
+	peerHTTP *http.Client // node-to-node calls (mutual TLS; peer URLs only)
+	extHTTP  *http.Client // calls out of the mesh (GitHub's API)
 	mirrors  *checkout.Mirrors
 	offer    atomic.Pointer[offer]
 	metrics  *metrics.Metrics // Prometheus, served at /metrics (metrics_hooks.go)
@@ -96,6 +105,12 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	peer := cfg.TLS
+	if peer == nil {
+		if peer, err = meshtls.Derive(cfg.Secret.TLSSeed(), cfg.Name); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
 	raftLn, err := net.Listen("tcp", cfg.Raft)
 	if err != nil {
 		return nil, fmt.Errorf("node: raft listen %s: %w", cfg.Raft, err)
@@ -112,7 +127,11 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n.raft, err = raftfsm.OpenRaft(raftfsm.RaftConfig{
 		ID: cfg.Name, Dir: cfg.DataDir, Listener: raftLn, Advertise: raftAdv,
-		Secret: cfg.Secret.RaftKey(), Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log},
+		TLS: peer, PeerHTTP: true, Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log},
+		OnRefused: func(remote net.Addr, err error) {
+			n.peerRefused.Add(1)
+			n.log.Warn("peer port: refused a connection that is not from a node of this mesh", "remote", remote.String(), "err", err)
+		},
 	}, n.fsm)
 	if err != nil {
 		raftLn.Close()
@@ -165,16 +184,31 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.log.Warn("a local blob copy failed its hash check: deleted, will be fetched again from a good holder", "hash", h)
 		go n.reportAsync(api.Report{Kind: api.ReportBlobDropped, Node: n.cfg.Name, Hash: string(h)})
 	}
+	n.peerURL = "https://" + raftAdv.String()
 	n.peerHTTP = &http.Client{Transport: &http.Transport{
-		MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
+		TLSClientConfig:     peer.ClientConfig(meshtls.ProtoHTTP),
+		TLSHandshakeTimeout: meshtls.HandshakeTimeout,
+		// Relayed spawns and reports come in bursts: keep enough
+		// connections per peer open that a burst does not dial.
+		MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
+	}}
+	n.extHTTP = &http.Client{Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
 	}}
 	n.metrics = n.newMetrics() // before anything that observes (runner, leader loops, HTTP)
 	n.runner = newRunner(n)
 	n.runner.previous = previous
-	n.httpSrv = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	n.httpSrv = &http.Server{Handler: n.routes(false), ReadHeaderTimeout: 10 * time.Second}
+	n.peerSrv = &http.Server{Handler: n.routes(true), ReadHeaderTimeout: 10 * time.Second}
 	n.goFunc(func() {
 		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("node: http server stopped", "err", err)
+		}
+	})
+	n.goFunc(func() {
+		if err := n.peerSrv.Serve(n.raft.PeerHTTP()); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			n.log.Error("node: peer http server stopped", "err", err)
 		}
 	})
 	n.goFunc(n.joinLoop)
@@ -182,7 +216,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.runner.loop)
 	n.goFunc(n.gcLoop)
 	n.goFunc(func() { n.sweepContainers(n.ctx) })
-	n.log.Info("node up", "gossip", n.gossip.Addr(), "raft", raftAdv.String(), "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
+	n.log.Info("node up", "gossip", n.gossip.Addr(), "peer", raftAdv.String(), "tls_ca", peer.CA().Subject.CommonName, "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
 	return n, nil
 }
 
@@ -245,6 +279,13 @@ func (n *Node) SetOffer(topics []Topic, slots int) error {
 	return nil
 }
 
+// PeerAddr is the node's peer port (Raft and the node-to-node API over
+// mutual TLS), as advertised.
+func (n *Node) PeerAddr() string { return strings.TrimPrefix(n.peerURL, "https://") }
+
+// PeerRefused is how many connections the peer port refused.
+func (n *Node) PeerRefused() uint64 { return n.peerRefused.Load() }
+
 // URL is the node's API base URL.
 func (n *Node) URL() string { return n.httpURL }
 
@@ -268,7 +309,8 @@ func (n *Node) clusterClient(base string) *api.Client {
 	return c
 }
 
-// leaderURL returns the leader's API URL, waiting up to wait for a leader.
+// leaderURL returns the leader's peer API URL, waiting up to wait for a
+// leader.
 func (n *Node) leaderURL(ctx context.Context, wait time.Duration) (string, error) {
 	deadline := time.Now().Add(wait)
 	for {
@@ -291,18 +333,21 @@ func (n *Node) leaderURL(ctx context.Context, wait time.Duration) (string, error
 
 var errNoLeader = errors.New("node: the mesh has no leader right now")
 
-// memberURL returns a live member's API URL.
+// memberURL returns a live member's peer API URL: node-to-node calls go
+// over mutual TLS to the member's Raft port, with n.peerHTTP.
 func (n *Node) memberURL(name string) (string, bool) {
 	if name == n.cfg.Name {
-		return n.httpURL, true
+		return n.peerURL, true
 	}
 	for _, m := range n.gossip.Members() {
 		if m.Name == name {
-			return "http://" + m.Meta.HTTP, true
+			return peerURL(m.Meta.Raft), true
 		}
 	}
 	return "", false
 }
+
+func peerURL(raftAddr string) string { return "https://" + raftAddr }
 
 // joinLoop joins the configured and remembered peers, retrying until one
 // answers, then keeps the remembered list current.
@@ -436,6 +481,9 @@ func (n *Node) Close() error {
 	} else if n.httpLn != nil {
 		n.httpLn.Close()
 	}
+	if n.peerSrv != nil {
+		n.peerSrv.Close()
+	}
 	if n.gossip != nil {
 		errs = append(errs, n.gossip.Leave(time.Second))
 	}
@@ -456,6 +504,7 @@ func (n *Node) Kill() {
 		n.runner.kill()
 	}
 	n.httpSrv.Close()
+	n.peerSrv.Close()
 	n.gossip.Shutdown()
 	n.raft.Close()
 	n.wg.Wait()

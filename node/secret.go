@@ -21,7 +21,7 @@ import (
 const (
 	secretPrefix = "ourci-secret-v1:"
 	labelGossip  = "ourci/gossip/v1"
-	labelRaft    = "ourci/raft/v1"
+	labelTLS     = "ourci/tls/v1"
 	labelCluster = "ourci/api/cluster/v1"
 	labelTask    = "ourci/api/task/v1"
 
@@ -107,8 +107,9 @@ func (s Secret) derive(label string, parts ...string) []byte {
 // GossipKey is the AES-256 key that encrypts gossip.
 func (s Secret) GossipKey() []byte { return s.derive(labelGossip) }
 
-// RaftKey authenticates Raft peers to each other.
-func (s Secret) RaftKey() []byte { return s.derive(labelRaft) }
+// TLSSeed seeds the mesh CA of a mesh started without its own
+// (meshtls.DeriveCA): every holder of the secret derives the same CA.
+func (s Secret) TLSSeed() []byte { return s.derive(labelTLS) }
 
 // MeshID names the mesh without revealing the secret (container labels).
 func (s Secret) MeshID() string { return hex.EncodeToString(s.derive("ourci/mesh-id/v1"))[:16] }

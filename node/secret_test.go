@@ -67,7 +67,7 @@ func TestTokens(t *testing.T) {
 			t.Errorf("%s: got %v, want ErrToken", tt.name, err)
 		}
 	}
-	if string(s.GossipKey()) == string(s.RaftKey()) || len(s.GossipKey()) != 32 {
+	if string(s.GossipKey()) == string(s.TLSSeed()) || len(s.GossipKey()) != 32 {
 		t.Error("derived keys must differ and the gossip key be 32 bytes")
 	}
 	if strings.Contains(task, s.String()[len(secretPrefix):]) {

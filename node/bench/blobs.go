@@ -107,13 +107,13 @@ func sizeName(mib int) string {
 
 // pull asks node i to fetch a blob from its holders and waits until stored.
 func (m *mesh) pull(ctx context.Context, i int, hash string, index uint64) error {
-	u := "http://" + m.cfgs[i].HTTP + "/v1/internal/blobs/" + hash + "/pull?index=" + strconv.FormatUint(index, 10)
+	u := "https://" + m.cfgs[i].Raft + "/v1/internal/blobs/" + hash + "/pull?index=" + strconv.FormatUint(index, 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+m.secret.ClusterToken())
-	resp, err := m.http.Do(req)
+	resp, err := m.peerHTTP.Do(req)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 
 // raftGroup is the floor under every ledger write: a bare 3-node Raft group
 // made exactly as a node makes its own (raftfsm.OpenRaft: raft-boltdb log
-// with fsync, the authenticated TCP transport, the same timings and the
+// with fsync, the mutual-TLS transport, the same timings and the
 // ledger FSM), with nothing of OurCI on top: no HTTP, no dispatcher, no
 // runner.
 type raftGroup struct {

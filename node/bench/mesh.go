@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/raftfsm"
@@ -27,6 +28,9 @@ type mesh struct {
 	nodes   []*node.Node   // nil while killed
 	started []time.Time
 	http    *http.Client
+	// peerHTTP calls the nodes' peer API (mutual TLS on the Raft port)
+	// with a node certificate of the mesh's CA, as the leader does.
+	peerHTTP *http.Client
 }
 
 func freePort() (int, error) {
@@ -44,6 +48,13 @@ func startMesh(ctx context.Context, r *run, n int) (*mesh, error) {
 	m := &mesh{r: r, secret: node.NewSecret(), http: &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 512, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute,
 	}}}
+	self, err := meshtls.Derive(m.secret.TLSSeed(), "bench")
+	if err != nil {
+		return nil, err
+	}
+	m.peerHTTP = &http.Client{Transport: &http.Transport{
+		TLSClientConfig: self.ClientConfig(meshtls.ProtoHTTP), MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute,
+	}}
 	for i := 0; i < n; i++ {
 		var ports [3]int
 		for k := range ports {

@@ -40,6 +40,9 @@ type Sources struct {
 	Members func() int
 	// BlobUsage returns the blobs stored on this node and their bytes.
 	BlobUsage func() (count int, bytes int64, err error)
+	// PeerRefused returns how many connections the peer port refused
+	// (no node certificate of this mesh's CA, or no TLS at all).
+	PeerRefused func() uint64
 }
 
 // Metrics holds one node's collectors. A nil *Metrics is valid: every
@@ -144,6 +147,12 @@ func New(node string, src Sources) *Metrics {
 	)
 	if src.Ledger != nil {
 		m.reg.MustRegister(newLedgerCollector(src.Ledger))
+	}
+	if f := src.PeerRefused; f != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ourci_peer_refused_total",
+			Help: "Connections the peer port (Raft and node-to-node API, mutual TLS) refused: no node certificate of this mesh's CA, a client certificate, or no TLS.",
+		}, func() float64 { return float64(f()) }))
 	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
