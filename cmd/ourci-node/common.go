@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
 )
@@ -140,7 +141,7 @@ func exitFor(err error) int {
 		}
 	case errors.Is(err, api.ErrUnavailable):
 		return exitUnavailable
-	case errors.Is(err, node.ErrSecret):
+	case errors.Is(err, node.ErrSecret), errors.Is(err, meshtls.ErrCert):
 		return exitAuth
 	}
 	return exitError

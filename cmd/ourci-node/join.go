@@ -23,7 +23,7 @@ func runJoin(args []string) int {
 		name        = fs.String("name", env("OURCI_NAME", host), "node name, unique in the mesh (env OURCI_NAME)")
 		dataDir     = fs.String("data-dir", homeDir(), "data directory: ledger, Raft log, task logs (env OURCI_DATA_DIR)")
 		bind        = fs.String("bind", env("OURCI_BIND", "0.0.0.0:7946"), "gossip address HOST:PORT (env OURCI_BIND)")
-		raftAddr    = fs.String("raft", env("OURCI_RAFT", ""), "Raft address HOST:PORT (env OURCI_RAFT; default: gossip port + 1)")
+		raftAddr    = fs.String("raft", env("OURCI_RAFT", ""), "peer port HOST:PORT: Raft and the node-to-node API, mutual TLS only (env OURCI_RAFT; default: gossip port + 1)")
 		httpAddr    = fs.String("http", env("OURCI_HTTP", ""), "API, webhook, blobs and web UI address HOST:PORT (env OURCI_HTTP; default: the --bind host, port 7380)")
 		advertise   = fs.String("advertise", env("OURCI_ADVERTISE", ""), "IP others reach this node at (env OURCI_ADVERTISE; default: from --bind)")
 		slots       = fs.Int("slots", envInt("OURCI_SLOTS", 0), "tasks run at once (env OURCI_SLOTS; default: CPUs)")
@@ -46,6 +46,8 @@ func runJoin(args []string) int {
 	fs.Var(&topicTO, "topic-timeout", "TOPIC=DURATION: default task timeout for one topic (repeatable)")
 	var gh githubFlags
 	gh.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
 	var secretEnv listFlag
 	fs.Var(&secretEnv, "secret-env", "TOPIC=NAME: pass this node's $NAME into the topic's tasks, masked in logs (repeatable)")
 	var topicMem, topicCPUs, topicPull, topicNet listFlag
@@ -125,6 +127,10 @@ func runJoin(args []string) int {
 	}
 	cfg.Secret, err = joinSecret(*secretFile, *dataDir, len(peers) == 0, logger)
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
+		return exitAuth
+	}
+	if cfg.TLS, err = tf.peer(cfg.Name); err != nil {
 		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
 		return exitAuth
 	}
