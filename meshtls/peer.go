@@ -31,6 +31,7 @@ var ErrHandshake = errors.New("meshtls: tls handshake failed")
 type Peer struct {
 	Name  string // from the certificate
 	cert  tls.Certificate
+	leaf  *x509.Certificate
 	roots *x509.CertPool
 	ca    *x509.Certificate
 }
@@ -64,7 +65,7 @@ func NewPeer(ca *CA, certPEM, keyPEM []byte) (*Peer, error) {
 			return nil, fmt.Errorf("%w: %w", ErrCert, err)
 		}
 	}
-	p := &Peer{cert: cert, roots: x509.NewCertPool(), ca: ca.Cert}
+	p := &Peer{cert: cert, leaf: leaf, roots: x509.NewCertPool(), ca: ca.Cert}
 	p.roots.AddCert(ca.Cert)
 	id, err := p.verify(cert.Certificate, x509.ExtKeyUsageServerAuth)
 	if err != nil {
@@ -76,6 +77,10 @@ func NewPeer(ca *CA, certPEM, keyPEM []byte) (*Peer, error) {
 	p.Name = id.Name
 	return p, nil
 }
+
+// NotAfter is when this node's certificate expires: peers refuse it
+// from then on.
+func (p *Peer) NotAfter() time.Time { return p.leaf.NotAfter }
 
 // CA is the certificate of the CA this peer trusts.
 func (p *Peer) CA() *x509.Certificate { return p.ca }

@@ -30,6 +30,7 @@ func (n *Node) newMetrics() *metrics.Metrics {
 		Members:     func() int { return len(n.gossip.Members()) },
 		BlobUsage:   n.blobs.Usage,
 		PeerRefused: n.peerRefused.Load,
+		CertExpiry:  n.peer.NotAfter(),
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -101,6 +102,14 @@ func TestMetricsMoveDuringAJob(t *testing.T) {
 	for i, f := range before {
 		if got := metricValue(f, "ourci_gossip_members"); got != 3 {
 			t.Errorf("node%d: ourci_gossip_members = %v, want 3", i, got)
+		}
+		// A certificate derived at start lives ten years.
+		exp := time.Unix(int64(metricValue(f, "ourci_tls_cert_expiry_timestamp_seconds")), 0)
+		if left := time.Until(exp); left < 9*365*24*time.Hour || left > 11*365*24*time.Hour {
+			t.Errorf("node%d: ourci_tls_cert_expiry_timestamp_seconds is %v away, want about ten years", i, left)
+		}
+		if _, ok := f["ourci_peer_refused_total"]; !ok {
+			t.Errorf("node%d: no ourci_peer_refused_total", i)
 		}
 	}
 

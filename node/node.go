@@ -48,6 +48,7 @@ type Node struct {
 	peerURL string // https://RAFT-ADDRESS
 	// peerRefused counts connections the peer port refused.
 	peerRefused atomic.Uint64
+	peer        *meshtls.Peer // this node's mesh certificate
 
 	runner   *runner
 	logs     *logStore
@@ -110,6 +111,10 @@ func Start(cfg Config) (_ *Node, err error) {
 		if peer, err = meshtls.Derive(cfg.Secret.TLSSeed(), cfg.Name); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
+	}
+	n.peer = peer
+	if left := time.Until(peer.NotAfter()); left < 30*24*time.Hour {
+		n.log.Warn("this node's mesh certificate expires soon: issue a new one with `ourci-node tls cert` and restart the node", "expires", peer.NotAfter(), "left", left.Round(time.Hour))
 	}
 	raftLn, err := net.Listen("tcp", cfg.Raft)
 	if err != nil {

@@ -43,6 +43,8 @@ type Sources struct {
 	// PeerRefused returns how many connections the peer port refused
 	// (no node certificate of this mesh's CA, or no TLS at all).
 	PeerRefused func() uint64
+	// CertExpiry is when this node's mesh certificate expires.
+	CertExpiry time.Time
 }
 
 // Metrics holds one node's collectors. A nil *Metrics is valid: every
@@ -147,6 +149,14 @@ func New(node string, src Sources) *Metrics {
 	)
 	if src.Ledger != nil {
 		m.reg.MustRegister(newLedgerCollector(src.Ledger))
+	}
+	if !src.CertExpiry.IsZero() {
+		exp := prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ourci_tls_cert_expiry_timestamp_seconds",
+			Help: "When this node's mesh certificate expires (Unix time); peers refuse it from then on.",
+		})
+		exp.Set(float64(src.CertExpiry.Unix()))
+		m.reg.MustRegister(exp)
 	}
 	if f := src.PeerRefused; f != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
