@@ -290,7 +290,9 @@ func (n *Node) handleInternalBlob(w http.ResponseWriter, r *http.Request, p Prin
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("%s holds no copy of %s", n.cfg.Name, h.Ref()))
 		return
 	}
-	n.blobs.Serve(n.countServed(w, "peer"), r, h, "") // metrics: bytes served
+	// The peer verifies every byte it fetches (blobs.Fetch): a copy hashed
+	// here recently is sent without hashing it again.
+	n.blobs.ServeToVerifier(n.countServed(w, "peer"), r, h) // metrics: bytes served
 }
 
 // handlePull asks this node to fetch a blob (replication, from the leader).
