@@ -171,6 +171,12 @@ func (d *dispatcher) run(ctx context.Context) {
 				break fill
 			}
 		}
+		if ctx.Err() != nil { // leadership ended while the batch filled
+			for _, p := range batch {
+				p.done <- outcome{err: errNotLeader}
+			}
+			return
+		}
 		if fl := d.round(batch, kicked); fl != nil {
 			flights <- fl // never blocks: slots bounds the flights
 		} else {

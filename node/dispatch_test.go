@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,9 +37,10 @@ type fakeFuture struct {
 	done chan struct{}
 	resp any
 	idx  uint64
+	err  error
 }
 
-func (f *fakeFuture) Error() error  { <-f.done; return nil }
+func (f *fakeFuture) Error() error  { <-f.done; return f.err }
 func (f *fakeFuture) Index() uint64 { return f.idx }
 func (f *fakeFuture) Response() any { return f.resp }
 
@@ -79,6 +81,15 @@ func (r *fakeRaft) apply(f *fakeFuture) {
 	close(f.done)
 }
 
+// fail answers f with err, as Raft does when leadership is lost.
+func (r *fakeRaft) fail(f *fakeFuture, err error) {
+	r.mu.Lock()
+	r.unlanded--
+	r.mu.Unlock()
+	f.err = err
+	close(f.done)
+}
+
 type testMesh struct {
 	mu      sync.Mutex
 	members []gossip.Member
@@ -102,6 +113,13 @@ func member(name string, slots int, topics ...string) gossip.Member {
 
 // startDispatcher runs a dispatcher of the given depth over a fake Raft.
 func startDispatcher(t *testing.T, depth int, mesh *testMesh) (*dispatcher, *fakeRaft) {
+	d, fr, _, _ := startDispatcherCtl(t, depth, mesh)
+	return d, fr
+}
+
+// startDispatcherCtl is startDispatcher, also returning the func that ends
+// its leadership and a channel closed once run returned.
+func startDispatcherCtl(t *testing.T, depth int, mesh *testMesh) (*dispatcher, *fakeRaft, context.CancelFunc, <-chan struct{}) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: Config{Clock: clock.Real{}}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), fsm: raftfsm.NewFSM(), ctx: ctx}
@@ -124,7 +142,7 @@ func startDispatcher(t *testing.T, depth int, mesh *testMesh) (*dispatcher, *fak
 			}
 		}
 	})
-	return d, fr
+	return d, fr, cancel, stopped
 }
 
 type submitted struct {
@@ -281,4 +299,47 @@ func TestDispatcherQueuedOnceInFlight(t *testing.T) {
 			t.Errorf("task1: got %s on %q, want assigned on %s", got.State, got.Node, other)
 		}
 	})
+}
+
+// TestDispatcherLeadershipLost: when leadership ends with entries in flight
+// and requests queued, every proposal gets an answer (the in-flight ones
+// Raft's error, the queued ones errNotLeader) and run returns.
+func TestDispatcherLeadershipLost(t *testing.T) {
+	mesh := &testMesh{}
+	mesh.set(member("a", 4, "t"))
+	d, fr, lose, stopped := startDispatcherCtl(t, 2, mesh)
+	var outs []<-chan submitted
+	var flying []*fakeFuture
+	for i := range 2 {
+		outs = append(outs, spawnAsync(d, i, "t"))
+		flying = append(flying, fr.next())
+	}
+	// A third waits for a free place in the pipeline.
+	outs = append(outs, spawnAsync(d, 2, "t"))
+	waitQueued := time.Now().Add(10 * time.Second)
+	for len(d.reqs) == 0 {
+		if time.Now().After(waitQueued) {
+			t.Fatal("the third spawn was not queued within 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	lose()
+	for _, f := range flying {
+		fr.fail(f, raft.ErrLeadershipLost)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return within 10 s of losing leadership")
+	}
+	for i, ch := range outs {
+		select {
+		case s := <-ch:
+			if !errors.Is(s.err, errNotLeader) {
+				t.Errorf("spawn %d: got %v, want errNotLeader", i, s.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("spawn %d: no answer within 10 s", i)
+		}
+	}
 }
