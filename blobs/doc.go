@@ -41,7 +41,9 @@
 //     mismatch, deletes the file and aborts the response before its last
 //     bytes, so a client never receives a complete wrong body. A Range
 //     request is served from a file verified as by Open; HEAD sends no bytes
-//     and verifies nothing.
+//     and verifies nothing. ServeToVerifier, for peers that verify what
+//     they fetch, skips the hashing of a full GET when the file version was
+//     hashed in this process within RecentlyVerified.
 //   - Each corruption found is counted (Corruptions) and reported to
 //     OnCorrupt, so the daemon can drop its holder record and fetch a good
 //     copy again.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func get(t *testing.T, method, url string, hdr map[string]string) (*http.Response, []byte, error) {
@@ -157,5 +158,77 @@ func TestServeCorruptAborts(t *testing.T) {
 	}
 	if resp, _, err := get(t, "GET", srv.URL+"/"+string(h), nil); err != nil || resp.StatusCode != 404 {
 		t.Errorf("after the drop: got %v %v, want 404", resp, err)
+	}
+}
+
+// TestServeToVerifier: a copy hashed recently is sent to a verifying
+// receiver without hashing it again (so bytes that rotted since go out, for
+// the receiver to refuse); an older verification, a Range request or plain
+// Serve hash the bytes and break off a wrong body.
+func TestServeToVerifier(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		peer      bool          // ServeToVerifier, else Serve
+		age       time.Duration // since the put verified the copy
+		rng       string
+		wantWhole bool // the corrupt body arrives whole (not hashed)
+	}{
+		{"to a verifier, just put", true, time.Second, "", true},
+		{"to a verifier, verified at the limit", true, RecentlyVerified, "", true},
+		{"to a verifier, verified too long ago", true, RecentlyVerified + time.Second, "", false},
+		{"to a verifier, a range from 0", true, time.Second, "bytes=0-", false},
+		{"plain Serve, just put", false, time.Second, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			now := time.Now()
+			s.now = func() time.Time { return now }
+			data := randBytes(200_000, 9)
+			h := put(t, s, data)
+			now = now.Add(tt.age)
+			// Rot one byte in place, keeping size and mtime: the file
+			// version looks as verified.
+			p := s.path(h)
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte{data[100] ^ 0xff}, 100); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.peer {
+					s.ServeToVerifier(w, r, h)
+				} else {
+					s.Serve(w, r, h, "")
+				}
+			}))
+			defer srv.Close()
+			var hdr map[string]string
+			if tt.rng != "" {
+				hdr = map[string]string{"Range": tt.rng}
+			}
+			resp, body, err := get(t, "GET", srv.URL, hdr)
+			whole := err == nil && resp.StatusCode/100 == 2 && len(body) == len(data)
+			if whole != tt.wantWhole {
+				t.Fatalf("corrupt body sent whole: got %v, want %v (err %v, %d of %d bytes)", whole, tt.wantWhole, err, len(body), len(data))
+			}
+			if whole && bytes.Equal(body, data) {
+				t.Fatal("got the original bytes, want the rotted copy: the test did not corrupt it")
+			}
+			if got := s.Has(h); got != tt.wantWhole {
+				t.Errorf("copy kept: got %v, want %v (a hashed serve drops a corrupt copy)", got, tt.wantWhole)
+			}
+		})
 	}
 }

@@ -50,7 +50,8 @@ type Store struct {
 	corruptions atomic.Int64
 
 	mu       sync.Mutex
-	verified map[Hash]stamp // blobs hashed in this process, by file identity
+	verified map[Hash]verifiedStamp // blobs hashed in this process, by file identity
+	now      func() time.Time       // the clock of verifiedStamp.at (tests)
 
 	fetchMu sync.Mutex
 	fetches map[Hash]*fetchCall
@@ -65,6 +66,12 @@ type stamp struct {
 
 func stampOf(fi fs.FileInfo) stamp { return stamp{fi.Size(), fi.ModTime()} }
 
+// verifiedStamp is a file version found to hash right, and when.
+type verifiedStamp struct {
+	stamp
+	at time.Time
+}
+
 // Open opens (creating if needed) the store in dir and removes stale temp
 // files left by a previous process: all of dir/tmp except Fetch partials
 // younger than a day.
@@ -75,7 +82,7 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("blobs: open store: %w", err)
 		}
 	}
-	s := &Store{dir: dir, verified: map[Hash]stamp{}, fetches: map[Hash]*fetchCall{}}
+	s := &Store{dir: dir, verified: map[Hash]verifiedStamp{}, now: time.Now, fetches: map[Hash]*fetchCall{}}
 	ents, err := os.ReadDir(s.tmpDir())
 	if err != nil {
 		return nil, fmt.Errorf("blobs: open store: %w", err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 )
 
 // Open returns blob h for reading, positioned at its start; the caller
@@ -67,10 +68,19 @@ func (s *Store) isVerified(h Hash, st stamp) bool {
 	return ok && v.size == st.size && v.mtime.Equal(st.mtime)
 }
 
+// verifiedWithin reports whether this version of blob h was hashed in this
+// process no longer than d ago.
+func (s *Store) verifiedWithin(h Hash, st stamp, d time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.verified[h]
+	return ok && v.size == st.size && v.mtime.Equal(st.mtime) && s.now().Sub(v.at) <= d
+}
+
 func (s *Store) markVerified(h Hash, st stamp) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.verified[h] = st
+	s.verified[h] = verifiedStamp{stamp: st, at: s.now()}
 }
 
 func (s *Store) forget(h Hash) {

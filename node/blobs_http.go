@@ -92,11 +92,18 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 		return
 	}
 	rep := api.Report{Kind: api.ReportBlobAdded, Node: n.cfg.Name, Hash: string(h), Size: size, Job: job, Name: name}
-	if err := n.applyReport(r.Context(), rep); err != nil {
+	idx, err := n.applyReportAt(r.Context(), rep)
+	if err != nil {
 		writeLedgerError(w, unwrapRefusal(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, api.BlobInfo{SchemaVersion: api.SchemaVersion, Ref: h.Ref(), Size: size, Job: job, Name: name})
+	// The index of the record, as spawns carry theirs: a client that gets
+	// the blob through another node passes it (?index=), and that node
+	// waits for its replica to hold the record instead of guessing.
+	if idx > 0 {
+		w.Header().Set(indexHeader, strconv.FormatUint(idx, 10))
+	}
+	writeJSON(w, http.StatusOK, api.BlobInfo{SchemaVersion: api.SchemaVersion, Ref: h.Ref(), Size: size, Job: job, Name: name, Index: idx})
 }
 
 // unwrapRefusal returns the ledger error inside a refused report, for the
@@ -134,6 +141,14 @@ func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, p Principal,
 	if err != nil {
 		writeError(w, http.StatusForbidden, api.CodeForbidden, err)
 		return
+	}
+	// ?index= (BlobInfo.Index of the put): the blob's record is at or
+	// before it. Unless a local copy already answers a hash, wait until
+	// this replica applied it, as a relayed write's answer does.
+	if idx, err := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64); err == nil {
+		if h, ok := blobs.ParseRef(ref); !ok || !n.blobs.Has(h) {
+			n.waitIndex(r.Context(), idx, 10*time.Second)
+		}
 	}
 	h, name, err := n.resolveBlob(job, ref)
 	if err != nil {
@@ -275,7 +290,9 @@ func (n *Node) handleInternalBlob(w http.ResponseWriter, r *http.Request, p Prin
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("%s holds no copy of %s", n.cfg.Name, h.Ref()))
 		return
 	}
-	n.blobs.Serve(n.countServed(w, "peer"), r, h, "") // metrics: bytes served
+	// The peer verifies every byte it fetches (blobs.Fetch): a copy hashed
+	// here recently is sent without hashing it again.
+	n.blobs.ServeToVerifier(n.countServed(w, "peer"), r, h) // metrics: bytes served
 }
 
 // handlePull asks this node to fetch a blob (replication, from the leader).

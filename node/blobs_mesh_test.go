@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -201,5 +202,56 @@ func corruptOnDisk(t *testing.T, s *blobs.Store, h blobs.Hash) {
 	old := time.Now().Add(-time.Hour)
 	if err := os.Chtimes(p, old, old); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBlobPutIndex: a put answers with the index of its ledger record,
+// through the leader and through followers; a node whose replica reached
+// that index knows the blob, and a get through another node that passes it
+// finds the blob at once.
+func TestBlobPutIndex(t *testing.T) {
+	m := nodetest.Start(t, 3, func(i int, c *node.Config) {
+		c.Executor = executor.NewFake()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, f := m.Leader(), m.Follower()
+	other := 3 - l - f
+	tests := []struct {
+		name     string
+		put, get int
+	}{
+		{"put on the leader, get from a follower", l, f},
+		{"put on a follower, get from the leader", f, l},
+		{"put on a follower, get from the other follower", f, other},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			content := []byte(fmt.Sprintf("blob %d for the index test", i))
+			info, err := m.Client(tc.put).PutBlob(ctx, bytes.NewReader(content), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Index == 0 {
+				t.Fatalf("put through node %d: got index 0, want the record's index", tc.put)
+			}
+			rc, err := m.Client(tc.get).GetBlobAt(ctx, info.Ref, "", info.Index)
+			if err != nil {
+				t.Fatalf("get through node %d with index %d: %v", tc.get, info.Index, err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			// The node answered once its replica reached the index, and
+			// there the ledger names the putting node as a holder.
+			if applied := m.Nodes[tc.get].FSM().Index(); applied < info.Index {
+				t.Errorf("node %d answered at index %d, want at least %d", tc.get, applied, info.Index)
+			}
+			if hs, put := holders(m.Nodes[tc.get], info.Ref[len("sha256:"):]), m.Config(tc.put).Name; !slices.Contains(hs, put) {
+				t.Errorf("node %d at index %d: got holders %v, want %s among them", tc.get, info.Index, hs, put)
+			}
+			if err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("get through node %d: got %q (%v), want %q", tc.get, got, err, content)
+			}
+		})
 	}
 }

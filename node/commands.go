@@ -124,27 +124,38 @@ var errRefused = errors.New("node: refused by the ledger")
 // applyReport delivers a report through the leader: directly when this node
 // leads, else over the leader's API.
 func (n *Node) applyReport(ctx context.Context, r api.Report) error {
+	_, err := n.applyReportAt(ctx, r)
+	return err
+}
+
+// applyReportAt is applyReport, and returns a ledger index at or after the
+// report's entry: the leader's applied index once it was applied (0 when
+// the leader's answer did not say).
+func (n *Node) applyReportAt(ctx context.Context, r api.Report) (uint64, error) {
 	if n.currentDispatcher() != nil {
 		c, err := n.reportCommand(r)
 		if err != nil {
-			return fmt.Errorf("%w: %w", errRefused, err)
+			return 0, fmt.Errorf("%w: %w", errRefused, err)
 		}
 		_, err = n.submit(ctx, c)
 		if err != nil && !errors.Is(err, errNotLeader) && ledgerRefusal(err) {
-			return fmt.Errorf("%w: %w", errRefused, err)
+			return 0, fmt.Errorf("%w: %w", errRefused, err)
 		}
-		return err
+		if err != nil {
+			return 0, err
+		}
+		return n.fsm.Index(), nil // the entry is applied here: Index is at or past it
 	}
 	base, err := n.leaderURL(ctx, 2*time.Second)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	err = n.clusterClient(base).Report(ctx, r)
+	idx, err := n.clusterClient(base).ReportAt(ctx, r)
 	var se *api.StatusError
 	if errors.As(err, &se) && se.HTTPStatus >= 400 && se.HTTPStatus < 500 {
-		return fmt.Errorf("%w: %w", errRefused, err)
+		return 0, fmt.Errorf("%w: %w", errRefused, err)
 	}
-	return err
+	return idx, err
 }
 
 func ledgerRefusal(err error) bool {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -14,17 +15,39 @@ import (
 )
 
 // The dispatcher is the leader's single writer. Every proposal goes through
-// it: requests that arrive while one Raft apply is in flight are batched
+// it: requests that arrive while Raft entries are in flight are batched
 // into the next entry, and it alone chooses nodes for tasks, so no two
 // choices can double-book a slot.
+//
+// It pipelines: up to maxInFlight entries are proposed and not yet applied
+// at once, so the next batch is appended to the log while the previous one
+// is replicated and committed. Raft keeps them in the order proposed, and
+// each replica applies them in that order, so Apply stays a pure function of
+// the log. The picker counts the assignments of the entries still in flight
+// (see flying) as taken slots, and leaves the queued tasks they assign alone.
 type dispatcher struct {
 	n     *Node
 	reqs  chan *proposal
 	kickC chan struct{}
+	depth int // entries in flight at most
+
+	// propose hands an encoded entry to Raft; members is the live gossip
+	// view. Fields so a unit test can stand in for Raft and gossip.
+	propose func(b []byte) raft.ApplyFuture
+	members func() []gossip.Member
+
+	mu     sync.Mutex
+	flying map[*flight]struct{} // proposed, not yet answered
 }
 
 // maxBatch bounds the commands in one Raft entry.
 const maxBatch = 256
+
+// maxInFlight bounds the entries proposed and not yet applied. Two overlap
+// one entry's disk write on the leader with the previous one's replication;
+// more make smaller batches without a further overlap to gain (Raft writes
+// the log and answers futures from one goroutine each).
+const maxInFlight = 2
 
 type proposal struct {
 	cmd  raftfsm.Command // for a spawn, Assign is filled in by the dispatcher
@@ -36,12 +59,46 @@ type outcome struct {
 	err error
 }
 
+// flight is one proposed entry until its proposals have their outcomes.
+type flight struct {
+	batch []*proposal
+	spans []span
+	cmds  int // commands in the entry
+	f     raft.ApplyFuture
+	start time.Time
+	// choices are the slots this entry takes (spawns assigned on the spot,
+	// queued tasks assigned), counted by later pickers until it applied.
+	choices []choice
+}
+
+// span is where a proposal's commands sit in the entry: a proposal may
+// itself be a batch (a webhook's closes and spawn, the loss loop's
+// requeues); its parts are spliced in, never nested, and it gets back the
+// results of its own parts.
+type span struct {
+	start, n int
+	batch    bool
+}
+
+// choice is one task attempt the picker gave a node.
+type choice struct {
+	task    string
+	attempt int
+	node    string
+}
+
 // errNotLeader is returned to callers when leadership moved; they retry on
 // the new leader (spawns carry an idempotency key for this).
 var errNotLeader = errors.New("node: not the leader")
 
 func newDispatcher(n *Node) *dispatcher {
-	return &dispatcher{n: n, reqs: make(chan *proposal, 4*maxBatch), kickC: make(chan struct{}, 1)}
+	d := &dispatcher{
+		n: n, reqs: make(chan *proposal, 4*maxBatch), kickC: make(chan struct{}, 1), depth: maxInFlight,
+		members: func() []gossip.Member { return n.gossip.Members() },
+		flying:  map[*flight]struct{}{},
+	}
+	d.propose = func(b []byte) raft.ApplyFuture { return n.raft.Apply(b, 10*time.Second) }
+	return d
 }
 
 // submit proposes c and waits until it is applied (or refused).
@@ -68,9 +125,31 @@ func (d *dispatcher) kick() {
 	}
 }
 
+// run proposes rounds until ctx ends; a second goroutine waits for each
+// entry in turn and answers its proposals. A round starts once fewer than
+// depth entries are in flight, and takes everything queued meanwhile.
 func (d *dispatcher) run(ctx context.Context) {
-	defer d.drain()
+	slots := make(chan struct{}, d.depth)
+	flights := make(chan *flight, d.depth)
+	landed := make(chan struct{})
+	go func() {
+		defer close(landed)
+		for fl := range flights {
+			d.land(fl)
+			<-slots
+		}
+	}()
+	defer func() {
+		close(flights)
+		<-landed
+		d.drain()
+	}()
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case slots <- struct{}{}:
+		}
 		var batch []*proposal
 		kicked := false
 		select {
@@ -92,7 +171,17 @@ func (d *dispatcher) run(ctx context.Context) {
 				break fill
 			}
 		}
-		d.round(batch, kicked)
+		if ctx.Err() != nil { // leadership ended while the batch filled
+			for _, p := range batch {
+				p.done <- outcome{err: errNotLeader}
+			}
+			return
+		}
+		if fl := d.round(batch, kicked); fl != nil {
+			flights <- fl // never blocks: slots bounds the flights
+		} else {
+			<-slots
+		}
 	}
 }
 
@@ -109,31 +198,28 @@ func (d *dispatcher) drain() {
 }
 
 // round turns a batch of requests (and, if kicked, the queue) into one
-// Raft entry and hands each request its result.
-func (d *dispatcher) round(batch []*proposal, kicked bool) {
+// Raft entry and proposes it. It returns the entry in flight, or nil when
+// there was nothing to propose or it could not be (the batch is answered).
+func (d *dispatcher) round(batch []*proposal, kicked bool) *flight {
 	now := d.n.cfg.Clock.Now().UTC()
-	pick := d.n.newPicker()
-	// A proposal may itself be a batch (a webhook's closes and spawn, the
-	// loss loop's requeues): its parts are spliced in, never nested, and
-	// it gets back the results of its own parts.
-	type span struct {
-		start, n int
-		batch    bool
-	}
-	spans := make([]span, len(batch))
+	pick := d.newPicker()
+	fl := &flight{batch: batch, spans: make([]span, len(batch))}
 	cmds := make([]raftfsm.Command, 0, len(batch)+1)
 	for i, p := range batch {
 		parts := []raftfsm.Command{p.cmd}
 		if p.cmd.Type == raftfsm.CmdBatch {
 			parts = p.cmd.Batch
 		}
-		spans[i] = span{start: len(cmds), n: len(parts), batch: p.cmd.Type == raftfsm.CmdBatch}
+		fl.spans[i] = span{start: len(cmds), n: len(parts), batch: p.cmd.Type == raftfsm.CmdBatch}
 		for _, c := range parts {
 			if c.Type == raftfsm.CmdSpawn {
 				sp := *c.Spawn
 				sp.At = now
 				if sp.NewJob == nil || !sp.NewJob.Held {
 					sp.Assign = pick.choose(sp.Topic)
+					if sp.Assign != "" {
+						fl.choices = append(fl.choices, choice{task: sp.Task, attempt: 1, node: sp.Assign})
+					}
 				}
 				c.Spawn = &sp
 			}
@@ -143,25 +229,50 @@ func (d *dispatcher) round(batch []*proposal, kicked bool) {
 	if kicked {
 		if a := pick.assignQueued(now); a != nil {
 			cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdAssign, Assign: a})
+			for _, it := range a.Items {
+				fl.choices = append(fl.choices, choice{task: it.Task, attempt: it.Attempt, node: it.Node})
+			}
 		}
 	}
 	if len(cmds) == 0 {
 		for _, p := range batch {
 			p.done <- outcome{res: raftfsm.Result{}}
 		}
-		return
+		return nil
 	}
 	entry := cmds[0]
 	if len(cmds) > 1 {
 		entry = raftfsm.Command{Type: raftfsm.CmdBatch, Batch: cmds}
 	}
-	res, err := d.apply(entry)
+	fl.cmds = len(cmds)
+	b, err := raftfsm.Encode(entry)
+	if err != nil {
+		for _, p := range batch {
+			p.done <- outcome{err: err}
+		}
+		return nil
+	}
+	d.mu.Lock()
+	d.flying[fl] = struct{}{}
+	d.mu.Unlock()
+	fl.start = time.Now() // metrics: Raft commit time
+	fl.f = d.propose(b)
+	return fl
+}
+
+// land waits until fl's entry is applied (or failed) and answers its
+// proposals; from then on the ledger itself counts its choices.
+func (d *dispatcher) land(fl *flight) {
+	res, err := d.wait(fl)
+	d.mu.Lock()
+	delete(d.flying, fl)
+	d.mu.Unlock()
 	results := []raftfsm.Result{res}
-	if len(cmds) > 1 {
+	if fl.cmds > 1 && err == nil {
 		results = res.Batch
 	}
-	for i, p := range batch {
-		sp := spans[i]
+	for i, p := range fl.batch {
+		sp := fl.spans[i]
 		switch {
 		case err != nil:
 			p.done <- outcome{err: err}
@@ -171,18 +282,13 @@ func (d *dispatcher) round(batch []*proposal, kicked bool) {
 			p.done <- outcome{res: results[sp.start]}
 		}
 	}
-	if err != nil && len(batch) == 0 {
+	if err != nil && len(fl.batch) == 0 {
 		d.n.log.Warn("node: assignment round", "err", err)
 	}
 }
 
-func (d *dispatcher) apply(c raftfsm.Command) (raftfsm.Result, error) {
-	b, err := raftfsm.Encode(c)
-	if err != nil {
-		return raftfsm.Result{}, err
-	}
-	start := time.Now() // metrics: Raft commit time
-	f := d.n.raft.Apply(b, 10*time.Second)
+func (d *dispatcher) wait(fl *flight) (raftfsm.Result, error) {
+	f := fl.f
 	// raft answers every future it took, except one still queued when it
 	// shuts down: never wait past the node's own shutdown.
 	done := make(chan error, 1)
@@ -199,7 +305,7 @@ func (d *dispatcher) apply(c raftfsm.Command) (raftfsm.Result, error) {
 		}
 		return raftfsm.Result{}, fmt.Errorf("node: raft apply: %w", err)
 	}
-	d.n.metrics.RaftCommitted(time.Since(start), entryCommands(c)) // metrics
+	d.n.metrics.RaftCommitted(time.Since(fl.start), fl.cmds) // metrics
 	r, ok := f.Response().(raftfsm.Result)
 	if !ok {
 		return raftfsm.Result{}, fmt.Errorf("node: raft apply: unexpected response %T", f.Response())
@@ -208,27 +314,53 @@ func (d *dispatcher) apply(c raftfsm.Command) (raftfsm.Result, error) {
 }
 
 // picker chooses nodes for tasks from the live gossip view and the ledger's
-// load, counting the choices it has already made in this round.
+// load, counting the choices it has already made in this round and those
+// of the entries still in flight.
 type picker struct {
-	n       *Node
 	members []gossip.Member
 	load    map[string]int
 	queued  []*raftfsm.Task
 }
 
-func (n *Node) newPicker() *picker {
-	p := &picker{n: n, members: n.gossip.Members(), load: map[string]int{}}
-	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+func (d *dispatcher) newPicker() *picker {
+	p := &picker{members: d.members(), load: map[string]int{}}
+	// Copy the flights' choices before reading the ledger: an entry that
+	// lands in between shows in both, and is counted once (applied below).
+	d.mu.Lock()
+	var flying []choice
+	for fl := range d.flying {
+		flying = append(flying, fl.choices...)
+	}
+	d.mu.Unlock()
+	d.n.fsm.Read(func(s *raftfsm.State, _ uint64) {
 		for _, m := range p.members {
 			p.load[m.Name] = s.Load(m.Name)
 		}
+		taken := map[string]bool{}
+		for _, c := range flying {
+			if applied(s, c) {
+				continue // the ledger's load counts it already
+			}
+			p.load[c.node]++
+			taken[c.task] = true
+		}
 		for _, t := range s.Queued() {
-			if !s.Jobs[t.Job].Held {
+			if !s.Jobs[t.Job].Held && !taken[t.ID] {
 				p.queued = append(p.queued, t.Clone())
 			}
 		}
 	})
 	return p
+}
+
+// applied reports whether the ledger already shows the choice's entry:
+// the task exists and has left the queue for that attempt (or moved past
+// it). A choice whose entry applied, but refused it, stays counted until
+// the entry's flight lands: a slot left idle for one commit, never two
+// tasks in one slot.
+func applied(s *raftfsm.State, c choice) bool {
+	t := s.Tasks[c.task]
+	return t != nil && (t.Attempt > c.attempt || t.State != raftfsm.TaskQueued)
 }
 
 // choose returns the least-loaded live subscriber of topic with a free

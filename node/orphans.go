@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -25,28 +26,108 @@ func (n *Node) runFile(task string, attempt int) string {
 // of the node starts it: should the node die, its next life knows the
 // attempt was started and hands it back instead of running it again. The
 // returned func forgets the record once the attempt is over.
+//
+// Records are recycled: a forgotten record is emptied and kept as a spare
+// (run/spare-N, which killOrphans ignores and removes), and the next attempt
+// renames a spare into place instead of creating a file. Creating a file is
+// the costliest file operation of a task start on ext4 (about 0.6 ms of CPU
+// on the bench machine, where a rename or a small write takes 0.02-0.03 ms).
 func (n *Node) markStarting(task string, attempt int) (func(), error) {
 	if err := os.MkdirAll(n.runDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("node: run dir: %w", err)
 	}
 	p := n.runFile(task, attempt)
+	var spares *spareFiles
+	if n.runner != nil {
+		spares = &n.runner.spares
+	}
+	if sp := spares.take(); sp != "" {
+		// Written before it gets its name: a record appears whole.
+		if f, err := os.OpenFile(sp, os.O_WRONLY, 0); err == nil {
+			_, werr := f.WriteAt([]byte("0 0\n"), 0)
+			f.Close()
+			if werr == nil && os.Rename(sp, p) == nil {
+				return func() { spares.recycle(p, n.runDir()) }, nil
+			}
+		}
+		os.Remove(sp)
+	}
 	if err := os.WriteFile(p, []byte("0 0\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("node: run record: %w", err)
 	}
-	return func() { os.Remove(p) }, nil
+	return func() { spares.recycle(p, n.runDir()) }, nil
+}
+
+// spareFiles are emptied run records kept for reuse (markStarting).
+type spareFiles struct {
+	mu    sync.Mutex
+	names []string
+	next  int
+}
+
+// maxSpares bounds the spare records kept: about the tasks a node runs at once.
+const maxSpares = 256
+
+func (s *spareFiles) take() string {
+	if s == nil {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.names) == 0 {
+		return ""
+	}
+	sp := s.names[len(s.names)-1]
+	s.names = s.names[:len(s.names)-1]
+	return sp
+}
+
+// recycle forgets the record at p: renamed out of the records first (a node
+// dying now leaves a spare, not a record), then emptied and kept.
+func (s *spareFiles) recycle(p, dir string) {
+	if s == nil {
+		os.Remove(p)
+		return
+	}
+	s.mu.Lock()
+	if len(s.names) >= maxSpares {
+		s.mu.Unlock()
+		os.Remove(p)
+		return
+	}
+	s.next++
+	sp := filepath.Join(dir, "spare-"+strconv.Itoa(s.next))
+	s.mu.Unlock()
+	if os.Rename(p, sp) != nil {
+		os.Remove(p)
+		return
+	}
+	if os.Truncate(sp, 0) != nil {
+		os.Remove(sp)
+		return
+	}
+	s.mu.Lock()
+	s.names = append(s.names, sp)
+	s.mu.Unlock()
 }
 
 // recordGroup adds a started attempt's process group to its run record.
+// It overwrites the record in place, in one write: the new line is longer
+// than markStarting's, so it covers it whole, and a node killed at any
+// point leaves either line, never a mix. (Not a new file renamed over it:
+// creating a file is the costliest of a task start's file operations on
+// ext4, about 0.6 ms of CPU on the bench machine.)
 func (n *Node) recordGroup(task string, attempt, pid int) {
 	st, err := startTime(pid)
 	if err != nil {
 		return
 	}
-	p := n.runFile(task, attempt)
-	tmp := p + ".tmp"
-	if os.WriteFile(tmp, []byte(fmt.Sprintf("%d %d\n", pid, st)), 0o600) == nil {
-		os.Rename(tmp, p)
+	f, err := os.OpenFile(n.runFile(task, attempt), os.O_WRONLY, 0)
+	if err != nil {
+		return
 	}
+	f.WriteAt([]byte(fmt.Sprintf("%d %d\n", pid, st)), 0)
+	f.Close()
 }
 
 // killOrphans kills the process groups a previous life of this node left

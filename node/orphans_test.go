@@ -1,9 +1,12 @@
 package node
 
 import (
+	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -42,5 +45,74 @@ func TestKillOrphans(t *testing.T) {
 	}
 	if got, _ := n.killOrphans(); got != 0 {
 		t.Errorf("second pass: got %d, want 0 (records are consumed)", got)
+	}
+}
+
+// TestRunRecordsRecycled: a forgotten run record is kept as an empty spare
+// and renamed into place for the next attempt; killOrphans counts only
+// records, never spares, and clears both.
+func TestRunRecordsRecycled(t *testing.T) {
+	n := &Node{cfg: Config{DataDir: t.TempDir()}, log: slog.Default()}
+	n.runner = newRunner(n)
+	files := func() map[string]string {
+		t.Helper()
+		entries, err := os.ReadDir(n.runDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(n.runDir(), e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[e.Name()] = string(b)
+		}
+		return out
+	}
+	st, err := startTime(1)
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	grouped := fmt.Sprintf("1 %d\n", st)
+
+	forget1, err := n.markStarting("t1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.recordGroup("t1", 1, 1)
+	steps := []struct {
+		name string
+		do   func()
+		want map[string]string
+	}{
+		{"started, group recorded in place", func() {}, map[string]string{"t1.1.pid": grouped}},
+		{"forgotten: an empty spare", forget1, map[string]string{"spare-1": ""}},
+		{"next attempt takes the spare", func() {
+			if _, err := n.markStarting("t2", 3); err != nil {
+				t.Fatal(err)
+			}
+		}, map[string]string{"t2.3.pid": "0 0\n"}},
+		{"its group recorded", func() { n.recordGroup("t2", 3, 1) }, map[string]string{"t2.3.pid": grouped}},
+		{"a third attempt, ended", func() {
+			forget, err := n.markStarting("t3", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forget()
+		}, map[string]string{"t2.3.pid": grouped, "spare-2": ""}},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := files(); !maps.Equal(got, s.want) {
+			t.Fatalf("%s: run dir holds %q, want %q", s.name, got, s.want)
+		}
+	}
+	killed, started := n.killOrphans()
+	if want := map[string]int{"t2": 3}; killed != 0 || !maps.Equal(started, want) {
+		t.Errorf("killOrphans: got %d killed, started %v; want 0 killed, started %v", killed, started, want)
+	}
+	if got := files(); len(got) != 0 {
+		t.Errorf("after killOrphans the run dir holds %q, want nothing", got)
 	}
 }

@@ -28,6 +28,7 @@ type runner struct {
 	abandoned map[string]int      // task ID → attempt of a previous life being handed back
 	previous  map[string]int      // task ID → attempt a previous life of this node started
 	wg        sync.WaitGroup
+	spares    spareFiles // emptied run records for reuse (orphans.go)
 }
 
 // attempt is one attempt this node started. It stays in runner.local after

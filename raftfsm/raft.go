@@ -30,7 +30,7 @@ var (
 	// followers learn a commit within a few milliseconds even when no
 	// further entry follows it (raft only tells followers the commit index
 	// on the next AppendEntries, sent at the latest after Commit..2*Commit).
-	LAN = Timing{Heartbeat: 500 * time.Millisecond, Election: 500 * time.Millisecond, LeaderLease: 250 * time.Millisecond, Commit: 2 * time.Millisecond}
+	LAN = Timing{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 200 * time.Millisecond, Commit: 2 * time.Millisecond} // 200 ms: a new leader about 0.35 s after the old one died (p50; 500 ms: 0.9 s, 250 ms: 0.42-0.58 s); the lease as long as Raft allows (≤ heartbeat); see BENCHMARKS.md, LAN defaults
 	// WAN: hashicorp/raft's defaults, for meshes spread over slow links.
 	WAN = Timing{Heartbeat: time.Second, Election: time.Second, LeaderLease: 500 * time.Millisecond, Commit: 50 * time.Millisecond}
 )

@@ -30,7 +30,7 @@ func runBlobPut(args []string) int {
 	cmd := newClientCommand("blob put", "FILE", "FILE [--name NAME] [--job JOB] [--json]")
 	name := cmd.fs.String("name", "", "name the blob within the job (inside a task: the task's job)")
 	job := cmd.fs.String("job", "", "job to add the blob to (outside a task)")
-	asJSON := cmd.fs.Bool("json", false, "print {schema_version, ref, size, job, name}")
+	asJSON := cmd.fs.Bool("json", false, "print {schema_version, ref, size, job, name, index}; blob get --index INDEX on another node finds it at once")
 	file, c, code := cmd.parse(args)
 	if code != exitOK {
 		return code
@@ -62,16 +62,17 @@ func runBlobPut(args []string) int {
 }
 
 func runBlobGet(args []string) int {
-	cmd := newClientCommand("blob get", "REF (sha256:<hex> or a name in the job)", "REF [-o FILE] [--job JOB]")
+	cmd := newClientCommand("blob get", "REF (sha256:<hex> or a name in the job)", "REF [-o FILE] [--job JOB] [--index INDEX]")
 	out := cmd.fs.String("o", "", "write to FILE (default: stdout)")
 	job := cmd.fs.String("job", "", "job whose names REF refers to (outside a task)")
+	index := cmd.fs.Uint64("index", 0, "the index blob put --json printed: the node first waits until its ledger holds the blob's record")
 	ref, c, code := cmd.parse(args)
 	if code != exitOK {
 		return code
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	rc, err := c.GetBlob(ctx, ref, *job)
+	rc, err := c.GetBlobAt(ctx, ref, *job, *index)
 	if err != nil {
 		return exitFor(err)
 	}

@@ -111,7 +111,24 @@ func (c *Client) Cancel(ctx context.Context, job string) (JobDetail, error) {
 
 // Report tells the ledger about an attempt (node-to-node).
 func (c *Client) Report(ctx context.Context, r Report) error {
-	return c.do(ctx, http.MethodPost, "/v1/internal/report", r, nil, true)
+	_, err := c.ReportAt(ctx, r)
+	return err
+}
+
+// ReportAt is Report, and returns the ledger index the leader had applied
+// when it answered (IndexHeader; 0 if the answer carried none).
+func (c *Client) ReportAt(ctx context.Context, r Report) (uint64, error) {
+	h, err := c.doHeader(ctx, http.MethodPost, "/v1/internal/report", r, nil, true)
+	return headerIndex(h), err
+}
+
+// IndexHeader carries the ledger index a write was applied at (the
+// leader's applied index when it answered).
+const IndexHeader = "X-Ourci-Index"
+
+func headerIndex(h http.Header) uint64 {
+	idx, _ := strconv.ParseUint(h.Get(IndexHeader), 10, 64)
+	return idx
 }
 
 // Log opens a task's output. With follow, the stream stays open until the
@@ -133,11 +150,17 @@ func (c *Client) Log(ctx context.Context, task string, follow bool) (io.ReadClos
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any, retry bool) error {
+	_, err := c.doHeader(ctx, method, path, in, out, retry)
+	return err
+}
+
+// doHeader is do, returning the headers of the last answer.
+func (c *Client) doHeader(ctx context.Context, method, path string, in, out any, retry bool) (http.Header, error) {
 	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("api: encode request: %w", err)
+			return nil, fmt.Errorf("api: encode request: %w", err)
 		}
 		body = b
 	}
@@ -148,13 +171,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, retry
 	deadline := time.Now().Add(window)
 	backoff := 20 * time.Millisecond
 	for {
-		err := c.once(ctx, method, path, body, out)
+		h, err := c.once(ctx, method, path, body, out)
 		if err == nil || !retry || !retryable(err) || time.Now().After(deadline) {
-			return err
+			return h, err
 		}
 		select {
 		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
+			return h, errors.Join(err, ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, time.Second)
@@ -169,23 +192,23 @@ func retryable(err error) bool {
 	return errors.Is(err, ErrUnavailable)
 }
 
-func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) error {
+func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) (http.Header, error) {
 	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return decodeError(resp)
+		return resp.Header, decodeError(resp)
 	}
 	if out == nil {
 		io.Copy(io.Discard, resp.Body)
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("api: decode %s %s: %w", method, path, err)
+		return resp.Header, fmt.Errorf("api: decode %s %s: %w", method, path, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 func (c *Client) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
@@ -244,9 +267,23 @@ func (c *Client) PutBlob(ctx context.Context, r io.Reader, q url.Values) (BlobIn
 // GetBlob downloads a blob by reference (sha256:<hex>, or a name in job;
 // inside a task job may be empty).
 func (c *Client) GetBlob(ctx context.Context, ref, job string) (io.ReadCloser, error) {
-	p := "/v1/blobs/" + escapeRef(ref)
+	return c.GetBlobAt(ctx, ref, job, 0)
+}
+
+// GetBlobAt is GetBlob for a blob recorded at ledger index (BlobInfo.Index
+// of its put) or before: the node first waits until its replica has
+// applied index, so a blob just put through another node is found at once.
+func (c *Client) GetBlobAt(ctx context.Context, ref, job string, index uint64) (io.ReadCloser, error) {
+	q := url.Values{}
 	if job != "" {
-		p += "?job=" + url.QueryEscape(job)
+		q.Set("job", job)
+	}
+	if index > 0 {
+		q.Set("index", strconv.FormatUint(index, 10))
+	}
+	p := "/v1/blobs/" + escapeRef(ref)
+	if len(q) > 0 {
+		p += "?" + q.Encode()
 	}
 	resp, err := c.send(ctx, http.MethodGet, p, nil)
 	if err != nil {

@@ -63,6 +63,9 @@ type BlobInfo struct {
 	Size          int64  `json:"size"`
 	Job           string `json:"job,omitempty"`
 	Name          string `json:"name,omitempty"`
+	// Index is the ledger index that recorded the blob (or a later one):
+	// give it to GetBlobAt (GET ?index=) on another node.
+	Index uint64 `json:"index,omitempty"`
 }
 
 // Error is the body of every non-2xx response.
