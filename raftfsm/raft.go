@@ -26,11 +26,14 @@ type Timing struct {
 }
 
 var (
-	// LAN: elections within about a second of a leader's death, and
-	// followers learn a commit within a few milliseconds even when no
-	// further entry follows it (raft only tells followers the commit index
-	// on the next AppendEntries, sent at the latest after Commit..2*Commit).
-	LAN = Timing{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 200 * time.Millisecond, Commit: 2 * time.Millisecond} // 200 ms: a new leader about 0.35 s after the old one died (p50; 500 ms: 0.9 s, 250 ms: 0.42-0.58 s); the lease as long as Raft allows (≤ heartbeat); see BENCHMARKS.md, LAN defaults
+	// LAN: a new leader about 0.35 s (p50) after the old one died (500 ms
+	// timers: 0.9 s; 250 ms: 0.42-0.58 s), the lease as long as Raft allows
+	// (≤ heartbeat), and followers learn a commit within a few milliseconds
+	// even when no further entry follows it (raft only tells followers the
+	// commit index on the next AppendEntries, sent at the latest after
+	// Commit..2*Commit). The margin against spurious elections under load
+	// is measured in BENCHMARKS.md (LAN defaults).
+	LAN = Timing{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 200 * time.Millisecond, Commit: 2 * time.Millisecond}
 	// WAN: hashicorp/raft's defaults, for meshes spread over slow links.
 	WAN = Timing{Heartbeat: time.Second, Election: time.Second, LeaderLease: 500 * time.Millisecond, Commit: 50 * time.Millisecond}
 )
