@@ -379,13 +379,15 @@ func taskTerminal(id string) func(s *raftfsm.State) bool {
 }
 
 // timeWait counts TCP connections in TIME_WAIT with one end on one of the
-// mesh's API ports: connections opened and closed, not reused.
+// mesh's API or peer ports: connections opened and closed, not reused.
 func (m *mesh) timeWait() int {
 	ports := map[int]bool{}
 	for _, c := range m.cfgs {
-		_, p, _ := net.SplitHostPort(c.HTTP)
-		n, _ := strconv.Atoi(p)
-		ports[n] = true
+		for _, addr := range []string{c.HTTP, c.Raft} {
+			_, p, _ := net.SplitHostPort(addr)
+			n, _ := strconv.Atoi(p)
+			ports[n] = true
+		}
 	}
 	count := 0
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {

@@ -261,7 +261,7 @@ func (r *run) throughputMeasure(ctx context.Context, m *mesh) error {
 		Target: "≤ 100 ms", Result: passIf(p99 <= 100*time.Millisecond), FloorIs: "sh start p99 at the same concurrency"})
 	const M = MThroughput
 	r.note(M, "%d tasks passed in %s (%d errors); spawners closed-loop: spawn (retrying as the CLI does), wait for the start, wait for the ledger to show it finished", passed.Load(), elapsed.Round(time.Millisecond), errs.Load())
-	r.note(M, "TCP connections to or from the nodes' API ports closed during the run (TIME_WAIT): %d, for %d tasks; the bench's own clients keep theirs open, so these are node-to-node calls (relayed spawns, reports) not reusing connections", tw, passed.Load())
+	r.note(M, "TCP connections to or from the nodes' API and peer ports closed during the run (TIME_WAIT): %d, for %d tasks; the bench's own clients keep theirs open, so these are node-to-node calls (relayed spawns, reports on the mutual-TLS peer port) not reusing connections", tw, passed.Load())
 	r.note(M, "leadership lost during the run: %d times (%s without a leader)", lw.changes, lw.none)
 	r.note(M, "%d Raft entries for %d tasks (spawn+assign, started, finished: 3 commands each): %.1f commands per entry on average", entries, passed.Load(), 3*float64(passed.Load())/float64(max(entries, 1)))
 	r.note(M, "spawn returned → first instruction under load: %s", lat.summary())
