@@ -157,6 +157,15 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 	stream := &tlsStream{Listener: mux.Listener(meshtls.ProtoRaft), advertise: cfg.Advertise, peer: peer}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: logger,
+		// No pipelined replication (1 = one AppendEntries in flight per
+		// follower; each still carries every pending entry, up to
+		// MaxAppendEntries). raft v1.8's pipeline can deadlock: when a
+		// follower answers Success=false or a newer term, the decoder
+		// stops, and the sender may park on an unbuffered channel for good.
+		// That follower then gets heartbeats but never another entry, and
+		// Shutdown waits forever (seen here as a node's Close hanging in
+		// the bench under leadership churn; see hashicorp/raft#612).
+		MaxRPCsInFlight: 1,
 	})
 	r, err := raft.NewRaft(rc, fsm, cache, store, snaps, trans)
 	if err != nil {

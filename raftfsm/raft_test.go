@@ -294,3 +294,19 @@ func TestOpenRaftNeedsSecret(t *testing.T) {
 		t.Fatalf("OpenRaft without a secret: got nil error, want one")
 	}
 }
+
+// TestReplicationIsNotPipelined: OpenRaft's transport refuses raft's
+// pipelined replication (raft then sends one AppendEntries at a time per
+// follower), which in raft v1.8 can deadlock a follower's replication and
+// Shutdown after a failed or stale-term append.
+func TestReplicationIsNotPipelined(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.start("node-a", "secret", ""), c.start("node-b", "secret", "")
+	p, err := a.r.Transport.AppendEntriesPipeline(raft.ServerID(b.id), b.r.Transport.LocalAddr())
+	if p != nil {
+		p.Close()
+	}
+	if !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+		t.Fatalf("AppendEntriesPipeline: got (%v, %v), want ErrPipelineReplicationNotSupported", p != nil, err)
+	}
+}
