@@ -22,7 +22,8 @@ type Profile string
 
 const (
 	// LAN: a subscription change reaches every node in well under a
-	// second, and a dead node is declared within about two seconds.
+	// second, and a dead node is declared within about 1.5 s (probes every
+	// 300 ms; see BENCHMARKS.md, LAN defaults).
 	// memberlist's default LAN profile pushes full state only every 30 s,
 	// which leaves metadata tails of 15-30 s when a broadcast is missed.
 	LAN Profile = "lan"
@@ -82,8 +83,8 @@ func Start(cfg Config) (*Gossip, error) {
 		mc.GossipInterval = 50 * time.Millisecond
 		mc.GossipNodes = 4
 		mc.PushPullInterval = 5 * time.Second
-		mc.ProbeInterval = 500 * time.Millisecond
-		mc.ProbeTimeout = 250 * time.Millisecond
+		mc.ProbeInterval = 300 * time.Millisecond
+		mc.ProbeTimeout = 150 * time.Millisecond
 		mc.SuspicionMult = 3
 		mc.GossipToTheDeadTime = 5 * time.Second
 	}

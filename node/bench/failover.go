@@ -190,7 +190,7 @@ func (r *run) workerMeasure(ctx context.Context, m *mesh) error {
 	if r.o.WAN {
 		r.note(M, "no physical floor: bounded by gossip's failure detection (memberlist's WAN profile: probe every 5 s, suspicion multiplier 6), then one Raft commit")
 	} else {
-		r.note(M, "no physical floor: bounded by gossip's failure detection (probe every 500 ms, 250 ms timeout, suspicion ≥ 1.5 s for 3 nodes in the LAN profile), then one Raft commit")
+		r.note(M, "no physical floor: bounded by gossip's failure detection (probe every 300 ms, 150 ms timeout, suspicion ≥ 0.9 s for 3 nodes in the LAN profile), then one Raft commit")
 	}
 	return nil
 }
