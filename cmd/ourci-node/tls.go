@@ -47,17 +47,14 @@ func runTLSCA(args []string) int {
 		return exitUsage
 	}
 	var ca *meshtls.CA
+	var err error
 	if *fromSecret {
-		s, err := loadSecret(*secretFile)
-		if err != nil {
-			return exitFor(err)
-		}
-		ca = meshtls.DeriveCA(s.TLSSeed())
+		ca, err = derivedCA(*secretFile)
 	} else {
-		var err error
-		if ca, err = meshtls.NewCA("OurCI mesh CA", time.Duration(*days)*24*time.Hour); err != nil {
-			return exitFor(err)
-		}
+		ca, err = meshtls.NewCA("OurCI mesh CA", time.Duration(*days)*24*time.Hour)
+	}
+	if err != nil {
+		return exitFor(err)
 	}
 	key, err := ca.KeyPEM()
 	if err != nil {
@@ -91,12 +88,11 @@ func runTLSCert(args []string) int {
 	}
 	var ca *meshtls.CA
 	if *fromSecret {
-		s, err := loadSecret(*secretFile)
-		if err != nil {
-			return exitFor(err)
-		}
-		ca = meshtls.DeriveCA(s.TLSSeed())
-	} else if ca, err = loadCA(*caDir); err != nil {
+		ca, err = derivedCA(*secretFile)
+	} else {
+		ca, err = loadCA(*caDir)
+	}
+	if err != nil {
 		return exitFor(err)
 	}
 	role := meshtls.RoleNode
@@ -131,11 +127,17 @@ func loadCA(dir string) (*meshtls.CA, error) {
 	return meshtls.ParseCA(cert, key)
 }
 
-func loadSecret(path string) (node.Secret, error) {
+// derivedCA is the CA a mesh without its own derives from the cluster
+// secret in path (default DATA_DIR/cluster.secret).
+func derivedCA(path string) (*meshtls.CA, error) {
 	if path == "" {
 		path = filepath.Join(homeDir(), "cluster.secret")
 	}
-	return node.LoadSecret(path)
+	s, err := node.LoadSecret(path)
+	if err != nil {
+		return nil, err
+	}
+	return meshtls.DeriveCA(s.TLSSeed()), nil
 }
 
 // writeNew writes a file that must not exist yet: certificates and keys
