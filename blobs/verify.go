@@ -61,20 +61,28 @@ func (s *Store) open(h Hash, verify bool) (*os.File, fs.FileInfo, error) {
 	return f, fi, nil
 }
 
-func (s *Store) isVerified(h Hash, st stamp) bool {
+// verifiedAt returns when this version (st) of blob h was last hashed in
+// this process; false if it was not.
+func (s *Store) verifiedAt(h Hash, st stamp) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.verified[h]
-	return ok && v.size == st.size && v.mtime.Equal(st.mtime)
+	if !ok || v.size != st.size || !v.mtime.Equal(st.mtime) {
+		return time.Time{}, false
+	}
+	return v.at, true
+}
+
+func (s *Store) isVerified(h Hash, st stamp) bool {
+	_, ok := s.verifiedAt(h, st)
+	return ok
 }
 
 // verifiedWithin reports whether this version of blob h was hashed in this
 // process no longer than d ago.
 func (s *Store) verifiedWithin(h Hash, st stamp, d time.Duration) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.verified[h]
-	return ok && v.size == st.size && v.mtime.Equal(st.mtime) && s.now().Sub(v.at) <= d
+	at, ok := s.verifiedAt(h, st)
+	return ok && s.now().Sub(at) <= d
 }
 
 func (s *Store) markVerified(h Hash, st stamp) {

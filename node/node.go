@@ -189,7 +189,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.log.Warn("a local blob copy failed its hash check: deleted, will be fetched again from a good holder", "hash", h)
 		go n.reportAsync(api.Report{Kind: api.ReportBlobDropped, Node: n.cfg.Name, Hash: string(h)})
 	}
-	n.peerURL = "https://" + raftAdv.String()
+	n.peerURL = peerURL(raftAdv.String())
 	n.peerHTTP = &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     peer.ClientConfig(meshtls.ProtoHTTP),
 		TLSHandshakeTimeout: meshtls.HandshakeTimeout,
