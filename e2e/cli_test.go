@@ -124,27 +124,50 @@ func (m *mesh) meshStatus(t *testing.T, i int) (meshView, error) {
 // jobStatus runs `status --json JOB` on node i.
 func (m *mesh) jobStatus(t *testing.T, i int, job string) (jobView, error) {
 	t.Helper()
-	var v jobView
-	r := m.runOn(t, i, "status", "--json", job)
-	if r.code != 0 {
-		return v, fmt.Errorf("status --json %s on %s: %v", job, m.nodes[i].spec.Name, r)
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
-		return v, fmt.Errorf("status --json %s on %s: %v in %q", job, m.nodes[i].spec.Name, err, r.stdout)
-	}
-	if v.SchemaVersion != 1 || v.Job.ID != job {
-		return v, fmt.Errorf("status --json %s on %s: schema_version %d job id %q in %q", job, m.nodes[i].spec.Name, v.SchemaVersion, v.Job.ID, r.stdout)
-	}
-	return v, nil
+	return jobStatusAs[jobView](t, m, i, job)
 }
 
 // waitJob polls the job through node i until cond holds, and returns it.
 func (m *mesh) waitJob(t *testing.T, i int, job string, timeout time.Duration, what string, cond func(jobView) bool) jobView {
 	t.Helper()
-	var v jobView
+	return waitJobAs(t, m, i, job, timeout, what, cond)
+}
+
+// jobStatusAs runs `status --json JOB` on node i and decodes it into V
+// (each suite reads the fields it needs), once it checked the schema
+// version and that the answer is about job.
+func jobStatusAs[V any](t *testing.T, m *mesh, i int, job string) (V, error) {
+	t.Helper()
+	var v V
+	r := m.runOn(t, i, "status", "--json", job)
+	if r.code != 0 {
+		return v, fmt.Errorf("status --json %s on %s: %v", job, m.nodes[i].spec.Name, r)
+	}
+	var head struct {
+		SchemaVersion int `json:"schema_version"`
+		Job           struct {
+			ID string `json:"id"`
+		} `json:"job"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &head); err != nil {
+		return v, fmt.Errorf("status --json %s on %s: %v in %q", job, m.nodes[i].spec.Name, err, r.stdout)
+	}
+	if head.SchemaVersion != 1 || head.Job.ID != job {
+		return v, fmt.Errorf("status --json %s on %s: schema_version %d job id %q in %q", job, m.nodes[i].spec.Name, head.SchemaVersion, head.Job.ID, r.stdout)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		return v, fmt.Errorf("status --json %s on %s: %v in %q", job, m.nodes[i].spec.Name, err, r.stdout)
+	}
+	return v, nil
+}
+
+// waitJobAs polls the job through node i until cond holds, and returns it.
+func waitJobAs[V any](t *testing.T, m *mesh, i int, job string, timeout time.Duration, what string, cond func(V) bool) V {
+	t.Helper()
+	var v V
 	waitFor(t, timeout, func() (bool, string) {
 		var err error
-		if v, err = m.jobStatus(t, i, job); err != nil {
+		if v, err = jobStatusAs[V](t, m, i, job); err != nil {
 			return false, fmt.Sprintf("waiting for %s: %v", what, err)
 		}
 		return cond(v), fmt.Sprintf("waiting for %s; last seen %v", what, v)

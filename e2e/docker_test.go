@@ -482,34 +482,6 @@ func (v dockerJobView) task(id string) (dockerTaskView, bool) {
 	return dockerTaskView{}, false
 }
 
-// dockerJobStatus runs `status --json JOB` on node i.
-func dockerJobStatus(t *testing.T, m *mesh, i int, job string) (dockerJobView, error) {
-	t.Helper()
-	var v dockerJobView
-	r := m.runOn(t, i, "status", "--json", job)
-	if r.code != 0 {
-		return v, fmt.Errorf("status --json %s: %v", job, r)
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.SchemaVersion != 1 || v.Job.ID != job {
-		return v, fmt.Errorf("status --json %s: %v, schema_version %d, job %q in %q", job, err, v.SchemaVersion, v.Job.ID, r.stdout)
-	}
-	return v, nil
-}
-
-// waitDockerJob polls the job through node i until cond holds.
-func waitDockerJob(t *testing.T, m *mesh, i int, job string, timeout time.Duration, what string, cond func(dockerJobView) bool) dockerJobView {
-	t.Helper()
-	var v dockerJobView
-	waitFor(t, timeout, func() (bool, string) {
-		var err error
-		if v, err = dockerJobStatus(t, m, i, job); err != nil {
-			return false, fmt.Sprintf("waiting for %s: %v", what, err)
-		}
-		return cond(v), fmt.Sprintf("waiting for %s; last seen %v", what, v)
-	})
-	return v
-}
-
 func closed(v dockerJobView) bool { return v.Job.State == "closed" }
 
 // taskLog returns the whole log of a finished task, read through node i.
@@ -649,7 +621,7 @@ func TestDockerSeedWorkflow(t *testing.T) {
 	// The leader pinned main when it opened the job: a push now must not
 	// reach any of its tasks, whenever their node fetches.
 	later := repo.commit(t, "v3")
-	v := waitDockerJob(t, m, 0, job, 3*time.Minute, "the job to close", closed)
+	v := waitJobAs[dockerJobView](t, m, 0, job, 3*time.Minute, "the job to close", closed)
 	t.Logf("job %s closed %s after %v (pinned %s; main moved on to %s right after the spawn)",
 		job, v.Job.Status, time.Since(start).Round(time.Millisecond), sha, later)
 
@@ -797,7 +769,7 @@ func TestDockerCancelAndTimeoutLeaveNoContainer(t *testing.T) {
 			if ids, err = dockerPS(labelTask + "=" + task); err != nil {
 				return false, err.Error()
 			}
-			v, err := dockerJobStatus(t, m, 0, job)
+			v, err := jobStatusAs[dockerJobView](t, m, 0, job)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -808,7 +780,7 @@ func TestDockerCancelAndTimeoutLeaveNoContainer(t *testing.T) {
 		if r := m.run(t, "cancel", job); r.code != 0 {
 			t.Fatalf("cancel %s: %v", job, r)
 		}
-		v := waitDockerJob(t, m, 0, job, 30*time.Second, "the job to close", closed)
+		v := waitJobAs[dockerJobView](t, m, 0, job, 30*time.Second, "the job to close", closed)
 		tv, _ := v.task(task)
 		if v.Job.Status != "error" || tv.State != "cancelled" {
 			t.Errorf("after cancel: want job status error and task cancelled, got %v", v)
@@ -825,7 +797,7 @@ func TestDockerCancelAndTimeoutLeaveNoContainer(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		start := time.Now()
 		job, task := m.spawn(t, 0, "--timeout", "2s", "--image", dockerBaseImage, "-t", buildTopic, "--", cmd)
-		v := waitDockerJob(t, m, 0, job, time.Minute, "the job to close", closed)
+		v := waitJobAs[dockerJobView](t, m, 0, job, time.Minute, "the job to close", closed)
 		tv, _ := v.task(task)
 		if tv.State != "timed_out" {
 			t.Errorf("want task %s timed_out, got %v", task, v)
@@ -843,7 +815,7 @@ func TestDockerCancelAndTimeoutLeaveNoContainer(t *testing.T) {
 	t.Run("job deadline", func(t *testing.T) {
 		start := time.Now()
 		job, task := m.spawn(t, 0, "--job-timeout", "3s", "--image", dockerBaseImage, "-t", buildTopic, "--", cmd)
-		v := waitDockerJob(t, m, 0, job, time.Minute, "the job to close", closed)
+		v := waitJobAs[dockerJobView](t, m, 0, job, time.Minute, "the job to close", closed)
 		tv, _ := v.task(task)
 		if v.Job.Status != "error" || tv.State != "cancelled" {
 			t.Errorf("past the job's deadline: want job status error and task cancelled, got %v", v)
@@ -912,7 +884,7 @@ func TestDockerSweepAfterNodeCrash(t *testing.T) {
 	if r := m.run(t, "cancel", job); r.code != 0 {
 		t.Fatalf("cancel %s: %v", job, r)
 	}
-	waitDockerJob(t, m, 0, job, 30*time.Second, "the job to close", closed)
+	waitJobAs[dockerJobView](t, m, 0, job, 30*time.Second, "the job to close", closed)
 	waitNoContainer(t, labelJob+"="+job, 30*time.Second)
 }
 
@@ -931,7 +903,7 @@ func TestDockerMissingImage(t *testing.T) {
 	events := watchDockerEvents(t, name)
 
 	job, task := m.spawn(t, 0, "--image", dockerMissingImage, "-t", buildTopic, "--", "echo must not run")
-	v := waitDockerJob(t, m, 0, job, time.Minute, "the job to close", closed)
+	v := waitJobAs[dockerJobView](t, m, 0, job, time.Minute, "the job to close", closed)
 	tv, _ := v.task(task)
 	if tv.State != "failed" || v.Job.Status != "failed" || tv.Node != name {
 		t.Errorf("want task %s failed on %s and the job failed, got %v", task, name, v)
@@ -974,7 +946,7 @@ func TestHostTaskGetsCheckout(t *testing.T) {
 		{v1, v1, repo.version("v1"), "", "HEAD"},
 	} {
 		job, task := m.spawn(t, 0, "--repo", repo.bare, "--rev", c.rev, "-t", topic, "--", cmd)
-		v := waitDockerJob(t, m, 0, job, time.Minute, "the job to close", closed)
+		v := waitJobAs[dockerJobView](t, m, 0, job, time.Minute, "the job to close", closed)
 		tv, _ := v.task(task)
 		log := taskLog(t, m, 0, task)
 		if v.Job.Status != "passed" || tv.State != "passed" {

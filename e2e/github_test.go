@@ -271,34 +271,6 @@ func gheDeliver(t *testing.T, url string, secret []byte, kind, delivery string, 
 	return resp.StatusCode, out.Job, took
 }
 
-// gheJobOn runs `status --json JOB` on node i.
-func gheJobOn(t *testing.T, m *mesh, i int, job string) (gheJob, error) {
-	t.Helper()
-	var v gheJob
-	r := m.runOn(t, i, "status", "--json", job)
-	if r.code != 0 {
-		return v, fmt.Errorf("status --json %s on %s: %v", job, m.nodes[i].spec.Name, r)
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Job.ID != job {
-		return v, fmt.Errorf("status --json %s on %s: %v in %q", job, m.nodes[i].spec.Name, err, r.stdout)
-	}
-	return v, nil
-}
-
-// gheWaitJob polls the job on node i until cond holds.
-func gheWaitJob(t *testing.T, m *mesh, i int, job string, timeout time.Duration, what string, cond func(gheJob) bool) gheJob {
-	t.Helper()
-	var v gheJob
-	waitFor(t, timeout, func() (bool, string) {
-		var err error
-		if v, err = gheJobOn(t, m, i, job); err != nil {
-			return false, fmt.Sprintf("waiting for %s: %v", what, err)
-		}
-		return cond(v), fmt.Sprintf("waiting for %s; last seen %v", what, v)
-	})
-	return v
-}
-
 // gheJobCount is how many jobs node i's status lists.
 func gheJobCount(t *testing.T, m *mesh, i int) int {
 	t.Helper()
@@ -429,7 +401,7 @@ func TestGitHubOnRealNodes(t *testing.T) {
 	pendingAfter := clock.arrival(api, shas["fail"], "pending").Sub(sent)
 	gheWaitStatus(t, api, shas["fail"], "failure", long)
 	failureSeen := clock.arrival(api, shas["fail"], "failure")
-	v, err := gheJobOn(t, m, follower, failJob)
+	v, err := jobStatusAs[gheJob](t, m, follower, failJob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +413,7 @@ func TestGitHubOnRealNodes(t *testing.T) {
 		t.Fatalf("the failing child: got %+v (ok %v), want failed with exit 1; job %v", failed, ok, v)
 	}
 	firstFailToStatus := failureSeen.Sub(failed.FinishedAt)
-	v = gheWaitJob(t, m, follower, failJob, 30*time.Second, "the waiting sibling to run", func(v gheJob) bool {
+	v = waitJobAs[gheJob](t, m, follower, failJob, 30*time.Second, "the waiting sibling to run", func(v gheJob) bool {
 		w, ok := v.task("e2e-wait")
 		return v.Job.State != "open" || ok && w.State == "running"
 	})
@@ -466,14 +438,14 @@ func TestGitHubOnRealNodes(t *testing.T) {
 		t.Errorf("failure mail: from %q to %v:\n%s\nwant from ourci@example.com to %s with %s/jobs/%s", msg.From, msg.To, msg.Data, gheAuthor, ghePublicURL, failJob)
 	}
 	releaseFile("fail")
-	v = gheWaitJob(t, m, follower, failJob, long, "the failing job to close", func(v gheJob) bool { return v.Job.State == "closed" })
+	v = waitJobAs[gheJob](t, m, follower, failJob, long, "the failing job to close", func(v gheJob) bool { return v.Job.State == "closed" })
 	if v.Job.Status != "failed" {
 		t.Errorf("failing PR's job: got status %q, want failed: %v", v.Job.Status, v)
 	}
 	if w, _ := v.task("e2e-wait"); w.State != "passed" {
 		t.Errorf("the released sibling: got %s, want passed (it still reports into the failed job)", w.State)
 	}
-	v = gheWaitJob(t, m, leader, failJob, 30*time.Second, "the ledger to record the failure status and mail", func(v gheJob) bool {
+	v = waitJobAs[gheJob](t, m, leader, failJob, 30*time.Second, "the ledger to record the failure status and mail", func(v gheJob) bool {
 		return v.Job.GitHub != nil && v.Job.GitHub.Reported == "failure" && v.Job.GitHub.Notified == "failed"
 	})
 	if got := gheCompact(gheStates(api, shas["fail"])); !slices.Equal(got, []string{"pending", "failure"}) {
@@ -496,7 +468,7 @@ func TestGitHubOnRealNodes(t *testing.T) {
 		t.Errorf("after a delivery sent four times: %d jobs, want 2", n)
 	}
 	gheWaitStatus(t, api, shas["pass"], "success", long)
-	v = gheWaitJob(t, m, follower, passJob, long, "the passing job to close with success recorded", func(v gheJob) bool {
+	v = waitJobAs[gheJob](t, m, follower, passJob, long, "the passing job to close with success recorded", func(v gheJob) bool {
 		return v.Job.State == "closed" && v.reported() == "success"
 	})
 	if v.Job.Status != "passed" || len(v.Tasks) != 3 {
@@ -512,7 +484,7 @@ func TestGitHubOnRealNodes(t *testing.T) {
 	if code != http.StatusCreated || slowJob == "" {
 		t.Fatalf("pull_request #3: got %d job %q, want 201 and a job", code, slowJob)
 	}
-	v = gheWaitJob(t, m, follower, slowJob, long, "the slow job's three waiters to run with pending recorded", func(v gheJob) bool {
+	v = waitJobAs[gheJob](t, m, follower, slowJob, long, "the slow job's three waiters to run with pending recorded", func(v gheJob) bool {
 		root, ok := v.task("ci.sh")
 		return ok && root.State == "passed" && len(gheWaiters(v, "running")) == 3 && v.reported() == "pending"
 	})
@@ -527,7 +499,7 @@ func TestGitHubOnRealNodes(t *testing.T) {
 	t.Logf("SIGKILLed the leader %s while the slow job's waiters ran on %v; released them", m.nodes[leader].spec.Name, where)
 	gheWaitStatus(t, api, shas["slow"], "success", 90*time.Second)
 	killToFinal := clock.arrival(api, shas["slow"], "success").Sub(killed)
-	v = gheWaitJob(t, m, follower, slowJob, long, "the ledger to record what GitHub last received", func(v gheJob) bool {
+	v = waitJobAs[gheJob](t, m, follower, slowJob, long, "the ledger to record what GitHub last received", func(v gheJob) bool {
 		sts := gheStates(api, shas["slow"])
 		return v.Job.State == "closed" && len(sts) > 0 && v.reported() == sts[len(sts)-1]
 	})
