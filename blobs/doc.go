@@ -18,19 +18,32 @@
 // # On-disk layout
 //
 //	dir/sha256/ab/abcdef…   one file per blob, fanned out by its first two hex digits
-//	dir/tmp/put-*.tmp       a Put in progress
+//	dir/tmp/put-*.tmp       a Put or Stage in progress
 //	dir/tmp/<hex>.partial   a Fetch in progress or broken off, kept for resuming
+//	dir/running             the marker of a process that has the store open
 //
 // Open removes everything in dir/tmp except partial files younger than a day.
 // Files in dir/sha256 not named like a blob in the right fan-out directory
 // are ignored.
 //
+// # Durability
+//
+// Put returns once the blob is on stable storage: the temp file is fsynced,
+// renamed into place and the directory fsynced. Stage and Fetch return as
+// soon as the verified blob is in place and flush it in the background;
+// Sync waits for that flush, and a caller calls it before telling anyone
+// the copy is safe (the daemon's holder records). The running marker, whose
+// modification time is a moment when every earlier write was flushed, is
+// removed by Close; found by Open it tells of an unclean stop, and
+// VerifyUnflushed re-hashes the blobs written since, deleting torn ones.
+//
 // # What is verified when
 //
-//   - Put and Fetch hash the bytes while they stream into a temp file; the
-//     file is fsynced and renamed into place (and the directory fsynced) only
-//     when the hash is right, so a blob file appears whole and correct or not
-//     at all. A wrong hash is ErrHashMismatch and stores nothing.
+//   - Put, Stage and Fetch hash the bytes while they stream into a temp
+//     file, and rename it into place only when the hash is right. A wrong
+//     hash is ErrHashMismatch and stores nothing. A crash can only tear a
+//     Stage or Fetch copy whose flush had not ended, which the first read
+//     or VerifyUnflushed finds.
 //   - A resumed Fetch re-hashes the partial file's bytes before asking the
 //     peer for the rest with a Range request, so the whole blob is always
 //     verified.

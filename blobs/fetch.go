@@ -29,7 +29,9 @@ type fetchCall struct {
 // store and returns its size; a blob already stored is not downloaded again.
 // The bytes are hashed while they stream into dir/tmp/<hex>.partial and the
 // blob is stored only if they match h; otherwise the error wraps
-// ErrHashMismatch and the partial file is removed. If the transfer breaks,
+// ErrHashMismatch and the partial file is removed. Like Stage, Fetch returns
+// once the verified blob is in place, before it is on stable storage: Sync
+// waits for that. If the transfer breaks,
 // the partial file stays, and a later Fetch of h (from any peer) re-hashes
 // it and asks only for the rest with "Range: bytes=<len>-". A peer's 404
 // gives an error wrapping ErrNotFound. c nil means http.DefaultClient; auth,
@@ -97,11 +99,19 @@ func (s *Store) download(ctx context.Context, c *http.Client, url string, h Hash
 		c = http.DefaultClient
 	}
 	part := filepath.Join(s.tmpDir(), string(h)+partialSuffix)
+	s.begin()
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		s.end()
 		return 0, fail("%w", err)
 	}
-	defer f.Close()
+	placed := false // f and the write belong to the background flush once placed
+	defer func() {
+		if !placed {
+			f.Close()
+			s.end()
+		}
+	}()
 	defer func() { // a failed try that got no byte leaves nothing behind
 		if fi, e := os.Stat(part); err != nil && e == nil && fi.Size() == 0 {
 			os.Remove(part)
@@ -115,7 +125,8 @@ func (s *Store) download(ctx context.Context, c *http.Client, url string, h Hash
 	}
 	for try := 0; ; try++ {
 		if sumOf(hw) == h { // complete already (an earlier try ended before its rename)
-			if err := s.commit(f, h); err != nil {
+			placed = true
+			if err := s.placeLazy(f, h); err != nil {
 				return 0, fail("%w", err)
 			}
 			return have, nil
@@ -139,7 +150,8 @@ func (s *Store) download(ctx context.Context, c *http.Client, url string, h Hash
 			dropPartial()
 			return 0, fail("got %d bytes hashing to %s: %w", have, got.Ref(), ErrHashMismatch)
 		}
-		if err := s.commit(f, h); err != nil {
+		placed = true
+		if err := s.placeLazy(f, h); err != nil {
 			return 0, fail("%w", err)
 		}
 		return have, nil

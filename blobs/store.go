@@ -51,6 +51,11 @@ type Store struct {
 
 	mu       sync.Mutex
 	verified map[Hash]verifiedStamp // blobs hashed in this process, by file identity
+	syncs    map[Hash]*syncCall     // blobs placed before they were durable (Stage, Fetch)
+	busy     int                    // writes begun and not yet flushed (Stage, Fetch)
+	markedAt time.Time              // when the running marker was last moved forward
+	unclean  time.Time              // not zero: the previous process stopped uncleanly; its marker's time
+	closed   bool
 	now      func() time.Time       // the clock of verifiedStamp.at (tests)
 
 	fetchMu sync.Mutex
@@ -82,7 +87,7 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("blobs: open store: %w", err)
 		}
 	}
-	s := &Store{dir: dir, verified: map[Hash]verifiedStamp{}, now: time.Now, fetches: map[Hash]*fetchCall{}}
+	s := &Store{dir: dir, verified: map[Hash]verifiedStamp{}, syncs: map[Hash]*syncCall{}, now: time.Now, fetches: map[Hash]*fetchCall{}}
 	ents, err := os.ReadDir(s.tmpDir())
 	if err != nil {
 		return nil, fmt.Errorf("blobs: open store: %w", err)
@@ -95,6 +100,9 @@ func Open(dir string) (*Store, error) {
 		if err := os.RemoveAll(filepath.Join(s.tmpDir(), e.Name())); err != nil {
 			return nil, fmt.Errorf("blobs: open store: remove stale temp file: %w", err)
 		}
+	}
+	if err := s.openMarker(); err != nil {
+		return nil, fmt.Errorf("blobs: open store: %w", err)
 	}
 	return s, nil
 }
@@ -130,36 +138,46 @@ func isPartialName(name string) bool {
 // stored. Putting content that is already stored replaces the file with the
 // freshly written copy, which also repairs a damaged one.
 func (s *Store) Put(r io.Reader, want Hash) (Hash, int64, error) {
+	f, h, n, err := s.write(r, want)
+	if err != nil {
+		return "", 0, fmt.Errorf("blobs: put: %w", err)
+	}
+	if err := s.commit(f, h); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", 0, fmt.Errorf("blobs: put %s: %w", h.Ref(), err)
+	}
+	return h, n, nil
+}
+
+// write streams r into a new temp file while hashing it and checks the hash
+// against want (if not empty). On success the caller owns the open file; on
+// failure nothing is left behind.
+func (s *Store) write(r io.Reader, want Hash) (*os.File, Hash, int64, error) {
 	if want != "" {
 		if err := checkHash(want); err != nil {
-			return "", 0, err
+			return nil, "", 0, err
 		}
 	}
 	f, err := os.CreateTemp(s.tmpDir(), "put-*.tmp")
 	if err != nil {
-		return "", 0, fmt.Errorf("blobs: put: %w", err)
+		return nil, "", 0, err
 	}
-	committed := false
-	defer func() {
+	fail := func(err error) (*os.File, Hash, int64, error) {
 		f.Close()
-		if !committed {
-			os.Remove(f.Name())
-		}
-	}()
+		os.Remove(f.Name())
+		return nil, "", 0, err
+	}
 	hw := sha256.New()
 	n, err := copyBuf(io.MultiWriter(f, hw), r)
 	if err != nil {
-		return "", 0, fmt.Errorf("blobs: put: %w", err)
+		return fail(err)
 	}
 	got := sumOf(hw)
 	if want != "" && got != want {
-		return "", 0, fmt.Errorf("blobs: put: content is %s, want %s: %w", got.Ref(), want.Ref(), ErrHashMismatch)
+		return fail(fmt.Errorf("content is %s, want %s: %w", got.Ref(), want.Ref(), ErrHashMismatch))
 	}
-	if err := s.commit(f, got); err != nil {
-		return "", 0, fmt.Errorf("blobs: put %s: %w", got.Ref(), err)
-	}
-	committed = true
-	return got, n, nil
+	return f, got, n, nil
 }
 
 // PutFile stores a copy of the file at path.
@@ -172,8 +190,9 @@ func (s *Store) PutFile(path string) (Hash, int64, error) {
 	return s.Put(f, "")
 }
 
-// commit makes the fully written, verified temp file f the blob h: fsync,
-// rename into place, fsync the directory, remember it as verified.
+// commit makes the fully written, verified temp file f the blob h, durable
+// before it is visible: fsync, rename into place, fsync the directory,
+// remember it as verified. It closes f.
 func (s *Store) commit(f *os.File, h Hash) error {
 	if err := f.Sync(); err != nil {
 		return err
@@ -186,13 +205,14 @@ func (s *Store) commit(f *os.File, h Hash) error {
 		return err
 	}
 	fan := filepath.Dir(s.path(h))
-	switch err := os.Mkdir(fan, 0o700); {
-	case err == nil:
+	newFan, err := s.makeFan(h)
+	if err != nil {
+		return err
+	}
+	if newFan {
 		if err := syncDir(filepath.Dir(fan)); err != nil {
 			return err
 		}
-	case !errors.Is(err, fs.ErrExist):
-		return err
 	}
 	if err := os.Rename(f.Name(), s.path(h)); err != nil {
 		return err

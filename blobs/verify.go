@@ -95,6 +95,7 @@ func (s *Store) forget(h Hash) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.verified, h)
+	delete(s.syncs, h)
 }
 
 // dropCorrupt deletes blob h, whose open file f was found not to match,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/blobs"
+	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -214,6 +215,20 @@ func (n *Node) gcLoop() {
 	}
 }
 
+// verifyUnflushedBlobs, after an unclean stop, re-hashes the blob copies
+// the previous run wrote but may not have flushed: a torn one is deleted and
+// its holder record dropped (OnCorrupt), one that is gone is found by the
+// next collect.
+func (n *Node) verifyUnflushedBlobs() {
+	checked, corrupt, err := n.blobs.VerifyUnflushed()
+	switch {
+	case err != nil:
+		n.log.Warn("blobs: verifying copies written before an unclean stop", "err", err)
+	case checked > 0:
+		n.log.Info("blobs: verified the copies written before an unclean stop", "checked", checked, "corrupt", corrupt)
+	}
+}
+
 // collect runs one GC pass and returns how many copies it deleted.
 func (n *Node) collect() int {
 	infos, err := n.blobs.List()
@@ -230,6 +245,7 @@ func (n *Node) collect() int {
 			}
 		}
 	})
+	n.dropLostHolds(infos)
 	for _, h := range drop {
 		if err := n.blobs.Delete(h); err != nil {
 			n.log.Warn("blob gc: delete", "hash", h, "err", err)
@@ -238,6 +254,33 @@ func (n *Node) collect() int {
 		n.log.Info("blob gc: deleted an unreferenced copy", "hash", h)
 	}
 	return len(drop) + n.collectLogs(now)
+}
+
+// dropLostHolds withdraws this node's holder records for blobs it no longer
+// has (a disk replaced or cleaned by hand, a name a crash took back), so
+// replication makes a new copy and fetchers stop asking here. infos is the
+// store's listing; a blob missing from it is checked again, since a copy is
+// always in place before its record is proposed.
+func (n *Node) dropLostHolds(infos []blobs.Info) {
+	local := make(map[blobs.Hash]bool, len(infos))
+	for _, in := range infos {
+		local[in.Hash] = true
+	}
+	var lost []blobs.Hash
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		for h, b := range s.Blobs {
+			if _, held := slices.BinarySearch(b.Holders, n.cfg.Name); held && !local[blobs.Hash(h)] {
+				lost = append(lost, blobs.Hash(h))
+			}
+		}
+	})
+	for _, h := range lost {
+		if n.blobs.Has(h) {
+			continue // placed after the listing
+		}
+		n.log.Warn("blob copy recorded here is gone: withdrawing the record", "hash", h)
+		n.reportAsync(api.Report{Kind: api.ReportBlobDropped, Node: n.cfg.Name, Hash: string(h)})
+	}
 }
 
 // collectLogs deletes the output of tasks the ledger has forgotten, once

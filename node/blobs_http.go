@@ -82,7 +82,7 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 		}
 		want = h
 	}
-	h, size, err := n.blobs.Put(r.Body, want)
+	h, size, err := n.blobs.Stage(r.Body, want)
 	switch {
 	case errors.Is(err, blobs.ErrHashMismatch):
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
@@ -91,8 +91,21 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 		writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
 		return
 	}
+	// The copy reaches the disk while its record goes through Raft: the
+	// answer waits for both. A crash in between can leave a record of a
+	// copy the disk lost; the next start finds it (VerifyUnflushed, then
+	// collect) and withdraws the record.
+	flushed := make(chan error, 1)
+	go func() { flushed <- n.blobs.Sync(h) }()
 	rep := api.Report{Kind: api.ReportBlobAdded, Node: n.cfg.Name, Hash: string(h), Size: size, Job: job, Name: name}
 	idx, err := n.applyReportAt(r.Context(), rep)
+	if ferr := <-flushed; ferr != nil {
+		if err == nil {
+			n.goFunc(func() { n.reportAsync(api.Report{Kind: api.ReportBlobDropped, Node: n.cfg.Name, Hash: string(h)}) })
+		}
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, ferr)
+		return
+	}
 	if err != nil {
 		writeLedgerError(w, unwrapRefusal(err))
 		return
@@ -269,7 +282,16 @@ func (n *Node) ensureBlob(ctx context.Context, h blobs.Hash) error {
 		if got != size {
 			n.log.Warn("fetched blob size differs from the ledger's", "hash", h, "size", got, "ledger_size", size)
 		}
-		go n.reportAsync(api.Report{Kind: api.ReportBlobAdded, Node: n.cfg.Name, Hash: string(h), Size: got})
+		// The copy serves from now on; the ledger learns of it only once
+		// it is on stable storage, so a holder record never names a copy
+		// a crash could take back.
+		n.goFunc(func() {
+			if err := n.blobs.Sync(h); err != nil {
+				n.log.Warn("a fetched blob copy could not be flushed to disk: dropped", "hash", h, "err", err)
+				return
+			}
+			n.reportAsync(api.Report{Kind: api.ReportBlobAdded, Node: n.cfg.Name, Hash: string(h), Size: got})
+		})
 		return nil
 	}
 	return fmt.Errorf("%w: %s: %w", ErrNoHolder, h.Ref(), errors.Join(errs...))
@@ -307,6 +329,11 @@ func (n *Node) handlePull(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	if err := n.ensureBlob(r.Context(), h); err != nil {
 		writeError(w, http.StatusBadGateway, api.CodeNotFound, err)
+		return
+	}
+	// A replica counts once it is on stable storage.
+	if err := n.blobs.Sync(h); err != nil {
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "ref": h.Ref()})

@@ -255,3 +255,36 @@ func TestBlobPutIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestLostCopyWithdrawsItsRecord: a copy that vanished from its holder's
+// disk (a replaced disk, a hand clean-up, a name a crash took back) has its
+// holder record withdrawn, so replication and fetchers stop counting on it.
+func TestLostCopyWithdrawsItsRecord(t *testing.T) {
+	m := nodetest.Start(t, 2, func(i int, c *node.Config) {
+		c.BlobReplicas = 1 // no second copy: the record alone tells
+		c.Executor = executor.NewFake()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := m.Client(0).PutBlob(ctx, bytes.NewReader([]byte("a copy about to vanish")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := info.Ref[len("sha256:"):]
+	name0 := m.Config(0).Name
+	if hs := holders(m.Nodes[0], hash); !slices.Equal(hs, []string{name0}) {
+		t.Fatalf("holders after the put: got %v, want [%s]", hs, name0)
+	}
+	p := filepath.Join(m.Nodes[0].BlobStore().Dir(), "sha256", hash[:2], hash)
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	// Any ledger change wakes the collector.
+	if _, err := m.Client(1).PutBlob(ctx, bytes.NewReader([]byte("a ledger change")), nil); err != nil {
+		t.Fatal(err)
+	}
+	m.WaitFor(15*time.Second, "the lost copy's record withdrawn", func() (bool, string) {
+		hs := holders(m.Nodes[1], hash)
+		return len(hs) == 0, fmt.Sprintf("holders %v", hs)
+	})
+}

@@ -221,6 +221,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.runner.loop)
 	n.goFunc(n.gcLoop)
 	n.goFunc(func() { n.sweepContainers(n.ctx) })
+	n.goFunc(n.verifyUnflushedBlobs)
 	n.log.Info("node up", "gossip", n.gossip.Addr(), "peer", raftAdv.String(), "tls_ca", peer.CA().Subject.CommonName, "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
 	return n, nil
 }
@@ -496,6 +497,9 @@ func (n *Node) Close() error {
 		errs = append(errs, n.raft.Close())
 	}
 	n.wg.Wait()
+	if n.blobs != nil {
+		errs = append(errs, n.blobs.Close())
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,222 @@
+package blobs
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func stage(t *testing.T, s *Store, b []byte) Hash {
+	t.Helper()
+	h, n, err := s.Stage(bytes.NewReader(b), "")
+	if err != nil {
+		t.Fatalf("Stage: %v", err)
+	}
+	if n != int64(len(b)) || h != hashOf(b) {
+		t.Fatalf("Stage: got %s %d, want %s %d", h, n, hashOf(b), len(b))
+	}
+	return h
+}
+
+func TestStageIsReadableThenSynced(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	data := randBytes(300_000, 1)
+	h := stage(t, s, data)
+	// Readable at once, before (or while) the flush runs.
+	if got := readBlob(t, s, h); !bytes.Equal(got, data) {
+		t.Fatalf("staged blob reads %d bytes, want the %d staged", len(got), len(data))
+	}
+	if err := s.Sync(h); err != nil {
+		t.Fatalf("Sync: got %v, want nil", err)
+	}
+	if err := s.Sync(h); err != nil { // a second wait sees the same outcome
+		t.Fatalf("second Sync: got %v, want nil", err)
+	}
+	if _, _, err := s.Stage(bytes.NewReader(data), hashOf([]byte("other"))); !errors.Is(err, ErrHashMismatch) {
+		t.Errorf("Stage with a wrong want: got %v, want ErrHashMismatch", err)
+	}
+	if err := s.Sync(hashOf([]byte("never stored"))); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Sync of an absent blob: got %v, want ErrNotFound", err)
+	}
+	if err := s.Sync("../x"); !errors.Is(err, ErrBadHash) {
+		t.Errorf("Sync of a malformed hash: got %v, want ErrBadHash", err)
+	}
+	// A blob Put (durable before visible) or left by an earlier process is
+	// flushed on the spot.
+	if err := s.Sync(put(t, s, []byte("put, not staged"))); err != nil {
+		t.Errorf("Sync of a Put blob: got %v, want nil", err)
+	}
+	if left := tempFiles(t, s); len(left) != 0 {
+		t.Errorf("temp files left: %v", left)
+	}
+}
+
+func TestStageConcurrent(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := randBytes(64<<10, uint64(i%8)) // 8 distinct blobs, each staged 4 times
+			h, _, err := s.Stage(bytes.NewReader(b), "")
+			if err == nil {
+				err = s.Sync(h)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Stage+Sync: %v", err)
+		}
+	}
+	if list, err := s.List(); err != nil || len(list) != 8 {
+		t.Errorf("List: got %d blobs (%v), want 8", len(list), err)
+	}
+	s.mu.Lock()
+	busy := s.busy
+	s.mu.Unlock()
+	if busy != 0 {
+		t.Errorf("writes still counted as unflushed after every Sync: got %d, want 0", busy)
+	}
+}
+
+func TestFetchThenSync(t *testing.T) {
+	t.Parallel()
+	p := newPeer(t, nil)
+	data := randBytes(200_000, 3)
+	h := put(t, p.src, data)
+	s := newStore(t)
+	if _, err := fetch(s, p, h); err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if err := s.Sync(h); err != nil {
+		t.Fatalf("Sync after Fetch: got %v, want nil", err)
+	}
+	if got := readBlob(t, s, h); !bytes.Equal(got, data) {
+		t.Errorf("fetched content differs")
+	}
+}
+
+// An unclean stop (no Close) leaves the marker: the next process re-hashes
+// what was written since it, drops a torn copy, and starts a fresh marker.
+func TestUncleanStopVerifiesUnflushed(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := put(t, s, []byte("from a clean run"))
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(s.markerPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("marker after Close: got %v, want it removed", err)
+	}
+
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked, corrupt, err := s.VerifyUnflushed(); checked != 0 || corrupt != 0 || err != nil {
+		t.Fatalf("VerifyUnflushed after a clean stop: got %d %d %v, want 0 0 nil", checked, corrupt, err)
+	}
+	good := stage(t, s, []byte("staged, then the process died"))
+	torn := stage(t, s, []byte("staged, torn by the crash"))
+	for _, h := range []Hash{good, torn} {
+		if err := s.Sync(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The process dies here (no Close); the disk kept a torn copy.
+	if err := os.WriteFile(s.path(torn), make([]byte, len("staged, torn by the crash")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped []Hash
+	s2.OnCorrupt = func(h Hash) { dropped = append(dropped, h) }
+	checked, corrupt, err := s2.VerifyUnflushed()
+	if err != nil || checked < 2 || corrupt != 1 {
+		t.Fatalf("VerifyUnflushed after an unclean stop: got %d checked, %d corrupt, %v; want at least 2, 1, nil", checked, corrupt, err)
+	}
+	if !slices.Equal(dropped, []Hash{torn}) {
+		t.Errorf("OnCorrupt: got %v, want [%s]", dropped, torn)
+	}
+	for h, want := range map[Hash]bool{old: true, good: true, torn: false} {
+		if got := s2.Has(h); got != want {
+			t.Errorf("Has(%s) after the check: got %v, want %v", h, got, want)
+		}
+	}
+	// Checked: a fresh marker, so another unclean stop right now has
+	// nothing older to check again.
+	if checked, _, _ := s2.VerifyUnflushed(); checked != 0 {
+		t.Errorf("second VerifyUnflushed: checked %d, want 0", checked)
+	}
+}
+
+// A process that never finished the check leaves the old marker, even when
+// it closes cleanly: the check is still owed.
+func TestUnverifiedMarkerSurvivesClose(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage(t, s, []byte("unflushed, maybe"))
+	// No Close: unclean.
+	s2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s3, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked, _, err := s3.VerifyUnflushed(); checked != 1 || err != nil {
+		t.Errorf("VerifyUnflushed: got %d checked (%v), want 1: the owed check", checked, err)
+	}
+}
+
+// The marker moves forward once every write was flushed, so the window a
+// crash leaves to re-check stays short.
+func TestMarkerMovesWhenQuiet(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(s.markerPath(), past, past); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.markedAt = past
+	s.mu.Unlock()
+	if err := s.Sync(stage(t, s, []byte("a write that ends a busy spell"))); err != nil {
+		t.Fatal(err)
+	}
+	// The flush ends the write (and moves the marker) before Sync returns.
+	fi, err := os.Stat(s.markerPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().After(past.Add(time.Minute)) {
+		t.Errorf("marker time: got %v, want moved past %v", fi.ModTime(), past)
+	}
+}
