@@ -56,7 +56,7 @@ type Store struct {
 	markedAt time.Time              // when the running marker was last moved forward
 	unclean  time.Time              // not zero: the previous process stopped uncleanly; its marker's time
 	closed   bool
-	now      func() time.Time       // the clock of verifiedStamp.at (tests)
+	now      func() time.Time // the clock of verifiedStamp.at (tests)
 
 	fetchMu sync.Mutex
 	fetches map[Hash]*fetchCall
