@@ -71,6 +71,9 @@
 // temp file and the renames replace one identical file with another; readers
 // holding a file open keep reading the version they opened, even across
 // Delete. Concurrent Fetches of one hash are coalesced into one download.
-// Every transfer streams through a fixed 1 MiB buffer, so memory does not grow
-// with blob size.
+// Every transfer streams through pooled 1 MiB buffers (one for a read or a
+// send; three for a write, whose reading, hashing and writing run as a
+// pipeline on their own goroutines), so memory does not grow with blob size.
+// A write asks the kernel to start writing its bytes to disk every 16 MiB,
+// so the flush at the end has only the tail left.
 package blobs

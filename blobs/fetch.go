@@ -218,7 +218,7 @@ func (s *Store) fetchRest(ctx context.Context, c *http.Client, url string, auth 
 	if total >= 0 { // one byte more than expected shows an overlong body
 		body = io.LimitReader(resp.Body, total-have+1)
 	}
-	n, err := copyBuf(io.MultiWriter(f, hw), body)
+	n, err := copyHashed(f, hw, body)
 	switch {
 	case err != nil:
 		return have + n, false, fmt.Errorf("transfer broke after %d bytes (kept for resume): %w", have+n, err)

@@ -169,7 +169,7 @@ func (s *Store) write(r io.Reader, want Hash) (*os.File, Hash, int64, error) {
 		return nil, "", 0, err
 	}
 	hw := sha256.New()
-	n, err := copyBuf(io.MultiWriter(f, hw), r)
+	n, err := copyHashed(f, hw, r)
 	if err != nil {
 		return fail(err)
 	}
