@@ -32,9 +32,10 @@ func (r *run) blobMeasure(ctx context.Context, m *mesh) error {
 }
 
 // bigBlob: node a stores the blob (PUT /v1/blobs); node b is asked to pull
-// it (the replication call): it fetches it over HTTP from a, verifies the
-// SHA-256 while streaming, fsyncs and renames it into its store (a, which
-// verified its copy at the put, serves it without hashing it again). The approach of e2e/blob_bench_test.go, with
+// it (the replication call): it fetches it over the mutual-TLS peer port
+// from a, verifies the SHA-256 while streaming, renames it into its store
+// and answers once it is flushed to disk (a, which verified its copy at the
+// put, serves it without hashing it again). The approach of e2e/blob_bench_test.go, with
 // in-process nodes. Floors, on the same file in the same run: SHA-256 on
 // one core, a plain loopback TCP copy, a copy to disk with fsync.
 func (r *run) bigBlob(ctx context.Context, m *mesh) error {
@@ -91,8 +92,8 @@ func (r *run) bigBlob(ctx context.Context, m *mesh) error {
 	r.row(Row{Key: "big_blob_mibps", Measure: fmt.Sprintf("%s blob node→node, verified", sizeName(r.o.BlobMiB)), Unit: "MiB/s", OurCI: node, Floor: ptr(sha), Ratio: ptr(node / sha),
 		Target: "≥ 0.75x floor", Result: passIf(node >= 0.75*sha), FloorIs: "SHA-256 of the same file, one core"})
 	const M = MBlobs
-	r.note(M, "%s → %s: %.0f MiB/s (%.2f s): fetch over HTTP, verify SHA-256 while streaming, fsync, rename (the sender, which verified its copy at the put, sends it without hashing it again)", m.name(a), m.name(b), node, pullDur.Seconds())
-	r.note(M, "put into %s (hash + fsync + rename + ledger record): %.0f MiB/s (%.2f s)", m.name(a), rate(putDur), putDur.Seconds())
+	r.note(M, "%s → %s: %.0f MiB/s (%.2f s): fetch over the TLS peer port, verify SHA-256 while streaming, rename, flush to disk (the sender, which verified its copy at the put, sends it without hashing it again)", m.name(a), m.name(b), node, pullDur.Seconds())
+	r.note(M, "put into %s (hash, rename, then flush ∥ ledger record): %.0f MiB/s (%.2f s)", m.name(a), rate(putDur), putDur.Seconds())
 	r.note(M, "floors on the same file: SHA-256 %.0f MiB/s; loopback TCP copy %.0f MiB/s; copy to disk + fsync %.0f MiB/s", sha, rate(tcpDur), rate(diskDur))
 	r.note(M, "node→node / disk copy + fsync: %.2f; / loopback TCP: %.2f; / SHA-256: %.2f", node/rate(diskDur), node/rate(tcpDur), node/sha)
 	return nil
