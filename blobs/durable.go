@@ -162,7 +162,9 @@ func (s *Store) openMarker() error {
 	fi, err := os.Stat(s.markerPath())
 	switch {
 	case err == nil:
+		s.mu.Lock()
 		s.unclean = fi.ModTime()
+		s.mu.Unlock()
 		return nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return err
@@ -178,7 +180,9 @@ func (s *Store) openMarker() error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
 	s.markedAt = time.Now()
+	s.mu.Unlock()
 	return syncDir(s.dir)
 }
 

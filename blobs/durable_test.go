@@ -220,3 +220,47 @@ func TestMarkerMovesWhenQuiet(t *testing.T) {
 		t.Errorf("marker time: got %v, want moved past %v", fi.ModTime(), past)
 	}
 }
+
+// The daemon checks an unclean stop's leftovers while it already takes
+// uploads: the two run side by side (run with -race).
+func TestVerifyUnflushedWhileStaging(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		stage(t, s, randBytes(4096, uint64(i)))
+	}
+	s2, err := Open(dir) // the first never closed: unclean
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 20 {
+			h, _, err := s2.Stage(bytes.NewReader(randBytes(4096, uint64(100+i))), "")
+			if err == nil {
+				err = s2.Sync(h)
+			}
+			if err != nil {
+				t.Errorf("Stage+Sync during the check: %v", err)
+				return
+			}
+		}
+	}()
+	checked, corrupt, err := s2.VerifyUnflushed()
+	wg.Wait()
+	if err != nil || checked < 20 || corrupt != 0 {
+		t.Errorf("VerifyUnflushed: got %d checked, %d corrupt, %v; want at least 20, 0, nil", checked, corrupt, err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(s2.markerPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("marker after a verified run's Close: got %v, want it removed", err)
+	}
+}
