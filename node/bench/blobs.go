@@ -143,6 +143,8 @@ func (r *run) smallBlobs(ctx context.Context, m *mesh) error {
 		firstErr     error
 		lat, putLat  dist
 	)
+	leader := m.leader()
+	idx0 := m.nodes[leader].FSM().Index()
 	start := time.Now()
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -175,7 +177,9 @@ func (r *run) smallBlobs(ctx context.Context, m *mesh) error {
 	if firstErr != nil {
 		return firstErr
 	}
-	rate := float64(total) / time.Since(start).Seconds()
+	elapsed := time.Since(start)
+	rate := float64(total) / elapsed.Seconds()
+	entries := m.nodes[leader].FSM().Index() - idx0
 
 	floorN := min(total, 2000)
 	frate, err := blobFloor(filepath.Join(r.dir, "floor-blobs"), floorN, workers, size)
@@ -186,6 +190,8 @@ func (r *run) smallBlobs(ctx context.Context, m *mesh) error {
 		Target: "≥ 1000 blobs/s", Result: passIf(rate >= 1000), FloorIs: "2 fsynced writes + renames + 2 SHA-256 per blob, same concurrency"})
 	r.note(MBlobs, "%d blobs by %d workers: %.0f/s; one put + fetch: %s", total, workers, rate, lat.summary())
 	r.note(MBlobs, "of which the put (stored, flushed, recorded): %s", putLat.summary())
+	r.note(MBlobs, "%d Raft entries for %d blobs (the put's holder record, the fetching node's): one every %.1f ms, %.1f records each",
+		entries, total, float64(elapsed.Milliseconds())/float64(max(entries, 1)), 2*float64(total)/float64(max(entries, 1)))
 	r.note(MBlobs, "fetches answered 404 although they passed the put's index (retried after 1 ms): %d", notYet.Load())
 	r.note(MBlobs, "floor: %d × (2 × (write 64 KiB, fsync, rename, fsync dir) + 2 × SHA-256) by %d workers: %.0f/s", floorN, workers, frate)
 	return nil
