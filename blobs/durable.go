@@ -82,11 +82,8 @@ func (s *Store) placeLazy(f *os.File, h Hash) error {
 	if err != nil {
 		return fail(err)
 	}
-	newFan, err := s.makeFan(h)
+	newFan, err := s.place(f.Name(), h)
 	if err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(f.Name(), s.path(h)); err != nil {
 		return fail(err)
 	}
 	call := &syncCall{done: make(chan struct{})}
@@ -129,17 +126,44 @@ func (s *Store) flush(f *os.File, h Hash, newFan bool) error {
 	return syncDir(fan)
 }
 
-// makeFan creates blob h's fan-out directory if needed and reports whether
-// it did (its parent then needs a flush for the new entry to be durable).
-func (s *Store) makeFan(h Hash) (created bool, err error) {
-	switch err := os.Mkdir(filepath.Dir(s.path(h)), 0o700); {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, fs.ErrExist):
-		return false, nil
-	default:
-		return false, err
+// place renames the temp file tmp into place as blob h, creating its
+// fan-out directory first if needed; newFan reports that it did (its parent
+// then needs a flush for the new entry to be durable). Fan-out directories
+// known to exist are not asked for again; one removed behind the store's
+// back is made anew.
+func (s *Store) place(tmp string, h Hash) (newFan bool, err error) {
+	fan := fanIndex(h)
+	for try := 0; ; try++ {
+		if !s.fans[fan].Load() {
+			switch err := os.Mkdir(filepath.Dir(s.path(h)), 0o700); {
+			case err == nil:
+				newFan = true
+			case !errors.Is(err, fs.ErrExist):
+				return false, err
+			}
+			s.fans[fan].Store(true)
+		}
+		err := os.Rename(tmp, s.path(h))
+		if errors.Is(err, fs.ErrNotExist) && try == 0 {
+			if _, serr := os.Stat(tmp); serr == nil { // the fan is what is missing
+				s.fans[fan].Store(false)
+				continue
+			}
+		}
+		return newFan, err
 	}
+}
+
+// fanIndex is the number of blob h's fan-out directory, its first two hex
+// digits; h must be Valid.
+func fanIndex(h Hash) int {
+	hexVal := func(c byte) int {
+		if c <= '9' {
+			return int(c - '0')
+		}
+		return int(c-'a') + 10
+	}
+	return hexVal(h[0])<<4 | hexVal(h[1])
 }
 
 // The marker file dir/running exists while a process has the store open

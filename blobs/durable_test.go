@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -262,5 +263,34 @@ func TestVerifyUnflushedWhileStaging(t *testing.T) {
 	}
 	if _, err := os.Stat(s2.markerPath()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("marker after a verified run's Close: got %v, want it removed", err)
+	}
+}
+
+// Fan-out directories are remembered once made; one removed behind the
+// store's back is made again, for Put and for Stage.
+func TestFanRemovedBehindTheStoresBack(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	data := []byte("in a fan that will vanish")
+	h := put(t, s, data)
+	for _, how := range []string{"Put", "Stage"} {
+		if err := os.RemoveAll(filepath.Dir(s.path(h))); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if how == "Put" {
+			_, _, err = s.Put(bytes.NewReader(data), h)
+		} else {
+			_, _, err = s.Stage(bytes.NewReader(data), h)
+			if err == nil {
+				err = s.Sync(h)
+			}
+		}
+		if err != nil {
+			t.Fatalf("%s after its fan directory was removed: %v", how, err)
+		}
+		if got := readBlob(t, s, h); !bytes.Equal(got, data) {
+			t.Fatalf("%s after its fan directory was removed: read %q, want %q", how, got, data)
+		}
 	}
 }

@@ -56,6 +56,7 @@ type Store struct {
 	markedAt time.Time              // when the running marker was last moved forward
 	unclean  time.Time              // not zero: the previous process stopped uncleanly; its marker's time
 	closed   bool
+	fans     [256]atomic.Bool // fan-out directories known to exist
 	now      func() time.Time // the clock of verifiedStamp.at (tests)
 
 	fetchMu sync.Mutex
@@ -205,7 +206,7 @@ func (s *Store) commit(f *os.File, h Hash) error {
 		return err
 	}
 	fan := filepath.Dir(s.path(h))
-	newFan, err := s.makeFan(h)
+	newFan, err := s.place(f.Name(), h)
 	if err != nil {
 		return err
 	}
@@ -213,9 +214,6 @@ func (s *Store) commit(f *os.File, h Hash) error {
 		if err := syncDir(filepath.Dir(fan)); err != nil {
 			return err
 		}
-	}
-	if err := os.Rename(f.Name(), s.path(h)); err != nil {
-		return err
 	}
 	if err := syncDir(fan); err != nil {
 		return err
