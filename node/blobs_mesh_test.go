@@ -288,3 +288,49 @@ func TestLostCopyWithdrawsItsRecord(t *testing.T) {
 		return len(hs) == 0, fmt.Sprintf("holders %v", hs)
 	})
 }
+
+// TestCrashTornCopyWithdrawn: a node that crashed (Kill: no Close, so the
+// store's marker stays) with a copy the disk then holds torn re-hashes
+// what it wrote before the crash when it starts again, deletes the torn
+// copy and withdraws its holder record, without anyone reading the blob.
+func TestCrashTornCopyWithdrawn(t *testing.T) {
+	configure := func(i int, c *node.Config) {
+		c.BlobReplicas = 1 // no second copy: the record alone tells
+		c.Executor = executor.NewFake()
+	}
+	m := nodetest.Start(t, 3, configure)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	victim := m.Follower()
+	name := m.Config(victim).Name
+	content := bytes.Repeat([]byte("torn by a crash "), 4096)
+	info, err := m.Client(victim).PutBlob(ctx, bytes.NewReader(content), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := info.Ref[len("sha256:"):]
+	m.WaitFor(10*time.Second, "the put's record on every node", func() (bool, string) {
+		for i := range m.Nodes {
+			if hs := holders(m.Nodes[i], hash); !slices.Equal(hs, []string{name}) {
+				return false, fmt.Sprintf("node %d: holders %v, want [%s]", i, hs, name)
+			}
+		}
+		return true, ""
+	})
+	p := filepath.Join(m.Nodes[victim].BlobStore().Dir(), "sha256", hash[:2], hash)
+	m.Nodes[victim].Kill()
+	if err := os.WriteFile(p, make([]byte, len(content)), 0o600); err != nil { // the disk kept zeros
+		t.Fatal(err)
+	}
+	cfg := m.Config(victim)
+	configure(victim, &cfg)
+	m.Restart(victim, cfg)
+	other := (victim + 1) % 3
+	m.WaitFor(20*time.Second, "the torn copy's record withdrawn", func() (bool, string) {
+		hs := holders(m.Nodes[other], hash)
+		return len(hs) == 0, fmt.Sprintf("holders %v", hs)
+	})
+	if m.Nodes[victim].BlobStore().Has(blobs.Hash(hash)) {
+		t.Errorf("the torn copy is still on %s's disk, want it deleted", name)
+	}
+}
