@@ -11,18 +11,6 @@ import (
 	"time"
 )
 
-func stage(t *testing.T, s *Store, b []byte) Hash {
-	t.Helper()
-	h, n, err := s.Stage(bytes.NewReader(b), "")
-	if err != nil {
-		t.Fatalf("Stage: %v", err)
-	}
-	if n != int64(len(b)) || h != hashOf(b) {
-		t.Fatalf("Stage: got %s %d, want %s %d", h, n, hashOf(b), len(b))
-	}
-	return h
-}
-
 func TestStageIsReadableThenSynced(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
@@ -52,9 +40,7 @@ func TestStageIsReadableThenSynced(t *testing.T) {
 	if err := s.Sync(put(t, s, []byte("put, not staged"))); err != nil {
 		t.Errorf("Sync of a Put blob: got %v, want nil", err)
 	}
-	if left := tempFiles(t, s); len(left) != 0 {
-		t.Errorf("temp files left: %v", left)
-	}
+	noTempFiles(t, s)
 }
 
 func TestStageConcurrent(t *testing.T) {
@@ -92,32 +78,12 @@ func TestStageConcurrent(t *testing.T) {
 	}
 }
 
-func TestFetchThenSync(t *testing.T) {
-	t.Parallel()
-	p := newPeer(t, nil)
-	data := randBytes(200_000, 3)
-	h := put(t, p.src, data)
-	s := newStore(t)
-	if _, err := fetch(s, p, h); err != nil {
-		t.Fatalf("Fetch: %v", err)
-	}
-	if err := s.Sync(h); err != nil {
-		t.Fatalf("Sync after Fetch: got %v, want nil", err)
-	}
-	if got := readBlob(t, s, h); !bytes.Equal(got, data) {
-		t.Errorf("fetched content differs")
-	}
-}
-
 // An unclean stop (no Close) leaves the marker: the next process re-hashes
 // what was written since it, drops a torn copy, and starts a fresh marker.
 func TestUncleanStopVerifiesUnflushed(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, dir)
 	old := put(t, s, []byte("from a clean run"))
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -126,10 +92,7 @@ func TestUncleanStopVerifiesUnflushed(t *testing.T) {
 		t.Fatalf("marker after Close: got %v, want it removed", err)
 	}
 
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openAt(t, dir)
 	if checked, corrupt, err := s.VerifyUnflushed(); checked != 0 || corrupt != 0 || err != nil {
 		t.Fatalf("VerifyUnflushed after a clean stop: got %d %d %v, want 0 0 nil", checked, corrupt, err)
 	}
@@ -145,10 +108,7 @@ func TestUncleanStopVerifiesUnflushed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := openAt(t, dir)
 	var dropped []Hash
 	s2.OnCorrupt = func(h Hash) { dropped = append(dropped, h) }
 	checked, corrupt, err := s2.VerifyUnflushed()
@@ -175,23 +135,14 @@ func TestUncleanStopVerifiesUnflushed(t *testing.T) {
 func TestUnverifiedMarkerSurvivesClose(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, dir)
 	stage(t, s, []byte("unflushed, maybe"))
 	// No Close: unclean.
-	s2, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := openAt(t, dir)
 	if err := s2.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	s3, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3 := openAt(t, dir)
 	if checked, _, err := s3.VerifyUnflushed(); checked != 1 || err != nil {
 		t.Errorf("VerifyUnflushed: got %d checked (%v), want 1: the owed check", checked, err)
 	}
@@ -227,17 +178,11 @@ func TestMarkerMovesWhenQuiet(t *testing.T) {
 func TestVerifyUnflushedWhileStaging(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, dir)
 	for i := range 20 {
 		stage(t, s, randBytes(4096, uint64(i)))
 	}
-	s2, err := Open(dir) // the first never closed: unclean
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := openAt(t, dir) // the first never closed: unclean
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

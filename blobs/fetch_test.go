@@ -70,6 +70,9 @@ func TestFetch(t *testing.T) {
 	if n, err := fetch(s, p, h); err != nil || n != int64(len(data)) {
 		t.Fatalf("Fetch: got %d %v, want %d", n, err, len(data))
 	}
+	if err := s.Sync(h); err != nil { // Fetch returns before the flush
+		t.Fatalf("Sync after Fetch: got %v, want nil", err)
+	}
 	if got := readBlob(t, s, h); !bytes.Equal(got, data) {
 		t.Errorf("fetched content differs")
 	}
@@ -82,9 +85,7 @@ func TestFetch(t *testing.T) {
 	if _, err := s.Fetch(context.Background(), p.srv.Client(), p.url(h), "../x", auth); !errors.Is(err, ErrBadHash) {
 		t.Errorf("Fetch of a malformed hash: got %v, want ErrBadHash", err)
 	}
-	if left := tempFiles(t, s); len(left) != 0 {
-		t.Errorf("temp files left: %v", left)
-	}
+	noTempFiles(t, s)
 }
 
 func TestFetchWrongBytes(t *testing.T) {
@@ -104,9 +105,7 @@ func TestFetchWrongBytes(t *testing.T) {
 	if s.Has(h) {
 		t.Errorf("wrong bytes were stored")
 	}
-	if left := tempFiles(t, s); len(left) != 0 {
-		t.Errorf("temp files left: %v", left)
-	}
+	noTempFiles(t, s)
 }
 
 func TestFetchResume(t *testing.T) {

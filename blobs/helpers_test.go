@@ -27,6 +27,16 @@ func newStore(t *testing.T) *Store {
 	return s
 }
 
+// openAt opens the store in dir, as a new process would.
+func openAt(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
 func hashOf(b []byte) Hash {
 	sum := sha256.Sum256(b)
 	return Hash(hex.EncodeToString(sum[:]))
@@ -34,14 +44,33 @@ func hashOf(b []byte) Hash {
 
 func put(t *testing.T, s *Store, b []byte) Hash {
 	t.Helper()
-	h, n, err := s.Put(bytes.NewReader(b), "")
+	return storeWith(t, "Put", s.Put, b)
+}
+
+func stage(t *testing.T, s *Store, b []byte) Hash {
+	t.Helper()
+	return storeWith(t, "Stage", s.Stage, b)
+}
+
+// storeWith stores b with Put or Stage and checks what it answered.
+func storeWith(t *testing.T, name string, store func(io.Reader, Hash) (Hash, int64, error), b []byte) Hash {
+	t.Helper()
+	h, n, err := store(bytes.NewReader(b), "")
 	if err != nil {
-		t.Fatalf("Put: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	if n != int64(len(b)) || h != hashOf(b) {
-		t.Fatalf("Put: got %s %d, want %s %d", h, n, hashOf(b), len(b))
+		t.Fatalf("%s: got %s %d, want %s %d", name, h, n, hashOf(b), len(b))
 	}
 	return h
+}
+
+// noTempFiles fails the test if the store's tmp directory is not empty.
+func noTempFiles(t *testing.T, s *Store) {
+	t.Helper()
+	if left := tempFiles(t, s); len(left) != 0 {
+		t.Errorf("temp files left: %v", left)
+	}
 }
 
 // readBlob returns blob h's content through Store.Open.

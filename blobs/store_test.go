@@ -66,9 +66,7 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := s.Open(ha); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Open after Delete: got %v, want ErrNotFound", err)
 	}
-	if left := tempFiles(t, s); len(left) != 0 {
-		t.Errorf("temp files left: %v", left)
-	}
+	noTempFiles(t, s)
 }
 
 func TestPutWant(t *testing.T) {
@@ -87,9 +85,7 @@ func TestPutWant(t *testing.T) {
 	if _, _, err := s.Put(bytes.NewReader(data), "../../etc"); !errors.Is(err, ErrBadHash) {
 		t.Errorf("Put with malformed want: got %v, want ErrBadHash", err)
 	}
-	if left := tempFiles(t, s); len(left) != 0 {
-		t.Errorf("temp files left: %v", left)
-	}
+	noTempFiles(t, s)
 }
 
 func TestPutFile(t *testing.T) {
@@ -193,9 +189,7 @@ func TestConcurrentPutsSameContent(t *testing.T) {
 	if got := readBlob(t, fresh, hashOf(data)); !bytes.Equal(got, data) {
 		t.Errorf("content differs")
 	}
-	if left := tempFiles(t, s); len(left) != 0 {
-		t.Errorf("temp files left: %v", left)
-	}
+	noTempFiles(t, s)
 }
 
 func TestOpenCleansTempAndIgnoresStrays(t *testing.T) {
