@@ -96,7 +96,7 @@ type Options struct {
 // Defaults is the full run: a few minutes on a 2-core machine.
 func Defaults() Options {
 	return Options{
-		Spawns: 300, Tasks: 3000, Spawners: 64, Slots: 32, Kills: 5, WorkerKills: 3,
+		Spawns: 300, Tasks: 3000, Spawners: 64, Slots: 32, Kills: 10, WorkerKills: 3,
 		GossipSizes: []int{3, 10, 30}, GossipChanges: 20, BlobMiB: 1024, SmallBlobs: 3000, BlobWorkers: 16,
 		LedgerTasks: 100_000, JobTasks: 1000,
 	}
