@@ -497,6 +497,12 @@ func (n *Node) Close() error {
 		errs = append(errs, n.raft.Close())
 	}
 	n.wg.Wait()
+	if n.runner != nil {
+		// An attempt the runner started after shutdown looked (its loop
+		// ran until cancel) stops with the context: wait for it, so
+		// nothing writes in the data directory once Close returned.
+		n.runner.wg.Wait()
+	}
 	if n.blobs != nil {
 		errs = append(errs, n.blobs.Close())
 	}
