@@ -85,17 +85,22 @@ func (c *clientFlags) client() (*api.Client, error) {
 	case os.Getenv("OURCI_TOKEN") != "" && c.secretFile == "":
 		tok = os.Getenv("OURCI_TOKEN")
 	default:
-		path := c.secretFile
-		if path == "" {
-			path = filepath.Join(homeDir(), "cluster.secret")
-		}
-		s, err := node.LoadSecret(path)
+		s, err := loadSecret(c.secretFile)
 		if err != nil {
 			return nil, fmt.Errorf("no credentials: give --secret-file, --token-file or $OURCI_TOKEN (%w)", err)
 		}
 		tok = s.ClusterToken()
 	}
 	return api.NewClient(c.node, tok), nil
+}
+
+// loadSecret loads the cluster secret from path, by default
+// DATA_DIR/cluster.secret.
+func loadSecret(path string) (node.Secret, error) {
+	if path == "" {
+		path = filepath.Join(homeDir(), "cluster.secret")
+	}
+	return node.LoadSecret(path)
 }
 
 // parse parses flags that may come before or after positional arguments;

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/meshtls"
-	"github.com/ourci/ourci/node"
 )
 
 // runTLS is `ourci-node tls ca|cert`: the mesh CA and the certificates it
@@ -130,10 +129,7 @@ func loadCA(dir string) (*meshtls.CA, error) {
 // derivedCA is the CA a mesh without its own derives from the cluster
 // secret in path (default DATA_DIR/cluster.secret).
 func derivedCA(path string) (*meshtls.CA, error) {
-	if path == "" {
-		path = filepath.Join(homeDir(), "cluster.secret")
-	}
-	s, err := node.LoadSecret(path)
+	s, err := loadSecret(path)
 	if err != nil {
 		return nil, err
 	}

@@ -3,10 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
-
-	"github.com/ourci/ourci/node"
 )
 
 // runToken prints the full-access API token derived from the cluster
@@ -21,11 +18,7 @@ func runToken(args []string) int {
 	if _, err := parse(fs, args); err != nil {
 		return exitUsage
 	}
-	path := *secretFile
-	if path == "" {
-		path = filepath.Join(homeDir(), "cluster.secret")
-	}
-	s, err := node.LoadSecret(path)
+	s, err := loadSecret(*secretFile)
 	if err != nil {
 		return exitFor(err)
 	}
@@ -41,11 +34,7 @@ func runTokenCreate(args []string) int {
 	if _, err := parse(fs, args); err != nil {
 		return exitUsage
 	}
-	path := *secretFile
-	if path == "" {
-		path = filepath.Join(homeDir(), "cluster.secret")
-	}
-	s, err := node.LoadSecret(path)
+	s, err := loadSecret(*secretFile)
 	if err != nil {
 		return exitFor(err)
 	}
