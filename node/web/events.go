@@ -80,13 +80,8 @@ func (u *UI) jobEvents(w http.ResponseWriter, r *http.Request, a Access) {
 // reconnecting browser gets only what it lacks.
 func (u *UI) logEvents(w http.ResponseWriter, r *http.Request, a Access) {
 	id := r.PathValue("id")
-	t, ok := u.src.Task(id)
+	t, ok := u.readableTask(w, id, a)
 	if !ok {
-		http.Error(w, "404: no task "+id, http.StatusNotFound)
-		return
-	}
-	if !a.MayRead(t.Job) {
-		http.Error(w, "403: "+errForbidden.Error(), http.StatusForbidden)
 		return
 	}
 	es, err := startEvents(w)

@@ -185,16 +185,26 @@ func (u *UI) taskPage(w http.ResponseWriter, r *http.Request, a Access) {
 	u.render(w, http.StatusOK, "task.html", "task "+id, "jobs", data)
 }
 
-// rawLog answers a task's log as plain text (?follow=1 to follow it).
-func (u *UI) rawLog(w http.ResponseWriter, r *http.Request, a Access) {
-	id := r.PathValue("id")
+// readableTask looks up task id for a plain-text answer (a raw log, an
+// event stream): a task that is not there or not the caller's to read gets
+// a 404 or 403 written to w, and false.
+func (u *UI) readableTask(w http.ResponseWriter, id string, a Access) (Task, bool) {
 	t, ok := u.src.Task(id)
 	if !ok {
 		http.Error(w, "404: no task "+id, http.StatusNotFound)
-		return
+		return Task{}, false
 	}
 	if !a.MayRead(t.Job) {
 		http.Error(w, "403: "+errForbidden.Error(), http.StatusForbidden)
+		return Task{}, false
+	}
+	return t, true
+}
+
+// rawLog answers a task's log as plain text (?follow=1 to follow it).
+func (u *UI) rawLog(w http.ResponseWriter, r *http.Request, a Access) {
+	id := r.PathValue("id")
+	if _, ok := u.readableTask(w, id, a); !ok {
 		return
 	}
 	rc, err := u.src.Log(r.Context(), id, r.URL.Query().Get("follow") == "1")
