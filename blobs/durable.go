@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -63,7 +64,7 @@ func (s *Store) Sync(h Hash) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("blobs: sync %s: %w", h.Ref(), err)
 	}
-	if err := syncDir(filepath.Dir(s.path(h))); err != nil {
+	if err := s.syncEntry(h, false); err != nil {
 		return fmt.Errorf("blobs: sync %s: %w", h.Ref(), err)
 	}
 	return nil
@@ -117,6 +118,12 @@ func (s *Store) flush(f *os.File, h Hash, newFan bool) error {
 	if err != nil {
 		return err
 	}
+	return s.syncEntry(h, newFan)
+}
+
+// syncEntry flushes the directory entries that lead to blob h: its fan-out
+// directory's, and the fan-out directory's own in its parent when newFan.
+func (s *Store) syncEntry(h Hash, newFan bool) error {
 	fan := filepath.Dir(s.path(h))
 	if newFan {
 		if err := syncDir(filepath.Dir(fan)); err != nil {
@@ -157,13 +164,8 @@ func (s *Store) place(tmp string, h Hash) (newFan bool, err error) {
 // fanIndex is the number of blob h's fan-out directory, its first two hex
 // digits; h must be Valid.
 func fanIndex(h Hash) int {
-	hexVal := func(c byte) int {
-		if c <= '9' {
-			return int(c - '0')
-		}
-		return int(c-'a') + 10
-	}
-	return hexVal(h[0])<<4 | hexVal(h[1])
+	n, _ := strconv.ParseUint(string(h[:2]), 16, 8)
+	return int(n)
 }
 
 // The marker file dir/running exists while a process has the store open

@@ -205,17 +205,11 @@ func (s *Store) commit(f *os.File, h Hash) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	fan := filepath.Dir(s.path(h))
 	newFan, err := s.place(f.Name(), h)
 	if err != nil {
 		return err
 	}
-	if newFan {
-		if err := syncDir(filepath.Dir(fan)); err != nil {
-			return err
-		}
-	}
-	if err := syncDir(fan); err != nil {
+	if err := s.syncEntry(h, newFan); err != nil {
 		return err
 	}
 	s.markVerified(h, stampOf(fi))
