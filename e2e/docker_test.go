@@ -633,41 +633,12 @@ func TestDockerSeedWorkflow(t *testing.T) {
 	}
 
 	// The tree, as in the seed.
-	want := map[string]string{ // label -> parent's label
-		"all": "", "v7": "all", "mongoose": "all", "cloud": "all", "fw": "all",
-		"posix": "fw", "esp8266": "fw", "esp8266-ota": "fw",
-		"test esp8266": "esp8266", "test esp8266-ota": "esp8266-ota",
-	}
-	label := map[string]string{}
-	byLabel := map[string]dockerTaskView{}
-	for _, tv := range v.Tasks {
-		l := seedLabel("ci", tv.taskView)
-		if _, known := want[l]; !known {
-			t.Errorf("unexpected task %v", tv)
-			continue
-		}
-		if _, dup := byLabel[l]; dup {
-			t.Errorf("task %q appears twice: %v", l, tv)
-		}
-		label[tv.ID], byLabel[l] = l, tv
-	}
-	if len(v.Tasks) != 10 || len(byLabel) != len(want) {
-		t.Fatalf("want exactly the 10 tasks of the seed's tree, got %v", v)
-	}
-	if byLabel["all"].ID != root {
-		t.Errorf("root task is %s, spawn printed %s", byLabel["all"].ID, root)
-	}
+	byLabel := checkSeedTree(t, v.Tasks, func(tv dockerTaskView) taskView { return tv.taskView }, "ci", root)
 
 	checkedOut := fmt.Sprintf("[ourci] checked out %s at %s", repo.bare, sha)
 	logs := map[string]string{} // label -> the task's log
 	for _, l := range slices.Sorted(maps.Keys(byLabel)) {
 		tv := byLabel[l]
-		if got := label[tv.Parent]; got != want[l] || (want[l] == "" && tv.Parent != "") {
-			t.Errorf("%s: parent %q (%s), want %q", l, tv.Parent, got, want[l])
-		}
-		if tv.State != "passed" || tv.ExitCode == nil || *tv.ExitCode != 0 {
-			t.Errorf("%s: state %q exit_code %s, want passed and 0 (%v)", l, tv.State, tv.exit(), tv)
-		}
 		t.Logf("%-16s %s on %-13s image %-17q started %6v after its spawn, ran %6v", l, tv.ID, tv.Node, tv.Image,
 			tv.StartedAt.Sub(tv.CreatedAt).Round(time.Millisecond), tv.FinishedAt.Sub(tv.StartedAt).Round(time.Millisecond))
 		logText := taskLog(t, m, 0, tv.ID)
@@ -739,8 +710,8 @@ func TestDockerSeedWorkflow(t *testing.T) {
 		"test esp8266-ota": "esp8266: spawned the hardware test of esp8266-ota as ",
 	}
 	for l, prefix := range spawned {
-		if line := prefix + byLabel[l].ID + "\n"; !strings.Contains(logs[want[l]], line) {
-			t.Errorf("the log of %s, parent of %s, lacks %q:\n%s", want[l], l, line, logs[want[l]])
+		if line := prefix + byLabel[l].ID + "\n"; !strings.Contains(logs[seedTree[l]], line) {
+			t.Errorf("the log of %s, parent of %s, lacks %q:\n%s", seedTree[l], l, line, logs[seedTree[l]])
 		}
 	}
 

@@ -35,37 +35,8 @@ func TestSeedPipeline(t *testing.T) {
 	v := m.waitClosed(t, 1, job, 2*time.Minute)
 
 	// Name every task by its topic and args, and check the tree against the seed's.
-	want := map[string]string{ // label -> parent's label
-		"all": "", "v7": "all", "mongoose": "all", "cloud": "all", "fw": "all",
-		"posix": "fw", "esp8266": "fw", "esp8266-ota": "fw",
-		"test esp8266": "esp8266", "test esp8266-ota": "esp8266-ota",
-	}
-	label := map[string]string{} // task id -> label
-	byLabel := map[string]taskView{}
-	for _, tv := range v.Tasks {
-		l := seedLabel(ci, tv)
-		if _, known := want[l]; !known {
-			t.Errorf("unexpected task %v", tv)
-			continue
-		}
-		if _, dup := byLabel[l]; dup {
-			t.Errorf("task %q appears twice: %v", l, tv)
-		}
-		label[tv.ID], byLabel[l] = l, tv
-	}
-	if len(v.Tasks) != 10 || len(byLabel) != len(want) {
-		t.Fatalf("want exactly the 10 tasks of the seed's tree, got %v", v)
-	}
-	if byLabel["all"].ID != root {
-		t.Errorf("root task is %s, spawn printed %s", byLabel["all"].ID, root)
-	}
+	byLabel := checkSeedTree(t, v.Tasks, func(tv taskView) taskView { return tv }, ci, root)
 	for l, tv := range byLabel {
-		if got := label[tv.Parent]; got != want[l] || (want[l] == "" && tv.Parent != "") {
-			t.Errorf("%s: parent %q (%s), want %q", l, tv.Parent, got, want[l])
-		}
-		if tv.State != "passed" || tv.ExitCode == nil || *tv.ExitCode != 0 {
-			t.Errorf("%s: state %q exit_code %s, want passed and 0 (%v)", l, tv.State, tv.exit(), tv)
-		}
 		isTest := strings.HasPrefix(l, "test ")
 		if variant, ok := strings.CutPrefix(l, "test "); ok {
 			if got, want := strings.Join(tv.Args, " "), handOffArgs(variant); got != want {
@@ -94,9 +65,9 @@ func TestSeedPipeline(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("status %s: %v", job, r)
 	}
-	for _, tv := range v.Tasks {
+	for l, tv := range byLabel {
 		if !strings.Contains(r.stdout, tv.ID) {
-			t.Errorf("status %s does not show task %s (%s):\n%s", job, tv.ID, label[tv.ID], r.stdout)
+			t.Errorf("status %s does not show task %s (%s):\n%s", job, tv.ID, l, r.stdout)
 		}
 	}
 }
@@ -127,6 +98,51 @@ func checkHandOffLog(t *testing.T, m *mesh, i int, tv taskView, variant string) 
 		}
 		return true, ""
 	})
+}
+
+// seedTree is the example pipeline's tree: each task's label and its
+// parent's.
+var seedTree = map[string]string{
+	"all": "", "v7": "all", "mongoose": "all", "cloud": "all", "fw": "all",
+	"posix": "fw", "esp8266": "fw", "esp8266-ota": "fw",
+	"test esp8266": "esp8266", "test esp8266-ota": "esp8266-ota",
+}
+
+// checkSeedTree checks that a closed job's tasks are exactly the seed's
+// tree, rooted at the task spawn printed, each passed with exit code 0
+// under the right parent, and returns them by label (seedLabel with ci).
+func checkSeedTree[T any](t *testing.T, tasks []T, view func(T) taskView, ci, root string) map[string]T {
+	t.Helper()
+	label := map[string]string{} // task id -> label
+	byLabel := map[string]T{}
+	for _, task := range tasks {
+		tv := view(task)
+		l := seedLabel(ci, tv)
+		if _, known := seedTree[l]; !known {
+			t.Errorf("unexpected task %v", tv)
+			continue
+		}
+		if _, dup := byLabel[l]; dup {
+			t.Errorf("task %q appears twice: %v", l, tv)
+		}
+		label[tv.ID], byLabel[l] = l, task
+	}
+	if len(tasks) != 10 || len(byLabel) != len(seedTree) {
+		t.Fatalf("want exactly the 10 tasks of the seed's tree, got %v", tasks)
+	}
+	if id := view(byLabel["all"]).ID; id != root {
+		t.Errorf("root task is %s, spawn printed %s", id, root)
+	}
+	for l, task := range byLabel {
+		tv := view(task)
+		if got := label[tv.Parent]; got != seedTree[l] || (seedTree[l] == "" && tv.Parent != "") {
+			t.Errorf("%s: parent %q (%s), want %q", l, tv.Parent, got, seedTree[l])
+		}
+		if tv.State != "passed" || tv.ExitCode == nil || *tv.ExitCode != 0 {
+			t.Errorf("%s: state %q exit_code %s, want passed and 0 (%v)", l, tv.State, tv.exit(), tv)
+		}
+	}
+	return byLabel
 }
 
 // seedLabel names a task of the example pipeline by its topic and args:
