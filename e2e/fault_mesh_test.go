@@ -474,24 +474,12 @@ type faultJob struct {
 	Tasks []faultTask `json:"tasks"`
 }
 
-type faultTask struct {
-	ID       string   `json:"id"`
-	Parent   string   `json:"parent"`
-	Args     []string `json:"args"`
-	State    string   `json:"state"`
-	Node     string   `json:"node"`
-	Attempt  int      `json:"attempt"`
-	ExitCode *int     `json:"exit_code"`
-	Error    string   `json:"error"`
-}
+// faultTask is a task as the fault suite reads it: labelled by its args.
+type faultTask struct{ taskView }
 
 func (ft faultTask) String() string {
-	code := "null"
-	if ft.ExitCode != nil {
-		code = strconv.Itoa(*ft.ExitCode)
-	}
 	return fmt.Sprintf("task %s (label %s) state %s attempt %d node %q exit %s error %q",
-		ft.ID, labelOf(ft.Args), ft.State, ft.Attempt, ft.Node, code, ft.Error)
+		ft.ID, labelOf(ft.Args), ft.State, ft.Attempt, ft.Node, ft.exit(), ft.Error)
 }
 
 func terminalState(s string) bool {
