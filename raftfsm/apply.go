@@ -182,7 +182,7 @@ func (s *State) applyTaskStarted(c *TaskStarted) error {
 
 func (s *State) applyTaskFinished(c *TaskFinished) error {
 	switch c.State {
-	case TaskPassed, TaskFailed, TaskTimedOut:
+	case TaskPassed, TaskFailed, TaskTimedOut, TaskInfraFailed:
 	default:
 		return fmt.Errorf("%w: a task cannot finish as %q", ErrInvalid, c.State)
 	}
@@ -197,12 +197,43 @@ func (s *State) applyTaskFinished(c *TaskFinished) error {
 		v := *c.ExitCode
 		t.ExitCode = &v
 	}
+	if c.State == TaskInfraFailed {
+		s.infraRetry(t, c.Node, c.Error, c.MaxInfra, c.At)
+		return nil
+	}
 	t.Error = c.Error
 	if t.StartedAt.IsZero() {
 		t.StartedAt = c.At
 	}
 	s.finish(t, c.State, c.At)
 	return nil
+}
+
+// infraRetry handles an attempt that failed for the infrastructure on
+// node: the next attempt is queued, to run on another node if there is one,
+// until the task has been retried maxInfra times; then it ends infra_failed.
+func (s *State) infraRetry(t *Task, node, reason string, maxInfra int, at time.Time) {
+	if reason == "" {
+		reason = "infrastructure failure"
+	}
+	reason = "on " + node + ": " + reason
+	if t.InfraRetries >= maxInfra {
+		t.Error = fmt.Sprintf("infrastructure failure after %d retries: %s", t.InfraRetries, reason)
+		if t.StartedAt.IsZero() {
+			t.StartedAt = at
+		}
+		s.finish(t, TaskInfraFailed, at)
+		return
+	}
+	old := t.Node
+	t.Attempt++
+	t.InfraRetries++
+	if i, found := slices.BinarySearch(t.Avoid, node); !found && node != "" {
+		t.Avoid = slices.Insert(slices.Clip(t.Avoid), i, node)
+	}
+	t.State, t.Node, t.Error = TaskQueued, "", "retrying after an infrastructure failure "+reason
+	t.AssignedAt, t.StartedAt = time.Time{}, time.Time{}
+	s.index(t.ID, old, t)
 }
 
 func (s *State) applyCloseJob(c *CloseJob) error {
@@ -232,6 +263,10 @@ func (s *State) applyRequeue(c *Requeue) error {
 	if err != nil {
 		return err
 	}
+	if c.Infra {
+		s.infraRetry(t, t.Node, c.Reason, c.MaxInfra, c.At)
+		return nil
+	}
 	if c.MaxAttempts > 0 && t.Attempt >= c.MaxAttempts {
 		t.Error = fmt.Sprintf("lost after %d attempts: %s", t.Attempt, c.Reason)
 		s.finish(t, TaskLost, c.At)
@@ -252,9 +287,17 @@ func (s *State) finish(t *Task, st TaskState, at time.Time) {
 	s.index(t.ID, old, t)
 	j := s.Jobs[t.Job]
 	j.Open--
-	if st == TaskPassed {
+	switch {
+	case st == TaskPassed:
 		j.Passed++
-	} else {
+	case st == TaskInfraFailed:
+		// The job cannot pass, but nothing says the code is broken:
+		// reported outward as an error, not a failure.
+		j.Failed++
+		if j.Status == StatusPending {
+			j.Status, j.Reason = StatusError, fmt.Sprintf("task %s %s: %s", t.ID, st, t.Error)
+		}
+	default:
 		j.Failed++
 		if j.Status == StatusPending {
 			j.Status, j.Reason = StatusFailed, fmt.Sprintf("task %s %s", t.ID, st)

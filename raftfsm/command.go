@@ -123,8 +123,10 @@ type TaskStarted struct {
 	At      time.Time `json:"at"`
 }
 
-// TaskFinished reports how an attempt ended. State is TaskPassed, TaskFailed
-// or TaskTimedOut.
+// TaskFinished reports how an attempt ended. State is TaskPassed, TaskFailed,
+// TaskTimedOut or TaskInfraFailed; an infrastructure failure queues the next
+// attempt (to be run elsewhere) while the task has had fewer than MaxInfra
+// infrastructure retries (the leader stamps MaxInfra).
 type TaskFinished struct {
 	Task     string    `json:"task"`
 	Attempt  int       `json:"attempt"`
@@ -132,6 +134,7 @@ type TaskFinished struct {
 	State    TaskState `json:"state"`
 	ExitCode *int      `json:"exit_code,omitempty"`
 	Error    string    `json:"error,omitempty"`
+	MaxInfra int       `json:"max_infra,omitempty"`
 	At       time.Time `json:"at"`
 }
 
@@ -146,11 +149,16 @@ type CloseJob struct {
 // Requeue takes an active attempt away from its node (the node died) and
 // queues the next attempt, or ends the task as lost once MaxAttempts ran.
 type Requeue struct {
-	Task        string    `json:"task"`
-	Attempt     int       `json:"attempt"`
-	Reason      string    `json:"reason"`
-	MaxAttempts int       `json:"max_attempts"`
-	At          time.Time `json:"at"`
+	Task        string `json:"task"`
+	Attempt     int    `json:"attempt"`
+	Reason      string `json:"reason"`
+	MaxAttempts int    `json:"max_attempts"`
+	// Infra: the attempt's node is alive but cannot run it (unhealthy):
+	// counted as an infrastructure retry, bounded by MaxInfra, not as a
+	// node loss.
+	Infra    bool      `json:"infra,omitempty"`
+	MaxInfra int       `json:"max_infra,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // BlobAdded records that Node holds a verified copy of a blob. With Job set

@@ -15,12 +15,16 @@ const (
 	TaskTimedOut  TaskState = "timed_out" // ran past its timeout and was killed
 	TaskCancelled TaskState = "cancelled" // its job closed (cancel, deadline) before it ended
 	TaskLost      TaskState = "lost"      // every attempt's node died
+	// TaskInfraFailed: the infrastructure, not the task, failed (its node
+	// could not write its output, make its workspace or start it), on
+	// every node it was retried on.
+	TaskInfraFailed TaskState = "infra_failed"
 )
 
 // Terminal reports whether a task in state s will never change again.
 func (s TaskState) Terminal() bool {
 	switch s {
-	case TaskPassed, TaskFailed, TaskTimedOut, TaskCancelled, TaskLost:
+	case TaskPassed, TaskFailed, TaskTimedOut, TaskCancelled, TaskLost, TaskInfraFailed:
 		return true
 	}
 	return false
@@ -45,7 +49,7 @@ const (
 	StatusPending JobStatus = "pending" // open, nothing failed yet
 	StatusFailed  JobStatus = "failed"  // some task failed (the job may still be open)
 	StatusPassed  JobStatus = "passed"  // closed, every task passed
-	StatusError   JobStatus = "error"   // closed by its deadline or by cancel
+	StatusError   JobStatus = "error"   // closed by its deadline or by cancel, or a task infra_failed
 )
 
 // Close reasons recorded on a job closed by force.
@@ -129,6 +133,12 @@ type Task struct {
 	Node     string    `json:"node,omitempty"`
 	ExitCode *int      `json:"exit_code,omitempty"`
 	Error    string    `json:"error,omitempty"`
+	// InfraRetries counts the attempts that failed for the infrastructure
+	// and were retried (apart from node loss, which Attempt counts).
+	InfraRetries int `json:"infra_retries,omitempty"`
+	// Avoid lists the nodes an attempt of this task failed on for the
+	// infrastructure, sorted: the picker prefers others.
+	Avoid []string `json:"avoid,omitempty"`
 
 	CreatedAt  time.Time `json:"created_at"`
 	AssignedAt time.Time `json:"assigned_at,omitzero"`
@@ -143,6 +153,7 @@ func (t *Task) Clone() *Task {
 	c.Args = append([]string(nil), t.Args...)
 	c.Env = append([]string(nil), t.Env...)
 	c.Children = append([]string(nil), t.Children...)
+	c.Avoid = append([]string(nil), t.Avoid...)
 	if t.ExitCode != nil {
 		v := *t.ExitCode
 		c.ExitCode = &v
