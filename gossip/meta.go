@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -14,6 +15,9 @@ const MetaVersion = 1
 
 // Meta is what a node gossips about itself. It must encode to at most
 // memberlist.MetaMaxSize (512) bytes.
+//
+// Fields are only ever added, each omitted when zero, so that an older
+// binary reads what a newer one gossips (it ignores what it does not know).
 type Meta struct {
 	Version  int      `json:"v"`
 	Raft     string   `json:"r"`           // Raft address (host:port)
@@ -21,7 +25,29 @@ type Meta struct {
 	Slots    int      `json:"s"`           // tasks it runs at once
 	Topics   []string `json:"t,omitempty"` // topics it subscribes to, sorted
 	Draining bool     `json:"d,omitempty"` // takes no new tasks
+
+	// ID is the node's Raft server ID, which belongs to its data directory
+	// ("" from a binary that used the name as ID).
+	ID string `json:"i,omitempty"`
+	// Since is when this node's process started (Unix seconds): the leader
+	// prefers long-running nodes as voters.
+	Since int64 `json:"a,omitempty"`
+	// NoVote keeps the node out of the Raft quorum (--voter=never).
+	NoVote bool `json:"nv,omitempty"`
+	// Unhealthy says why the node cannot take work (its data directory or
+	// Raft log cannot be written); "" when healthy.
+	Unhealthy string `json:"u,omitempty"`
+	// CatchingUp is set until the node's replica has applied everything the
+	// mesh had committed when it started: it is given no work before.
+	CatchingUp bool `json:"c,omitempty"`
 }
+
+// MaxReason bounds the Unhealthy reason a node gossips.
+const MaxReason = 160
+
+// Takes reports whether the node may be given new work: not draining, not
+// unhealthy, caught up.
+func (m Meta) Takes() bool { return !m.Draining && m.Unhealthy == "" && !m.CatchingUp }
 
 // ErrMeta marks metadata that cannot be encoded or decoded.
 var ErrMeta = errors.New("gossip: bad metadata")
@@ -36,6 +62,9 @@ func (m Meta) Subscribes(topic string) bool {
 func EncodeMeta(m Meta) ([]byte, error) {
 	m.Version = MetaVersion
 	m.Topics = slices.Sorted(slices.Values(m.Topics))
+	if len(m.Unhealthy) > MaxReason {
+		m.Unhealthy = strings.ToValidUTF8(m.Unhealthy[:MaxReason-3], "") + "..."
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMeta, err)
