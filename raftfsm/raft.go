@@ -57,6 +57,10 @@ type RaftConfig struct {
 	OnRefused func(remote net.Addr, err error)
 	Timing    Timing
 	LogOutput io.Writer // raft's own log (warnings and up); nil means stderr
+	// OnLogStore hears whether appending to the Raft log (or writing its
+	// term and vote) works: the error when it starts failing, nil when it
+	// works again. Nil: nobody listens.
+	OnLogStore func(error)
 
 	// SnapshotThreshold and TrailingLogs bound the log on disk; zero means
 	// the defaults below.
@@ -167,7 +171,13 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 		// the bench under leadership churn; see hashicorp/raft#612).
 		MaxRPCsInFlight: 1,
 	})
-	r, err := raft.NewRaft(rc, fsm, cache, store, snaps, trans)
+	var logs raft.LogStore = cache
+	var stable raft.StableStore = store
+	if cfg.OnLogStore != nil {
+		w := &watchedLogs{LogStore: cache, onChange: cfg.OnLogStore}
+		logs, stable = w, &watchedStable{StableStore: store, logs: w}
+	}
+	r, err := raft.NewRaft(rc, fsm, logs, stable, snaps, trans)
 	if err != nil {
 		trans.Close()
 		mux.Close()
