@@ -1084,7 +1084,7 @@ func genSequence(t testing.TB, seed uint64, n int) []Command {
 			if tk == nil {
 				tk = pickTask(func(*Task) bool { return true })
 			}
-			st := []TaskState{TaskPassed, TaskPassed, TaskPassed, TaskFailed, TaskTimedOut}[rng.IntN(5)]
+			st := []TaskState{TaskPassed, TaskPassed, TaskPassed, TaskFailed, TaskTimedOut, TaskInfraFailed}[rng.IntN(6)]
 			code := 0
 			if st != TaskPassed {
 				code = 1 + rng.IntN(200)
@@ -1095,6 +1095,9 @@ func genSequence(t testing.TB, seed uint64, n int) []Command {
 			}
 			c := finished(tk.ID, tk.Attempt, node, st, intp(code))
 			c.TaskFinished.At = now()
+			if st == TaskInfraFailed {
+				c.TaskFinished.ExitCode, c.TaskFinished.MaxInfra = nil, rng.IntN(3)
+			}
 			return c
 		case k < 92:
 			tk := pickTask(func(t *Task) bool { return t.State.Active() })
@@ -1103,6 +1106,9 @@ func genSequence(t testing.TB, seed uint64, n int) []Command {
 			}
 			c := requeue(tk.ID, tk.Attempt, 1+rng.IntN(3))
 			c.Requeue.At = now()
+			if rng.IntN(4) == 0 {
+				c.Requeue.Infra, c.Requeue.MaxInfra = true, rng.IntN(3)
+			}
 			return c
 		default:
 			ids := slices.Sorted(func(yield func(string) bool) {

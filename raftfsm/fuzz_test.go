@@ -48,6 +48,8 @@ func fuzzDecodeSeeds(t testing.TB) [][]byte {
 		finished("root", 1, "n1", TaskFailed, intp(1)),
 		requeue("root", 1, 1),
 		requeue("root", 1, 0),
+		infraFailed("root", 1, "n1", "no space left on device", 2),
+		{Type: CmdRequeue, Requeue: &Requeue{Task: "root", Attempt: 1, Reason: "unhealthy", Infra: true, MaxInfra: 1}},
 		closeJob("job-1", ReasonTimedOut),
 		closeJob("job-2", ReasonTimedOut),
 		spawnRoot("job-3", "r3"),

@@ -162,6 +162,12 @@ func requeue(task string, attempt, maxAttempts int) Command {
 	}}
 }
 
+func infraFailed(task string, attempt int, node, reason string, maxInfra int) Command {
+	return Command{Type: CmdTaskFinished, TaskFinished: &TaskFinished{
+		Task: task, Attempt: attempt, Node: node, State: TaskInfraFailed, Error: reason, MaxInfra: maxInfra, At: at(4),
+	}}
+}
+
 func batch(parts ...Command) Command { return Command{Type: CmdBatch, Batch: parts} }
 
 // blobHash returns the i-th test blob's hash: 64 lowercase hex digits.
@@ -294,7 +300,14 @@ func invariantErr(s *State) error {
 				bad("job %s: failed with %d failed tasks, reason %q", id, j.Failed, j.Reason)
 			}
 		case StatusError:
-			if j.State != JobClosed || (j.Reason != ReasonTimedOut && j.Reason != ReasonCancelled) {
+			infra := false
+			for _, tid := range j.Tasks {
+				infra = infra || (s.Tasks[tid] != nil && s.Tasks[tid].State == TaskInfraFailed)
+			}
+			switch {
+			case infra && strings.HasPrefix(j.Reason, "task "):
+				// an infrastructure failure: open or closed
+			case j.State != JobClosed || (j.Reason != ReasonTimedOut && j.Reason != ReasonCancelled && j.Reason != ReasonSuperseded):
 				bad("job %s: error but state %s reason %q", id, j.State, j.Reason)
 			}
 		default:

@@ -1,0 +1,93 @@
+package raftfsm
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// An attempt that failed for the infrastructure is retried on another node,
+// up to MaxInfra times, counted apart from node loss; then the task ends
+// infra_failed and its job turns error (not failed).
+func TestInfraFailureRetriesThenEnds(t *testing.T) {
+	l := newLedger(t)
+	l.ok(spawnRoot("job-1", "root"))
+	l.ok(spawnChild("job-1", "c1", "root"))
+	l.ok(assign(Assignment{Task: "c1", Attempt: 1, Node: "n1"}))
+	l.ok(started("c1", 1, "n1"))
+
+	l.ok(infraFailed("c1", 1, "n1", "its output could not be written: no space left on device", 2))
+	tk := l.task("c1")
+	if tk.State != TaskQueued || tk.Attempt != 2 || tk.InfraRetries != 1 || !slices.Equal(tk.Avoid, []string{"n1"}) || tk.Node != "" {
+		t.Fatalf("after the first infra failure: got %s attempt %d infra %d avoid %v node %q, want queued attempt 2 infra 1 avoid [n1] no node",
+			tk.State, tk.Attempt, tk.InfraRetries, tk.Avoid, tk.Node)
+	}
+	if !strings.Contains(tk.Error, "no space left on device") || !strings.Contains(tk.Error, "n1") {
+		t.Errorf("error: got %q, want the reason and the node", tk.Error)
+	}
+	if j := l.job("job-1"); j.Status != StatusPending {
+		t.Errorf("job status after a retried infra failure: got %s, want pending", j.Status)
+	}
+	// The old attempt is fenced.
+	l.refused(finished("c1", 1, "n1", TaskPassed, intp(0)), ErrStaleAttempt)
+
+	// Retried on n2: fails there too; Avoid keeps both, sorted.
+	l.ok(assign(Assignment{Task: "c1", Attempt: 2, Node: "n0"}))
+	l.ok(infraFailed("c1", 2, "n0", "checkout failed", 2))
+	if tk := l.task("c1"); !slices.Equal(tk.Avoid, []string{"n0", "n1"}) || tk.InfraRetries != 2 || tk.Attempt != 3 {
+		t.Fatalf("after the second: avoid %v infra %d attempt %d, want [n0 n1] 2 3", tk.Avoid, tk.InfraRetries, tk.Attempt)
+	}
+	// The third reaches MaxInfra: infra_failed, and the job is error.
+	l.ok(assign(Assignment{Task: "c1", Attempt: 3, Node: "n2"}))
+	l.ok(infraFailed("c1", 3, "n2", "could not start: image missing", 2))
+	tk = l.task("c1")
+	if tk.State != TaskInfraFailed || tk.Attempt != 3 || !strings.Contains(tk.Error, "after 2 retries") || !strings.Contains(tk.Error, "image missing") {
+		t.Fatalf("after the third: got %s attempt %d error %q, want infra_failed attempt 3 naming the retries and the cause", tk.State, tk.Attempt, tk.Error)
+	}
+	j := l.job("job-1")
+	if j.Status != StatusError || j.State != JobOpen || !strings.HasPrefix(j.Reason, "task c1 infra_failed") {
+		t.Errorf("job: got %s/%s reason %q, want open/error reason \"task c1 infra_failed...\"", j.State, j.Status, j.Reason)
+	}
+	// A real failure later does not turn it into failed: error stays.
+	l.run("root", "n1", TaskFailed, 1)
+	if j := l.job("job-1"); j.Status != StatusError || j.State != JobClosed || j.Failed != 2 {
+		t.Errorf("job at the end: got %s/%s failed=%d, want closed/error failed=2", j.State, j.Status, j.Failed)
+	}
+	checkInvariants(t, l.s)
+	if got := restore(t, l.s, l.idx).Hash(); got != l.s.Hash() {
+		t.Errorf("snapshot round trip: hash changed")
+	}
+}
+
+// MaxInfra 0 (no retries): the first infrastructure failure ends the task.
+func TestInfraFailureWithoutRetries(t *testing.T) {
+	l := newLedger(t)
+	l.ok(spawnRoot("job-1", "root"))
+	l.ok(assign(Assignment{Task: "root", Attempt: 1, Node: "n1"}))
+	l.ok(infraFailed("root", 1, "n1", "", 0))
+	tk := l.task("root")
+	if tk.State != TaskInfraFailed || tk.InfraRetries != 0 || !strings.Contains(tk.Error, "infrastructure failure") {
+		t.Fatalf("got %s infra %d error %q, want infra_failed with a default reason", tk.State, tk.InfraRetries, tk.Error)
+	}
+	if j := l.job("job-1"); j.State != JobClosed || j.Status != StatusError {
+		t.Errorf("job: got %s/%s, want closed/error", j.State, j.Status)
+	}
+	checkInvariants(t, l.s)
+}
+
+// A requeue marked Infra (the node is alive but unhealthy) is an
+// infrastructure retry: it does not use up node-loss attempts.
+func TestRequeueInfra(t *testing.T) {
+	l := newLedger(t)
+	l.ok(spawnRoot("job-1", "root"))
+	for a := 1; a <= 3; a++ {
+		l.ok(assign(Assignment{Task: "root", Attempt: a, Node: "sick"}))
+		l.ok(Command{Type: CmdRequeue, Requeue: &Requeue{Task: "root", Attempt: a, Reason: "node sick is unhealthy: disk full", MaxAttempts: 1, Infra: true, MaxInfra: 5, At: at(6)}})
+	}
+	tk := l.task("root")
+	if tk.State != TaskQueued || tk.Attempt != 4 || tk.InfraRetries != 3 || !slices.Equal(tk.Avoid, []string{"sick"}) {
+		t.Fatalf("got %s attempt %d infra %d avoid %v, want queued attempt 4 infra 3 avoid [sick] (MaxAttempts 1 does not apply)",
+			tk.State, tk.Attempt, tk.InfraRetries, tk.Avoid)
+	}
+	checkInvariants(t, l.s)
+}
