@@ -78,6 +78,7 @@ func Start(cfg Config) (*Gossip, error) {
 	switch cfg.Profile {
 	case WAN:
 		mc = memberlist.DefaultWANConfig()
+		mc.DeadNodeReclaimTime = 30 * time.Second
 	default:
 		mc = memberlist.DefaultLANConfig()
 		mc.GossipInterval = 50 * time.Millisecond
@@ -87,6 +88,11 @@ func Start(cfg Config) (*Gossip, error) {
 		mc.ProbeTimeout = 150 * time.Millisecond
 		mc.SuspicionMult = 3
 		mc.GossipToTheDeadTime = 5 * time.Second
+		// A node that died and comes back at another address (a new
+		// machine under the old name, a port picked afresh) reclaims its
+		// name this long after it was declared dead (memberlist's default
+		// never lets it, until the dead entry is forgotten).
+		mc.DeadNodeReclaimTime = 2 * time.Second
 	}
 	mc.Name = cfg.Name
 	host, port, err := splitHostPort(cfg.Bind)

@@ -54,7 +54,7 @@ func (n *Node) replicationLoop(ctx context.Context) {
 				}
 				best := ""
 				for _, m := range members {
-					if _, holds := slices.BinarySearch(b.Holders, m.Name); holds || m.Meta.Draining {
+					if _, holds := slices.BinarySearch(b.Holders, m.Name); holds || !m.Meta.Takes() {
 						continue
 					}
 					if best == "" || usage[m.Name][1] < usage[best][1] {
@@ -194,17 +194,32 @@ func (n *Node) retentionLoop(ctx context.Context, d *dispatcher) {
 	}
 }
 
-// gcLoop (every node) deletes local blob copies the ledger no longer knows,
-// once they are older than gcGrace.
+// gcLoop (every node) deletes local blob copies and task logs the ledger no
+// longer knows, once they are older than gcGrace, and withdraws the records
+// of copies gone from disk. It decides only on a replica that is current:
+// none before the node caught up with the mesh after it started (a replica
+// still re-applying its log knows almost nothing), and no pass while it is
+// cut off from the leader.
 func (n *Node) gcLoop() {
+	select {
+	case <-n.ctx.Done():
+		return
+	case <-n.ready:
+	}
 	for {
 		_, ch := n.fsm.Watch()
-		n.collect()
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-ch:
-		case <-n.cfg.Clock.After(gcGrace):
+		if n.replicaCurrent() {
+			n.collect()
+		} else {
+			ch = nil // look again after the pause below
+		}
+		if ch != nil {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-ch:
+			case <-n.cfg.Clock.After(gcGrace):
+			}
 		}
 		// Coalesce bursts of ledger changes: collect at most every second.
 		select {

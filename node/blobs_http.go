@@ -59,10 +59,11 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 	}
 	if job != "" {
 		var state raftfsm.JobState
-		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		n.waitReplica(r.Context(), 3*time.Second, func(s *raftfsm.State) bool {
 			if j := s.Jobs[job]; j != nil {
 				state = j.State
 			}
+			return state != ""
 		})
 		switch state {
 		case "":
@@ -88,7 +89,7 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 		return
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
+		n.writeStoreError(w, err)
 		return
 	}
 	// The copy reaches the disk while its record goes through Raft: the
@@ -103,7 +104,7 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 		if err == nil {
 			n.goFunc(func() { n.reportAsync(api.Report{Kind: api.ReportBlobDropped, Node: n.cfg.Name, Hash: string(h)}) })
 		}
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, ferr)
+		n.writeStoreError(w, ferr)
 		return
 	}
 	if err != nil {
@@ -117,6 +118,17 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 		w.Header().Set(indexHeader, strconv.FormatUint(idx, 10))
 	}
 	writeJSON(w, http.StatusOK, api.BlobInfo{SchemaVersion: api.SchemaVersion, Ref: h.Ref(), Size: size, Job: job, Name: name, Index: idx})
+}
+
+// writeStoreError answers a failure to store a blob on this node: 507 when
+// its disk is full (the health probe runs at once), else 500.
+func (n *Node) writeStoreError(w http.ResponseWriter, err error) {
+	n.noteWriteError(err)
+	if isNoSpace(err) {
+		writeError(w, http.StatusInsufficientStorage, api.CodeNoSpace, fmt.Errorf("no space on %s: %s; free space in its data directory (%s), or use another node", n.cfg.Name, errText(err), n.cfg.DataDir))
+		return
+	}
+	writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
 }
 
 // unwrapRefusal returns the ledger error inside a refused report, for the
@@ -164,6 +176,14 @@ func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, p Principal,
 		}
 	}
 	h, name, err := n.resolveBlob(job, ref)
+	if errors.Is(err, blobs.ErrNotFound) {
+		// A name put through another node a moment ago may not have
+		// reached this replica yet.
+		n.waitReplica(r.Context(), 3*time.Second, func(s *raftfsm.State) bool {
+			h, name, err = resolveBlobIn(s, job, ref)
+			return !errors.Is(err, blobs.ErrNotFound)
+		})
+	}
 	if err != nil {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, err)
 		return
@@ -172,6 +192,10 @@ func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, p Principal,
 	// and fetched again from a good holder: one retry.
 	for try := 0; ; try++ {
 		if err := n.ensureBlob(r.Context(), h); err != nil {
+			if isNoSpace(err) {
+				n.writeStoreError(w, err)
+				return
+			}
 			code := http.StatusBadGateway
 			if errors.Is(err, blobs.ErrNotFound) {
 				code = http.StatusNotFound
@@ -192,7 +216,12 @@ func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, p Principal,
 
 // resolveBlob turns a reference (sha256:<hex>, <hex>, or a name in job)
 // into a hash.
-func (n *Node) resolveBlob(job, ref string) (blobs.Hash, string, error) {
+func (n *Node) resolveBlob(job, ref string) (h blobs.Hash, name string, err error) {
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) { h, name, err = resolveBlobIn(s, job, ref) })
+	return h, name, err
+}
+
+func resolveBlobIn(s *raftfsm.State, job, ref string) (blobs.Hash, string, error) {
 	if h, ok := blobs.ParseRef(ref); ok {
 		return h, "", nil
 	}
@@ -203,11 +232,9 @@ func (n *Node) resolveBlob(job, ref string) (blobs.Hash, string, error) {
 		return "", "", fmt.Errorf("blob name %q: names live in a job; run inside a task or give ?job=", ref)
 	}
 	var h string
-	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-		if j := s.Jobs[job]; j != nil {
-			h = j.Blobs[ref]
-		}
-	})
+	if j := s.Jobs[job]; j != nil {
+		h = j.Blobs[ref]
+	}
 	if h == "" {
 		return "", "", fmt.Errorf("%w: no blob named %q in job %s", blobs.ErrNotFound, ref, job)
 	}
@@ -293,6 +320,9 @@ func (n *Node) ensureBlob(ctx context.Context, h blobs.Hash) error {
 			n.reportAsync(api.Report{Kind: api.ReportBlobAdded, Node: n.cfg.Name, Hash: string(h), Size: got})
 		})
 		return nil
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("%w: %s: the ledger names only %s as its holder, and its copy is gone", ErrNoHolder, h.Ref(), n.cfg.Name)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrNoHolder, h.Ref(), errors.Join(errs...))
 }

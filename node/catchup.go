@@ -5,59 +5,140 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/ourci/ourci/gossip"
 )
 
-// waitCaughtUp holds the runner back, when the node starts, until its
-// replica has applied what the leader had applied: a node restarting on
-// an old replica must not start attempts the mesh has since taken away
-// from it (requeued elsewhere, or closed). Without a leader nothing can be
-// known, so it waits for one.
-func (n *Node) waitCaughtUp() {
+// A node acts on its replica (starts attempts, deletes files, withdraws
+// records) only once the replica is known to hold everything the mesh had
+// committed when the node started. After a restart a replica holds its last
+// snapshot at first and re-applies its log only once it learns the commit
+// index; until then it shows finished tasks as assigned and blobs of closed
+// jobs as unknown. A leader knows it holds everything committed once its
+// barrier has passed (leadership: leader.go); a follower once it has applied
+// what an established leader had applied when asked.
+
+// healthView is the body of GET /v1/health.
+type healthView struct {
+	SchemaVersion int    `json:"schema_version"`
+	Node          string `json:"node"`
+	OK            bool   `json:"ok"`
+	Reason        string `json:"reason,omitempty"` // why not ok
+	Index         uint64 `json:"index"`            // the replica's last applied index
+	Ready         bool   `json:"ready"`            // caught up since start
+	// Established: this node leads and its barrier passed, so Index covers
+	// everything committed so far.
+	Established bool `json:"established,omitempty"`
+}
+
+// catchUp waits until the replica has caught up (see above), then opens the
+// ready gate: the runner starts, collection may run, and the node gossips
+// that it takes work. Without an established leader nothing can be known,
+// so it waits for one.
+func (n *Node) catchUp() {
 	start := time.Now()
-	for {
-		if n.ctx.Err() != nil {
+	for n.ctx.Err() == nil {
+		if idx, ok := n.caughtUpIndex(); ok {
+			n.markReady(idx, time.Since(start))
 			return
-		}
-		if n.IsLeader() {
-			return // a leader's replica holds everything committed
-		}
-		if base, err := n.leaderURL(n.ctx, 2*time.Second); err == nil {
-			if idx, ok := n.peerIndex(base); ok {
-				n.waitIndex(n.ctx, idx, 30*time.Second)
-				if n.fsm.Index() >= idx {
-					if d := time.Since(start); d > time.Second {
-						n.log.Info("caught up with the leader; running tasks now", "index", idx, "after", d.Round(time.Millisecond))
-					}
-					return
-				}
-			}
 		}
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// peerIndex asks a node for its applied ledger index.
-func (n *Node) peerIndex(base string) (uint64, bool) {
+// caughtUpIndex reports whether the replica holds everything an established
+// leader holds now, and that leader's index.
+func (n *Node) caughtUpIndex() (uint64, bool) {
+	if n.IsLeader() {
+		if n.currentDispatcher() != nil {
+			return n.fsm.Index(), true // the barrier passed: all committed is applied
+		}
+		return 0, false
+	}
+	base, err := n.leaderURL(n.ctx, 2*time.Second)
+	if err != nil || base == n.peerURL {
+		return 0, false
+	}
+	h, ok := n.peerHealth(base)
+	if !ok || !h.Established {
+		return 0, false // a leader still replaying its own log knows no more than we do
+	}
+	n.waitIndex(n.ctx, h.Index, 30*time.Second)
+	return h.Index, n.fsm.Index() >= h.Index
+}
+
+// markReady opens the ready gate once.
+func (n *Node) markReady(idx uint64, after time.Duration) {
+	n.readyOnce.Do(func() {
+		if n.id.Fresh {
+			n.runner.disown()
+		}
+		if after > time.Second {
+			n.log.Info("caught up with the mesh; running tasks now", "index", idx, "after", after.Round(time.Millisecond))
+		}
+		close(n.ready)
+		n.updateMeta(func(m *gossip.Meta) { m.CatchingUp = false })
+	})
+}
+
+// isReady reports whether the ready gate is open.
+func (n *Node) isReady() bool {
+	select {
+	case <-n.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// replicaCurrent reports whether this node's replica is caught up right now:
+// the ready gate passed, and it leads with its barrier passed, or it heard
+// from the leader within the last few heartbeats and has applied what that
+// leader told it was committed. Collection asks before every pass, so a node
+// cut off from the mesh deletes and withdraws nothing.
+func (n *Node) replicaCurrent() bool {
+	if !n.isReady() {
+		return false
+	}
+	if n.IsLeader() {
+		return n.currentDispatcher() != nil
+	}
+	last := n.raft.LastContact()
+	if last.IsZero() || time.Since(last) > 3*n.cfg.RaftTiming.Heartbeat+time.Second {
+		return false
+	}
+	// Under load a follower applies a batch or two behind the commit index;
+	// what matters is that it hears from the leader and keeps up.
+	return n.raft.AppliedIndex()+4*promoteLag >= n.raft.CommitIndex()
+}
+
+// peerHealth asks a node for its health (over the peer port).
+func (n *Node) peerHealth(base string) (healthView, bool) {
 	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/health", nil)
 	if err != nil {
-		return 0, false
+		return healthView{}, false
 	}
 	resp, err := n.peerHTTP.Do(req)
 	if err != nil {
-		return 0, false
+		return healthView{}, false
 	}
 	defer resp.Body.Close()
-	var h struct {
-		Index uint64 `json:"index"`
+	var h healthView
+	// 503 still carries the body: an unhealthy node's index is known.
+	if json.NewDecoder(resp.Body).Decode(&h) != nil || h.SchemaVersion == 0 {
+		return healthView{}, false
 	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&h) != nil {
-		return 0, false
-	}
-	return h.Index, true
+	return h, true
+}
+
+// peerIndex asks a node for its applied ledger index.
+func (n *Node) peerIndex(base string) (uint64, bool) {
+	h, ok := n.peerHealth(base)
+	return h.Index, ok
 }

@@ -109,7 +109,8 @@ func (n *Node) reportCommand(r api.Report) (raftfsm.Command, error) {
 		return raftfsm.Command{Type: raftfsm.CmdTaskStarted, TaskStarted: &raftfsm.TaskStarted{Task: r.Task, Attempt: r.Attempt, Node: r.Node, At: now}}, nil
 	case api.ReportFinished:
 		return raftfsm.Command{Type: raftfsm.CmdTaskFinished, TaskFinished: &raftfsm.TaskFinished{
-			Task: r.Task, Attempt: r.Attempt, Node: r.Node, State: r.State, ExitCode: r.ExitCode, Error: r.Error, At: now}}, nil
+			Task: r.Task, Attempt: r.Attempt, Node: r.Node, State: r.State, ExitCode: r.ExitCode, Error: r.Error,
+			MaxInfra: n.cfg.MaxInfraRetries, At: now}}, nil
 	case api.ReportAbandoned:
 		return raftfsm.Command{Type: raftfsm.CmdRequeue, Requeue: &raftfsm.Requeue{
 			Task: r.Task, Attempt: r.Attempt, Reason: r.Error, MaxAttempts: n.cfg.MaxAttempts, At: now}}, nil

@@ -73,6 +73,27 @@ type Config struct {
 	// its tasks and their logs, which keeps the ledger and data dir bounded.
 	JobHistory time.Duration
 
+	// Voter is VoterAuto (the leader may make this node a Raft voter) or
+	// VoterNever (machines that come and go: a laptop, a rig on a power
+	// switch). Default auto.
+	Voter string
+	// DeadServerAfter is how long gossip must have seen a Raft voter dead
+	// before the leader removes it and promotes a live non-voter in its
+	// place (default 10s; 2m with the WAN profile). Dead non-voters go
+	// after at least 5 minutes.
+	DeadServerAfter time.Duration
+	// MinFreeDisk is the free space the data directory must keep: below
+	// it the node is unhealthy and takes no work (default 64 MiB).
+	MinFreeDisk int64
+	// MaxLogBytes caps one attempt's stored output; past it the output is
+	// dropped with a marker and the task runs on (default 256 MiB).
+	MaxLogBytes int64
+	// MaxInfraRetries is how many times an attempt that failed for the
+	// infrastructure (its node could not write its output, make its
+	// workspace or start it) is retried on another node before the task
+	// ends infra_failed (default 2; negative: none).
+	MaxInfraRetries int
+
 	// GitHub turns the webhook and commit statuses on; nil: off.
 	GitHub *GitHubConfig
 
@@ -87,6 +108,12 @@ type Config struct {
 	RaftTiming    raftfsm.Timing
 	GossipProfile gossip.Profile
 }
+
+// Voter settings (Config.Voter, --voter).
+const (
+	VoterAuto  = "auto"
+	VoterNever = "never"
+)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
@@ -132,6 +159,37 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Slots == 0 {
 		c.Slots = defaultSlots()
+	}
+	switch c.Voter {
+	case "":
+		c.Voter = VoterAuto
+	case VoterAuto, VoterNever:
+	default:
+		return c, fmt.Errorf("%w: --voter %q: want auto or never", ErrConfig, c.Voter)
+	}
+	if c.RaftTiming == (raftfsm.Timing{}) {
+		c.RaftTiming = raftfsm.LAN
+	}
+	if c.DeadServerAfter == 0 {
+		c.DeadServerAfter = 10 * time.Second
+		if c.GossipProfile == gossip.WAN {
+			c.DeadServerAfter = 2 * time.Minute
+		}
+	}
+	if c.MinFreeDisk == 0 {
+		c.MinFreeDisk = 64 << 20
+	}
+	if c.MaxLogBytes == 0 {
+		c.MaxLogBytes = 256 << 20
+	}
+	switch {
+	case c.MaxInfraRetries == 0:
+		c.MaxInfraRetries = 2
+	case c.MaxInfraRetries < 0:
+		c.MaxInfraRetries = 0
+	}
+	if c.DeadServerAfter < 0 || c.MinFreeDisk < 0 || c.MaxLogBytes < 0 {
+		return c, fmt.Errorf("%w: negative --dead-server-after, --min-free-disk or --max-log-bytes", ErrConfig)
 	}
 	if c.Slots < 0 {
 		return c, fmt.Errorf("%w: --slots %d", ErrConfig, c.Slots)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -216,7 +218,7 @@ func (d *dispatcher) round(batch []*proposal, kicked bool) *flight {
 				sp := *c.Spawn
 				sp.At = now
 				if sp.NewJob == nil || !sp.NewJob.Held {
-					sp.Assign = pick.choose(sp.Topic)
+					sp.Assign = pick.choose(sp.Topic, nil)
 					if sp.Assign != "" {
 						fl.choices = append(fl.choices, choice{task: sp.Task, attempt: 1, node: sp.Assign})
 					}
@@ -365,11 +367,25 @@ func applied(s *raftfsm.State, c choice) bool {
 
 // choose returns the least-loaded live subscriber of topic with a free
 // slot, or "" to leave the task queued. Ties go to the lower fill ratio,
-// then the name, so the choice is stable.
-func (p *picker) choose(topic string) string {
+// then the name, so the choice is stable. Nodes in avoid (sorted: where an
+// attempt of the task failed for the infrastructure) are passed over while
+// any other node that takes work serves the topic, busy or not.
+func (p *picker) choose(topic string, avoid []string) string {
+	others := false
+	if len(avoid) > 0 {
+		for _, m := range p.members {
+			if _, bad := slices.BinarySearch(avoid, m.Name); !bad && m.Meta.Takes() && m.Meta.Subscribes(topic) {
+				others = true
+				break
+			}
+		}
+	}
 	best := -1
 	for i, m := range p.members {
-		if m.Meta.Draining || !m.Meta.Subscribes(topic) || p.load[m.Name] >= m.Meta.Slots {
+		if !m.Meta.Takes() || !m.Meta.Subscribes(topic) || p.load[m.Name] >= m.Meta.Slots {
+			continue
+		}
+		if _, bad := slices.BinarySearch(avoid, m.Name); bad && others {
 			continue
 		}
 		if best < 0 || p.less(m, p.members[best]) {
@@ -397,7 +413,7 @@ func (p *picker) assignQueued(now time.Time) *raftfsm.Assign {
 		if len(items) == maxBatch {
 			break
 		}
-		if node := p.choose(t.Topic); node != "" {
+		if node := p.choose(t.Topic, t.Avoid); node != "" {
 			items = append(items, raftfsm.Assignment{Task: t.ID, Attempt: t.Attempt, Node: node})
 		}
 	}
@@ -410,14 +426,27 @@ func (p *picker) assignQueued(now time.Time) *raftfsm.Assign {
 // waitingReason says why a queued task has no node yet.
 func waitingReason(topic string, members []gossip.Member, load func(string) int) string {
 	subs, slots, used := 0, 0, 0
+	var unhealthy, catching []string
 	for _, m := range members {
-		if m.Meta.Subscribes(topic) && !m.Meta.Draining {
+		if !m.Meta.Subscribes(topic) || m.Meta.Draining {
+			continue
+		}
+		switch {
+		case m.Meta.Unhealthy != "":
+			unhealthy = append(unhealthy, m.Name+" ("+m.Meta.Unhealthy+")")
+		case m.Meta.CatchingUp:
+			catching = append(catching, m.Name)
+		default:
 			subs++
 			slots += m.Meta.Slots
 			used += load(m.Name)
 		}
 	}
 	switch {
+	case subs == 0 && len(unhealthy) > 0:
+		return fmt.Sprintf("every node serving %s is unhealthy: %s", topic, strings.Join(unhealthy, "; "))
+	case subs == 0 && len(catching) > 0:
+		return fmt.Sprintf("the node(s) serving %s are catching up with the ledger: %s", topic, strings.Join(catching, ", "))
 	case subs == 0:
 		return "no node subscribes to " + topic
 	case used >= slots:

@@ -109,10 +109,26 @@ func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request, p Principal) 
 		writeError(w, http.StatusConflict, api.CodeConflict, errors.New("leave: the leader cannot remove itself; transfer leadership first"))
 		return
 	}
-	if err := n.raft.RemoveServer(raft.ServerID(member), 0, 10*time.Second).Error(); err != nil {
-		writeLedgerError(w, err)
-		return
+	for _, id := range n.serversNamed(member) {
+		if err := n.raft.RemoveServer(id, 0, 10*time.Second).Error(); err != nil {
+			writeLedgerError(w, err)
+			return
+		}
 	}
 	n.log.Info("removed a drained member from raft", "member", member)
 	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "removed": member})
+}
+
+// serversNamed returns the Raft IDs of the configuration's servers that
+// stand for the node name.
+func (n *Node) serversNamed(name string) []raft.ServerID {
+	var ids []raft.ServerID
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if nameOfID(s.ID) == name {
+				ids = append(ids, s.ID)
+			}
+		}
+	}
+	return ids
 }

@@ -202,7 +202,9 @@ func (n *Node) proxy(w http.ResponseWriter, r *http.Request, base string) {
 		ModifyResponse: func(resp *http.Response) error {
 			// Read your writes: answer only once this node's replica holds
 			// what the leader applied for the request.
-			if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil {
+			// (Not while its Raft log cannot be written: the replica is
+			// frozen, and the write is done all the same.)
+			if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil && !n.replicaFrozen() {
 				n.waitIndex(resp.Request.Context(), idx, 5*time.Second)
 			}
 			return nil
@@ -248,8 +250,28 @@ func (n *Node) waitIndex(ctx context.Context, idx uint64, max time.Duration) {
 	}
 }
 
-func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "node": n.cfg.Name, "ok": true, "index": n.fsm.Index()})
+// waitReplica waits until cond holds on the local replica, or max passed
+// or ctx ended, and reports whether it holds: a request naming what was
+// written through another node a moment ago waits for this replica to
+// catch up instead of answering "not found".
+func (n *Node) waitReplica(ctx context.Context, max time.Duration, cond func(s *raftfsm.State) bool) bool {
+	timer := time.NewTimer(max)
+	defer timer.Stop()
+	for {
+		_, ch := n.fsm.Watch()
+		ok := false
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) { ok = cond(s) })
+		if ok {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 func (n *Node) handleSpawn(w http.ResponseWriter, r *http.Request, p Principal) {

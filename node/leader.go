@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -13,8 +14,11 @@ import (
 // maxVoters is how many nodes vote in Raft; the rest replicate as non-voters.
 const maxVoters = 5
 
-// leadershipLoop runs the leader's duties while this node leads: the
-// dispatcher, Raft membership, deadlines and timeouts.
+// leadershipLoop runs the leader's duties while this node leads. Like
+// Nomad's leader, it first issues a Raft barrier: only once every entry of
+// earlier terms is applied to the local replica does it establish
+// leadership (the dispatcher and the duties); until then the replica may
+// lag what the mesh committed, and nothing may be decided from it.
 func (n *Node) leadershipLoop() {
 	var stop context.CancelFunc
 	defer func() {
@@ -33,15 +37,51 @@ func (n *Node) leadershipLoop() {
 			}
 			n.metrics.LeadershipChanged(isLeader) // metrics
 			if isLeader {
-				n.log.Info("leading the mesh")
 				ctx, cancel := context.WithCancel(n.ctx)
 				stop = cancel
-				n.lead(ctx)
+				n.goFunc(func() { n.establish(ctx) })
 			} else {
 				n.log.Info("no longer leading")
 			}
 		}
 	}
+}
+
+// barrierTimeout bounds one barrier attempt; a failed one is retried while
+// this node still leads.
+const barrierTimeout = 30 * time.Second
+
+// establish waits for the barrier, then starts the leader's loops.
+func (n *Node) establish(ctx context.Context) {
+	start := time.Now()
+	for {
+		f := n.raft.Barrier(barrierTimeout)
+		done := make(chan error, 1)
+		go func() { done <- f.Error() }()
+		var err error
+		select {
+		case <-ctx.Done():
+			return
+		case err = <-done:
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !n.IsLeader() {
+			return
+		}
+		n.log.Warn("leader: raft barrier failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	n.log.Info("leading the mesh", "index", n.fsm.Index(), "barrier", time.Since(start).Round(time.Millisecond))
+	n.lead(ctx)
 }
 
 // lead starts the leader's loops; they end when ctx is cancelled.
@@ -74,16 +114,18 @@ func (n *Node) currentDispatcher() *dispatcher {
 	return n.dispatcher
 }
 
-// membershipLoop adds every live gossip member to Raft as a non-voter and
-// promotes non-voters to voters, up to maxVoters, once their replica has
-// caught up: a voter with an empty log would count towards the quorum
-// before it could vote for anything, and stall commits while it catches up.
+// membershipLoop is the autopilot (autopilot.go): it brings the Raft
+// configuration in line with gossip whenever membership changes, soon
+// again while a promotion or a dead server's removal is pending.
 func (n *Node) membershipLoop(ctx context.Context) {
+	deadSince := map[raft.ServerID]time.Time{}
 	for {
 		ch := n.gossip.Watch()
 		wait := 10 * time.Second
-		if n.reconcileRaft(ctx) {
+		if n.reconcileRaft(ctx, deadSince) {
 			wait = 200 * time.Millisecond // a promotion is pending
+		} else if len(deadSince) > 0 || time.Since(n.started) < lossGrace {
+			wait = time.Second // a dead server's time may run out
 		}
 		select {
 		case <-ctx.Done():
@@ -98,49 +140,46 @@ func (n *Node) membershipLoop(ctx context.Context) {
 // be and still be promoted.
 const promoteLag = 64
 
-// reconcileRaft brings the Raft configuration in line with gossip and
+// reconcileRaft plans the autopilot's changes and makes them, one at a
+// time (Raft commits each configuration change before the next); it
 // reports whether a member still waits for promotion.
-func (n *Node) reconcileRaft(ctx context.Context) (pending bool) {
+func (n *Node) reconcileRaft(ctx context.Context, deadSince map[raft.ServerID]time.Time) (pending bool) {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
-		n.log.Warn("node: raft configuration", "err", err)
+		n.log.Warn("leader: raft configuration", "err", err)
 		return false
 	}
-	known := map[raft.ServerID]raft.Server{}
-	voters := 0
-	for _, s := range f.Configuration().Servers {
-		known[s.ID] = s
-		if s.Suffrage == raft.Voter {
-			voters++
+	acts, pending := planRaft(apInput{
+		Servers: f.Configuration().Servers, Members: n.gossip.Members(), Self: raft.ServerID(n.id.ID),
+		Now: time.Now(), DeadSince: deadSince, TrustAbsence: time.Since(n.started) >= lossGrace,
+		DeadAfter: n.cfg.DeadServerAfter, MaxVoters: maxVoters,
+		CaughtUp: func(m gossip.Member) bool { return n.caughtUp(ctx, m.Meta.Raft) },
+	})
+	for _, a := range acts {
+		if ctx.Err() != nil {
+			return false
 		}
-	}
-	for _, m := range n.gossip.Members() {
-		if m.Meta.Draining {
-			continue // leaving: not added, not promoted
-		}
-		id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Meta.Raft)
-		s, ok := known[id]
 		var err error
-		switch {
-		case ok && s.Address != addr && s.Suffrage == raft.Voter:
-			n.log.Info("raft voter moved", "member", m.Name, "addr", addr)
-			err = n.raft.AddVoter(id, addr, 0, 5*time.Second).Error()
-		case !ok || s.Address != addr:
-			n.log.Info("adding raft non-voter", "member", m.Name, "addr", addr)
-			err = n.raft.AddNonvoter(id, addr, 0, 5*time.Second).Error()
-			pending = pending || voters < maxVoters
-		case s.Suffrage != raft.Voter && voters < maxVoters:
-			if !n.caughtUp(ctx, m.Meta.Raft) {
-				pending = true
-				continue
-			}
-			n.log.Info("promoting raft non-voter to voter", "member", m.Name)
-			voters++
-			err = n.raft.AddVoter(id, addr, 0, 5*time.Second).Error()
+		switch a.Kind {
+		case apAddNonvoter:
+			err = n.raft.AddNonvoter(a.ID, a.Addr, 0, 5*time.Second).Error()
+		case apMoveVoter, apPromote:
+			err = n.raft.AddVoter(a.ID, a.Addr, 0, 5*time.Second).Error()
+		case apDemote:
+			err = n.raft.DemoteVoter(a.ID, 0, 5*time.Second).Error()
+		case apRemove:
+			err = n.raft.RemoveServer(a.ID, 0, 5*time.Second).Error()
 		}
 		if err != nil {
-			n.log.Warn("node: raft membership", "member", m.Name, "err", err)
+			n.log.Warn("autopilot: raft membership change failed", "change", a.Kind.String(), "server", string(a.ID), "err", err)
+			return true // look again soon
 		}
+		lvl := slog.LevelInfo
+		if a.Kind == apRemove {
+			lvl = slog.LevelWarn
+			delete(deadSince, a.ID)
+		}
+		n.log.Log(ctx, lvl, "autopilot: "+a.Kind.String(), "server", string(a.ID), "addr", string(a.Addr), "why", a.Reason)
 	}
 	return pending
 }

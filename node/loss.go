@@ -32,7 +32,21 @@ func (n *Node) lossLoop(ctx context.Context, d *dispatcher) {
 		var cmds []raftfsm.Command
 		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
 			for _, node := range s.ActiveNodes() {
-				if _, ok := live[node]; ok {
+				if m, ok := live[node]; ok {
+					if m.Meta.Unhealthy == "" {
+						continue
+					}
+					// Alive, but it cannot run what it was given: its
+					// unstarted attempts go elsewhere (infrastructure
+					// retries, not node loss).
+					for _, t := range s.Active(node) {
+						if t.State == raftfsm.TaskAssigned {
+							cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdRequeue, Requeue: &raftfsm.Requeue{
+								Task: t.ID, Attempt: t.Attempt, MaxAttempts: n.cfg.MaxAttempts, At: now,
+								Infra: true, MaxInfra: n.cfg.MaxInfraRetries, Reason: "node " + node + " is unhealthy: " + m.Meta.Unhealthy,
+							}})
+						}
+					}
 					continue
 				}
 				for _, t := range s.Active(node) {

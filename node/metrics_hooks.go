@@ -31,6 +31,7 @@ func (n *Node) newMetrics() *metrics.Metrics {
 		BlobUsage:   n.blobs.Usage,
 		PeerRefused: n.peerRefused.Load,
 		CertExpiry:  n.peer.NotAfter(),
+		Unhealthy:   func() bool { return n.Unhealthy() != "" },
 	})
 }
 

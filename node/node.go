@@ -62,10 +62,16 @@ type Node struct {
 	dockerMu sync.Mutex
 	dockers  map[string]*executor.Docker // per Docker topic, made on first use
 
+	health health // why it cannot take work, if it cannot (health.go)
+
 	offerMu sync.Mutex  // serialises SetOffer
 	meta    gossip.Meta // what this node gossips; guarded by offerMu
 
 	started time.Time
+	id      identity // this data directory's Raft server ID (identity.go)
+	// ready is closed once the replica caught up with the mesh (catchup.go).
+	ready     chan struct{}
+	readyOnce sync.Once
 	// peersWritten is the last peers file content (joinLoop only).
 	peersWritten string
 	done         chan struct{} // closed when the node shut itself down (drain)
@@ -93,7 +99,8 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM(), started: time.Now(),
-		done: make(chan struct{}), dockers: map[string]*executor.Docker{},
+		done: make(chan struct{}), dockers: map[string]*executor.Docker{}, ready: make(chan struct{}),
+		health: health{kick: make(chan struct{}, 1)},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -130,9 +137,13 @@ func Start(cfg Config) (_ *Node, err error) {
 		raftLn.Close()
 		return nil, err
 	}
+	if n.id, err = loadIdentity(cfg.DataDir, cfg.Name, hadState); err != nil {
+		raftLn.Close()
+		return nil, err
+	}
 	n.raft, err = raftfsm.OpenRaft(raftfsm.RaftConfig{
-		ID: cfg.Name, Dir: cfg.DataDir, Listener: raftLn, Advertise: raftAdv,
-		TLS: peer, PeerHTTP: true, Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log},
+		ID: n.id.ID, Dir: cfg.DataDir, Listener: raftLn, Advertise: raftAdv,
+		TLS: peer, PeerHTTP: true, Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log}, OnLogStore: n.noteRaftLog,
 		OnRefused: func(remote net.Addr, err error) {
 			n.peerRefused.Add(1)
 			n.log.Warn("peer port: refused a connection that is not from a node of this mesh", "remote", remote.String(), "err", err)
@@ -144,7 +155,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	if !hadState && len(cfg.Peers) == 0 {
 		n.log.Info("starting a new mesh")
-		if err := n.raft.Bootstrap(cfg.Name); err != nil {
+		if err := n.raft.Bootstrap(n.id.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -165,6 +176,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.meta = gossip.Meta{
 		Raft: raftAdv.String(), HTTP: net.JoinHostPort(httpHost, strconv.Itoa(httpPort)),
 		Slots: cfg.Slots, Topics: of.topicNames(),
+		ID: n.id.ID, Since: n.started.Unix(), NoVote: cfg.Voter == VoterNever, CatchingUp: true,
 	}
 	keys, err := n.gossipKeys()
 	if err != nil {
@@ -179,7 +191,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 
 	_, previous := n.killOrphans()
-	n.logs = newLogStore(filepath.Join(cfg.DataDir, "logs"))
+	n.logs = newLogStore(filepath.Join(cfg.DataDir, "logs"), cfg.MaxLogBytes)
 	n.mirrors = &checkout.Mirrors{Dir: filepath.Join(cfg.DataDir, "git")}
 	n.blobs, err = blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
@@ -218,6 +230,8 @@ func Start(cfg Config) (_ *Node, err error) {
 	})
 	n.goFunc(n.joinLoop)
 	n.goFunc(n.leadershipLoop)
+	n.goFunc(n.catchUp)
+	n.goFunc(n.healthLoop)
 	n.goFunc(n.runner.loop)
 	n.goFunc(n.gcLoop)
 	n.goFunc(func() { n.sweepContainers(n.ctx) })
@@ -285,6 +299,40 @@ func (n *Node) SetOffer(topics []Topic, slots int) error {
 	return nil
 }
 
+// updateMeta changes what this node gossips; a failure to spread it is
+// logged (gossip retries with its next push).
+func (n *Node) updateMeta(change func(m *gossip.Meta)) {
+	n.offerMu.Lock()
+	defer n.offerMu.Unlock()
+	m := n.meta
+	change(&m)
+	if err := n.gossip.SetMeta(m); err != nil {
+		n.log.Warn("gossip: could not spread this node's metadata", "err", err)
+	}
+	n.meta = m
+}
+
+// leaderName is the name of the node Raft names as leader, "" if none.
+func (n *Node) leaderName() string {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return ""
+	}
+	return nameOfID(id)
+}
+
+// TakeSnapshot compacts this node's Raft log into a snapshot of its
+// replica now (Raft does so by itself every 8192 entries). For backups, use
+// `ourci-node operator snapshot save` instead.
+func (n *Node) TakeSnapshot() error { return n.raft.Snapshot().Error() }
+
+// Ready reports whether the node's replica caught up with the mesh since
+// it started: before, it runs and collects nothing.
+func (n *Node) Ready() bool { return n.isReady() }
+
+// RaftID is this node's Raft server ID (it belongs to its data directory).
+func (n *Node) RaftID() string { return n.id.ID }
+
 // PeerAddr is the node's peer port (Raft and the node-to-node API over
 // mutual TLS), as advertised.
 func (n *Node) PeerAddr() string { return strings.TrimPrefix(n.peerURL, "https://") }
@@ -320,9 +368,8 @@ func (n *Node) clusterClient(base string) *api.Client {
 func (n *Node) leaderURL(ctx context.Context, wait time.Duration) (string, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		_, id := n.raft.LeaderWithID()
-		if id != "" {
-			if u, ok := n.memberURL(string(id)); ok {
+		if name := n.leaderName(); name != "" {
+			if u, ok := n.memberURL(name); ok {
 				return u, nil
 			}
 		}
@@ -392,7 +439,7 @@ func (n *Node) joinLoop() {
 		var lost []string
 		if f := n.raft.GetConfiguration(); f.Error() == nil {
 			for _, s := range f.Configuration().Servers {
-				if addr, ok := known[string(s.ID)]; ok && !alive[string(s.ID)] {
+				if addr, ok := known[nameOfID(s.ID)]; ok && !alive[nameOfID(s.ID)] {
 					lost = append(lost, addr)
 				}
 			}

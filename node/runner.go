@@ -47,8 +47,14 @@ func newRunner(n *Node) *runner {
 	return &runner{n: n, local: map[string]*attempt{}, abandoned: map[string]int{}}
 }
 
+// loop starts nothing before the replica caught up with the mesh: a replica
+// still re-applying its log shows long-finished tasks as assigned.
 func (r *runner) loop() {
-	r.n.waitCaughtUp()
+	select {
+	case <-r.n.ctx.Done():
+		return
+	case <-r.n.ready:
+	}
 	for {
 		_, ch := r.n.fsm.Watch()
 		r.scan()
@@ -100,6 +106,9 @@ func (r *runner) scan() {
 		default:
 		}
 	}
+	// An unhealthy node starts nothing: the leader hands what it was given
+	// to other nodes (lossLoop).
+	sick := r.n.Unhealthy() != ""
 	for _, t := range mine {
 		if a := r.local[t.ID]; a != nil && a.task.Attempt == t.Attempt {
 			continue
@@ -119,6 +128,9 @@ func (r *runner) scan() {
 			}
 			continue
 		}
+		if sick {
+			continue
+		}
 		r.start(t, jobs[t.Job])
 	}
 	for id, att := range r.abandoned {
@@ -126,6 +138,22 @@ func (r *runner) scan() {
 			delete(r.abandoned, id)
 		}
 	}
+}
+
+// disown hands back, at the first scan, every attempt the ledger gives this
+// node's name: with a new data directory, they were given to an earlier
+// incarnation of the name, which may have started them. It runs before the
+// ready gate opens (markReady), so before the node takes any work.
+func (r *runner) disown() {
+	name := r.n.cfg.Name
+	r.n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		for _, t := range s.Active(name) {
+			if r.previous == nil {
+				r.previous = map[string]int{}
+			}
+			r.previous[t.ID] = t.Attempt
+		}
+	})
 }
 
 func (a *attempt) stop() {
@@ -151,7 +179,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	log := n.log.With("task", t.ID, "job", t.Job, "attempt", t.Attempt)
 	out, err := n.logs.create(t.ID, t.Attempt)
 	if err != nil {
-		r.finish(a, raftfsm.TaskFailed, nil, err.Error())
+		r.infraFailed(a, "cannot make its log", err)
 		return
 	}
 	defer out.finish()
@@ -160,7 +188,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	os.RemoveAll(workdir)
 	if err := os.MkdirAll(workdir, 0o700); err != nil {
 		out.Note("cannot make workspace: %v", err)
-		r.finish(a, raftfsm.TaskFailed, nil, "workspace: "+err.Error())
+		r.infraFailed(a, "cannot make its workspace", err)
 		return
 	}
 	defer os.RemoveAll(workdir)
@@ -194,7 +222,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 		start := time.Now()
 		if err := n.mirrors.Checkout(a.ctx, src.Repo, src.SHA, src.Branch, workdir); err != nil {
 			out.Note("%v", err)
-			r.finish(a, raftfsm.TaskFailed, nil, err.Error())
+			r.infraFailed(a, "checkout failed", err)
 			return
 		}
 		out.Note("checked out %s at %s in %s", src.Repo, src.SHA, time.Since(start).Round(time.Millisecond))
@@ -206,7 +234,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	forget, err := n.markStarting(t.ID, t.Attempt)
 	if err != nil {
 		out.Note("%v", err)
-		r.finish(a, raftfsm.TaskFailed, nil, err.Error())
+		r.infraFailed(a, "cannot record its start", err)
 		return
 	}
 	defer forget()
@@ -214,7 +242,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	if err != nil {
 		out.Note("could not start: %v", err)
 		log.Warn("task could not start", "err", err)
-		r.finish(a, raftfsm.TaskFailed, nil, err.Error())
+		r.infraFailed(a, "could not start", err)
 		return
 	}
 	defer proc.Destroy()
@@ -229,7 +257,12 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.report(api.Report{Kind: api.ReportStarted, Task: t.ID, Attempt: t.Attempt, Node: n.cfg.Name})
+		// Refused: the ledger gave the attempt away meanwhile (this node
+		// was unhealthy, or its replica lags): stop it even if the
+		// replica has not shown that yet.
+		if r.report(api.Report{Kind: api.ReportStarted, Task: t.ID, Attempt: t.Attempt, Node: n.cfg.Name}) != nil {
+			a.stop()
+		}
 	}()
 
 	exited := make(chan struct{})
@@ -239,9 +272,15 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 		code, werr = proc.Wait()
 		close(exited)
 	}()
-	timedOut, stopped := false, false
+	timedOut, stopped, outFailed := false, false, false
 	select {
 	case <-exited:
+	case <-out.failed:
+		// Its output cannot be written (a full disk): a log cut short must
+		// never pass. Stop it and hand it to another node.
+		outFailed = true
+		proc.Stop()
+		<-exited
 	case <-n.cfg.Clock.After(timeout):
 		timedOut = true
 		out.Note("timed out after %s: stopping the process group", timeout)
@@ -264,9 +303,17 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 		out.Note("cleanup: %v", err)
 	}
 	masked.Close() // what it held back, masked, before the closing notes
+	if werr, written := out.writeErr(); werr != nil && !stopped {
+		n.noteWriteError(werr)
+		log.Warn("task output could not be written: an infrastructure failure", "err", werr, "bytes", written)
+		r.infraFailed(a, fmt.Sprintf("its output could not be written after %s (the log is cut there)", byteSize(written)), werr)
+		return
+	} else if outFailed {
+		return
+	}
 	if werr != nil {
 		out.Note("wait failed: %v", werr)
-		r.finish(a, raftfsm.TaskFailed, nil, werr.Error())
+		r.infraFailed(a, "waiting for it failed", werr)
 		return
 	}
 	out.Note("exit code %d", code)
@@ -300,26 +347,34 @@ func (r *runner) finish(a *attempt, st raftfsm.TaskState, code *int, msg string)
 	r.report(api.Report{Kind: api.ReportFinished, Task: a.task.ID, Attempt: a.task.Attempt, Node: r.n.cfg.Name, State: st, ExitCode: code, Error: msg})
 }
 
+// infraFailed reports that this node could not run the attempt: the ledger
+// retries it on another node (bounded), and it never counts as the task's
+// own failure.
+func (r *runner) infraFailed(a *attempt, what string, err error) {
+	r.n.noteWriteError(err)
+	r.finish(a, raftfsm.TaskInfraFailed, nil, what+": "+errText(err))
+}
+
 // report delivers a report to the leader, retrying until it is applied or
-// refused, or the node stops.
-func (r *runner) report(rep api.Report) {
+// refused (the error then wraps errRefused), or the node stops.
+func (r *runner) report(rep api.Report) error {
 	backoff := 10 * time.Millisecond
 	for {
 		err := r.n.applyReport(r.n.ctx, rep)
 		if err == nil {
-			return
+			return nil
 		}
 		if errors.Is(err, errRefused) {
 			r.n.log.Info("report refused", "task", rep.Task, "attempt", rep.Attempt, "kind", rep.Kind, "err", err)
-			return
+			return err
 		}
 		if r.n.ctx.Err() != nil {
-			return
+			return nil
 		}
 		r.n.log.Debug("report not delivered, retrying", "task", rep.Task, "err", err)
 		select {
 		case <-r.n.ctx.Done():
-			return
+			return nil
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 2*time.Second)

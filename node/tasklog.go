@@ -15,12 +15,13 @@ import (
 // lets readers follow an attempt while it runs.
 type logStore struct {
 	dir  string
+	max  int64 // per attempt (Config.MaxLogBytes)
 	mu   sync.Mutex
 	live map[string]*liveLog // key: TASK/ATTEMPT, while the attempt runs
 }
 
-func newLogStore(dir string) *logStore {
-	return &logStore{dir: dir, live: map[string]*liveLog{}}
+func newLogStore(dir string, max int64) *logStore {
+	return &logStore{dir: dir, max: max, live: map[string]*liveLog{}}
 }
 
 func logKey(task string, attempt int) string { return task + "/" + strconv.Itoa(attempt) }
@@ -29,15 +30,24 @@ func (s *logStore) path(task string, attempt int) string {
 	return filepath.Join(s.dir, task, strconv.Itoa(attempt)+".log")
 }
 
-// liveLog is the writer for a running attempt's output.
+// liveLog is the writer for a running attempt's output. It never fails its
+// writer (a task blocked on a pipe nobody reads would hang): past max bytes
+// it drops the output behind a marker line, and once a write to the disk
+// failed it drops everything, records the error and closes failed, so the
+// runner stops the attempt and reports an infrastructure failure.
 type liveLog struct {
 	s   *logStore
 	key string
 	f   *os.File
+	max int64 // bytes of the task's own output kept; 0: no limit
 
-	mu   sync.Mutex
-	grew chan struct{} // closed and replaced on every write and at the end
-	done bool
+	mu      sync.Mutex
+	grew    chan struct{} // closed and replaced on every write and at the end
+	done    bool
+	written int64 // bytes of output written (notes not counted)
+	capped  bool
+	err     error         // the first write that failed
+	failed  chan struct{} // closed when err is set
 }
 
 // create opens a fresh log for an attempt (truncating a leftover from a
@@ -51,7 +61,7 @@ func (s *logStore) create(task string, attempt int) (*liveLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: task log: %w", err)
 	}
-	l := &liveLog{s: s, key: logKey(task, attempt), f: f, grew: make(chan struct{})}
+	l := &liveLog{s: s, key: logKey(task, attempt), f: f, grew: make(chan struct{}), max: s.max, failed: make(chan struct{})}
 	s.mu.Lock()
 	s.live[l.key] = l
 	s.mu.Unlock()
@@ -59,14 +69,57 @@ func (s *logStore) create(task string, attempt int) (*liveLog, error) {
 }
 
 func (l *liveLog) Write(p []byte) (int, error) {
-	n, err := l.f.Write(p)
+	l.mu.Lock()
+	keep := p
+	cut := false
+	if l.err != nil || l.capped {
+		keep = nil
+	} else if l.max > 0 && l.written+int64(len(p)) > l.max {
+		keep, cut = p[:l.max-l.written], true
+		l.capped = true
+	}
+	l.written += int64(len(keep))
+	l.mu.Unlock()
+	if len(keep) > 0 {
+		l.write(keep)
+	}
+	if cut {
+		l.write([]byte(fmt.Sprintf("\n[ourci] the output passed %s (--max-log-bytes): the rest of it is dropped; the task runs on\n", byteSize(l.max))))
+	}
 	l.signal(false)
-	return n, err
+	return len(p), nil
 }
 
-// Note writes a line of the node's own about the attempt into its log.
+// write writes to the file; the first failure is kept and signalled.
+func (l *liveLog) write(p []byte) {
+	if _, err := l.f.Write(p); err != nil {
+		l.mu.Lock()
+		if l.err == nil {
+			l.err = err
+			close(l.failed)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// Note writes a line of the node's own about the attempt into its log
+// (past the output limit too).
 func (l *liveLog) Note(format string, args ...any) {
-	fmt.Fprintf(l, "[ourci] "+format+"\n", args...)
+	l.mu.Lock()
+	broken := l.err != nil
+	l.mu.Unlock()
+	if !broken {
+		l.write([]byte(fmt.Sprintf("[ourci] "+format+"\n", args...)))
+	}
+	l.signal(false)
+}
+
+// writeErr returns the first write that failed, and how much of the output
+// had been written before it.
+func (l *liveLog) writeErr() (error, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err, l.written
 }
 
 func (l *liveLog) signal(done bool) {

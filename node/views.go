@@ -26,16 +26,20 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request, p Principal)
 // replica for load and jobs, its Raft configuration for roles.
 func (n *Node) Status() api.Status {
 	st := api.Status{SchemaVersion: api.SchemaVersion, Node: n.cfg.Name, RaftRole: roleName(n.raft.State())}
-	_, leader := n.raft.LeaderWithID()
-	st.Leader = string(leader)
-	suffrage := map[string]string{}
-	if f := n.raft.GetConfiguration(); f.Error() == nil {
-		for _, s := range f.Configuration().Servers {
-			suffrage[string(s.ID)] = map[raft.ServerSuffrage]string{raft.Voter: "voter", raft.Nonvoter: "nonvoter", raft.Staging: "staging"}[s.Suffrage]
-		}
-	}
+	st.Leader = n.leaderName()
 	members := n.gossip.Members()
 	alive := memberMap(members)
+	// Raft servers by ID; a member is shown with the server its data
+	// directory is (an old ID of its name is a dead server of its own).
+	suffrage := map[raft.ServerID]string{}
+	var servers []raft.Server
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		servers = f.Configuration().Servers
+		for _, s := range servers {
+			suffrage[s.ID] = map[raft.ServerSuffrage]string{raft.Voter: "voter", raft.Nonvoter: "nonvoter", raft.Staging: "staging"}[s.Suffrage]
+		}
+	}
+	st.Quorum = quorumOf(servers, members)
 	n.fsm.Read(func(s *raftfsm.State, idx uint64) {
 		st.Index = idx
 		usage := s.BlobUsage()
@@ -43,8 +47,9 @@ func (n *Node) Status() api.Status {
 		for _, m := range members {
 			mv := api.Member{
 				Name: m.Name, Addr: m.Addr, HTTP: m.Meta.HTTP, RaftAd: m.Meta.Raft, Topics: m.Meta.Topics,
-				Slots: m.Meta.Slots, Used: s.Load(m.Name), Raft: suffrage[m.Name], Leader: m.Name == st.Leader, Alive: true,
+				Slots: m.Meta.Slots, Used: s.Load(m.Name), Raft: suffrage[memberID(m)], Leader: m.Name == st.Leader, Alive: true,
 				Blobs: usage[m.Name][0], Bytes: usage[m.Name][1], Draining: m.Meta.Draining,
+				ID: string(memberID(m)), Unhealthy: m.Meta.Unhealthy, CatchingUp: m.Meta.CatchingUp, NoVote: m.Meta.NoVote,
 			}
 			if mv.Raft == "" {
 				mv.Raft = "none"
@@ -64,11 +69,17 @@ func (n *Node) Status() api.Status {
 				tp.Used += mv.Used
 			}
 		}
-		// Raft members gossip no longer sees: dead or gone.
-		for id, suff := range suffrage {
-			if _, ok := alive[id]; !ok {
-				st.Members = append(st.Members, api.Member{Name: id, Raft: suff, Used: s.Load(id), Topics: []string{}, Blobs: usage[id][0], Bytes: usage[id][1]})
+		// Raft servers no live member is: dead, or an old data directory.
+		for _, sv := range servers {
+			name := nameOfID(sv.ID)
+			if m, ok := alive[name]; ok && memberID(m) == sv.ID {
+				continue
 			}
+			mv := api.Member{Name: name, ID: string(sv.ID), Raft: suffrage[sv.ID], Topics: []string{}}
+			if _, ok := alive[name]; !ok { // the name's load and blobs are the dead node's
+				mv.Used, mv.Blobs, mv.Bytes = s.Load(name), usage[name][0], usage[name][1]
+			}
+			st.Members = append(st.Members, mv)
 		}
 		for _, t := range s.Queued() {
 			tp := topics[t.Topic]
@@ -95,6 +106,36 @@ func (n *Node) Status() api.Status {
 		st.Waiting = []api.Waiting{}
 	}
 	return st
+}
+
+// quorumOf sums up the voters: how many gossip sees alive, how many a
+// quorum needs, how many more may fail, and a warning when none may.
+func quorumOf(servers []raft.Server, members []gossip.Member) api.Quorum {
+	live := map[raft.ServerID]bool{}
+	for _, m := range members {
+		live[memberID(m)] = true
+	}
+	var q api.Quorum
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			q.Voters++
+			if live[s.ID] {
+				q.Alive++
+			}
+		}
+	}
+	if q.Voters == 0 {
+		return q
+	}
+	q.Needed = q.Voters/2 + 1
+	q.Tolerates = q.Alive - q.Needed
+	switch {
+	case q.Tolerates < 0:
+		q.Warning = fmt.Sprintf("no quorum: %d of %d voters alive, %d needed; the mesh accepts no work until voters come back (or see docs/OPERATIONS.md, quorum loss)", q.Alive, q.Voters, q.Needed)
+	case q.Tolerates == 0 && len(members) > 1:
+		q.Warning = fmt.Sprintf("the quorum is one failure away: %d of %d voters alive, %d needed", q.Alive, q.Voters, q.Needed)
+	}
+	return q
 }
 
 func roleName(s raft.RaftState) string {

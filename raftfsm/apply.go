@@ -217,6 +217,7 @@ func (s *State) infraRetry(t *Task, node, reason string, maxInfra int, at time.T
 		reason = "infrastructure failure"
 	}
 	reason = "on " + node + ": " + reason
+	t.InfraError = reason
 	if t.InfraRetries >= maxInfra {
 		t.Error = fmt.Sprintf("infrastructure failure after %d retries: %s", t.InfraRetries, reason)
 		if t.StartedAt.IsZero() {

@@ -25,6 +25,9 @@ func TestInfraFailureRetriesThenEnds(t *testing.T) {
 	if !strings.Contains(tk.Error, "no space left on device") || !strings.Contains(tk.Error, "n1") {
 		t.Errorf("error: got %q, want the reason and the node", tk.Error)
 	}
+	if tk.InfraError != "on n1: its output could not be written: no space left on device" {
+		t.Errorf("infra error: got %q, want the node and the reason", tk.InfraError)
+	}
 	if j := l.job("job-1"); j.Status != StatusPending {
 		t.Errorf("job status after a retried infra failure: got %s, want pending", j.Status)
 	}
@@ -47,6 +50,9 @@ func TestInfraFailureRetriesThenEnds(t *testing.T) {
 	j := l.job("job-1")
 	if j.Status != StatusError || j.State != JobOpen || !strings.HasPrefix(j.Reason, "task c1 infra_failed") {
 		t.Errorf("job: got %s/%s reason %q, want open/error reason \"task c1 infra_failed...\"", j.State, j.Status, j.Reason)
+	}
+	if tk.InfraError != "on n2: could not start: image missing" {
+		t.Errorf("infra error: got %q, want the last one", tk.InfraError)
 	}
 	// A real failure later does not turn it into failed: error stays.
 	l.run("root", "n1", TaskFailed, 1)
@@ -77,6 +83,23 @@ func TestInfraFailureWithoutRetries(t *testing.T) {
 
 // A requeue marked Infra (the node is alive but unhealthy) is an
 // infrastructure retry: it does not use up node-loss attempts.
+// A retry that passes keeps the infrastructure failure's cause visible.
+func TestInfraFailureThenPass(t *testing.T) {
+	l := newLedger(t)
+	l.ok(spawnRoot("job-1", "root"))
+	l.ok(assign(Assignment{Task: "root", Attempt: 1, Node: "rig-a"}))
+	l.ok(infraFailed("root", 1, "rig-a", "the board did not answer", 2))
+	l.run("root", "rig-b", TaskPassed, 0)
+	tk := l.task("root")
+	if tk.State != TaskPassed || tk.Error != "" || tk.InfraError != "on rig-a: the board did not answer" || tk.InfraRetries != 1 {
+		t.Errorf("got %s error %q infra %q retries %d, want passed, no error, the infra cause kept, 1 retry", tk.State, tk.Error, tk.InfraError, tk.InfraRetries)
+	}
+	if j := l.job("job-1"); j.Status != StatusPassed {
+		t.Errorf("job: got %s, want passed", j.Status)
+	}
+	checkInvariants(t, l.s)
+}
+
 func TestRequeueInfra(t *testing.T) {
 	l := newLedger(t)
 	l.ok(spawnRoot("job-1", "root"))

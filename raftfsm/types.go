@@ -136,6 +136,9 @@ type Task struct {
 	// InfraRetries counts the attempts that failed for the infrastructure
 	// and were retried (apart from node loss, which Attempt counts).
 	InfraRetries int `json:"infra_retries,omitempty"`
+	// InfraError is the last infrastructure failure, kept after a retry
+	// passed so that its cause stays visible.
+	InfraError string `json:"infra_error,omitempty"`
 	// Avoid lists the nodes an attempt of this task failed on for the
 	// infrastructure, sorted: the picker prefers others.
 	Avoid []string `json:"avoid,omitempty"`

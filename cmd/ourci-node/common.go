@@ -27,6 +27,7 @@ const (
 	exitNotFound    = 5 // no such job or task
 	exitRefused     = 6 // the ledger refused (job closed, conflict)
 	exitError       = 7 // anything else
+	exitNoSpace     = 8 // the node's disk is full (a blob put)
 )
 
 // defaultNodeURL is where client commands look when nothing else is said.
@@ -141,6 +142,8 @@ func exitFor(err error) int {
 			return exitRefused
 		case se.HTTPStatus == http.StatusBadRequest || se.HTTPStatus == http.StatusRequestEntityTooLarge:
 			return exitUsage
+		case se.HTTPStatus == http.StatusInsufficientStorage:
+			return exitNoSpace
 		case se.HTTPStatus >= 500:
 			return exitUnavailable
 		}

@@ -36,6 +36,11 @@ func runJoin(args []string) int {
 		retention   = fs.Duration("blob-retention", 7*24*time.Hour, "how long a closed job's blobs and names stay")
 		history     = fs.Duration("job-history", 30*24*time.Hour, "how long a closed job stays in the ledger (with its tasks' logs)")
 		wan         = fs.Bool("wan", false, "WAN timings for Raft and gossip (slow or lossy links)")
+		voter       = fs.String("voter", env("OURCI_VOTER", node.VoterAuto), "auto: the leader may make this node a Raft voter; never: keep it out of the quorum (laptops, rigs on a power switch) (env OURCI_VOTER)")
+		deadAfter   = fs.Duration("dead-server-after", 0, "how long a voter must be seen dead before the leader removes it and promotes a live non-voter (default 10s, 2m with --wan)")
+		minFree     = fs.String("min-free-disk", "64m", "free space the data directory must keep; below it the node takes no work and /v1/health answers 503")
+		maxLog      = fs.String("max-log-bytes", "256m", "output kept per task attempt; past it the rest is dropped behind a marker and the task runs on")
+		infraTries  = fs.Int("max-infra-retries", 2, "retries on another node of an attempt that failed for the infrastructure (output not writable, checkout or start failed)")
 		verbose     = fs.Bool("v", false, "debug logging")
 		peers       listFlag
 		topics      listFlag
@@ -80,6 +85,18 @@ func runJoin(args []string) int {
 		Peers: peers, Slots: *slots, JobTimeout: *jobTimeout, TaskTimeout: *taskTimeout,
 		MaxAttempts: *attempts, Grace: *grace, Logger: logger,
 		BlobReplicas: *replicas, BlobRetention: *retention, JobHistory: *history,
+		Voter: *voter, DeadServerAfter: *deadAfter, MaxInfraRetries: *infraTries,
+	}
+	if *infraTries == 0 {
+		cfg.MaxInfraRetries = -1 // none (0 would mean the default)
+	}
+	if cfg.MinFreeDisk, err = parseSize(*minFree); err != nil {
+		fmt.Fprintf(os.Stderr, "ourci-node join: --min-free-disk %s: %v\n", *minFree, err)
+		return exitUsage
+	}
+	if cfg.MaxLogBytes, err = parseSize(*maxLog); err != nil {
+		fmt.Fprintf(os.Stderr, "ourci-node join: --max-log-bytes %s: %v\n", *maxLog, err)
+		return exitUsage
 	}
 	if *wan {
 		cfg.RaftTiming, cfg.GossipProfile = raftfsm.WAN, gossip.WAN

@@ -17,7 +17,15 @@ func renderStatus(w io.Writer, st api.Status) {
 	if leader == "" {
 		leader = "(none: election in progress)"
 	}
-	fmt.Fprintf(w, "mesh: %d members, leader %s; this node %s is %s (ledger index %d)\n\n", len(st.Members), leader, st.Node, st.RaftRole, st.Index)
+	fmt.Fprintf(w, "mesh: %d members, leader %s; this node %s is %s (ledger index %d)\n", len(st.Members), leader, st.Node, st.RaftRole, st.Index)
+	if q := st.Quorum; q.Voters > 0 {
+		fmt.Fprintf(w, "quorum: %d of %d voters alive, %d needed", q.Alive, q.Voters, q.Needed)
+		if q.Warning != "" {
+			fmt.Fprintf(w, "; WARNING: %s", q.Warning)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tRAFT\tSLOTS\tBLOBS\tTOPICS\tHTTP")
 	for _, m := range st.Members {
@@ -25,11 +33,20 @@ func renderStatus(w io.Writer, st api.Status) {
 		if m.Leader {
 			name += " *"
 		}
-		if !m.Alive {
+		switch {
+		case !m.Alive && m.Raft == "voter":
+			name += " (DEAD VOTER: not seen by gossip)"
+		case !m.Alive:
 			name += " (not seen by gossip)"
 		}
 		if m.Draining {
 			name += " (draining)"
+		}
+		if m.CatchingUp {
+			name += " (catching up)"
+		}
+		if m.Unhealthy != "" {
+			name += " (UNHEALTHY: " + m.Unhealthy + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d (%s)\t%s\t%s\n", name, m.Raft, m.Used, m.Slots, m.Blobs, humanBytes(m.Bytes), strings.Join(m.Topics, " "), m.HTTP)
 	}
@@ -172,7 +189,7 @@ func taskColour(st raftfsm.TaskState) string {
 	switch st {
 	case raftfsm.TaskPassed:
 		return sgrGreen
-	case raftfsm.TaskFailed, raftfsm.TaskTimedOut, raftfsm.TaskLost:
+	case raftfsm.TaskFailed, raftfsm.TaskTimedOut, raftfsm.TaskLost, raftfsm.TaskInfraFailed:
 		return sgrRed
 	case raftfsm.TaskRunning, raftfsm.TaskAssigned:
 		return sgrBlue
@@ -219,7 +236,7 @@ func progress(d api.JobDetail) string {
 		switch t.State {
 		case raftfsm.TaskPassed:
 			done++
-		case raftfsm.TaskFailed, raftfsm.TaskTimedOut, raftfsm.TaskLost:
+		case raftfsm.TaskFailed, raftfsm.TaskTimedOut, raftfsm.TaskLost, raftfsm.TaskInfraFailed:
 			done++
 			failed++
 		case raftfsm.TaskCancelled:

@@ -86,6 +86,8 @@ const (
 	CodeStale        = "stale_attempt"
 	CodeNoLeader     = "no_leader"
 	CodeInternal     = "internal"
+	CodeNoSpace      = "no_space" // 507: the node's disk is full
+	CodeUnhealthy    = "unhealthy"
 )
 
 // Status is the mesh as one node sees it.
@@ -99,6 +101,18 @@ type Status struct {
 	Topics        []Topic   `json:"topics"`
 	Jobs          []JobView `json:"jobs"`
 	Waiting       []Waiting `json:"waiting"`
+	// Quorum sums up the Raft voters as this node sees them.
+	Quorum Quorum `json:"quorum"`
+}
+
+// Quorum is the health of the Raft quorum: how many voters there are, how
+// many gossip sees alive, how many it takes, and how many more may fail.
+type Quorum struct {
+	Voters    int    `json:"voters"`
+	Alive     int    `json:"alive"`
+	Needed    int    `json:"needed"`
+	Tolerates int    `json:"tolerates"`         // voters that may still fail (negative: no quorum)
+	Warning   string `json:"warning,omitempty"` // e.g. one more failure loses the quorum
 }
 
 // Member is one node of the mesh.
@@ -116,6 +130,11 @@ type Member struct {
 	Draining bool     `json:"draining,omitempty"` // takes no new tasks; leaves once its running ones end
 	Blobs    int64    `json:"blobs"`              // blobs the ledger says it holds
 	Bytes    int64    `json:"blob_bytes"`         // their total size
+
+	ID         string `json:"id,omitempty"`          // its Raft server ID (it belongs to its data directory)
+	Unhealthy  string `json:"unhealthy,omitempty"`   // why it takes no work (disk full, Raft log not writable)
+	CatchingUp bool   `json:"catching_up,omitempty"` // its replica is catching up: no work yet
+	NoVote     bool   `json:"no_vote,omitempty"`     // --voter=never
 }
 
 // Topic sums up who serves a topic.
@@ -158,20 +177,24 @@ type JobView struct {
 
 // TaskView is a task as the API shows it.
 type TaskView struct {
-	ID         string            `json:"id"`
-	Parent     string            `json:"parent"`
-	Topic      string            `json:"topic"`
-	Image      string            `json:"image,omitempty"`
-	Args       []string          `json:"args"`
-	State      raftfsm.TaskState `json:"state"`
-	Node       string            `json:"node"`
-	Attempt    int               `json:"attempt"`
-	ExitCode   *int              `json:"exit_code"`
-	Error      string            `json:"error,omitempty"`
-	Waiting    string            `json:"waiting,omitempty"` // queued: why
-	CreatedAt  time.Time         `json:"created_at"`
-	StartedAt  time.Time         `json:"started_at,omitzero"`
-	FinishedAt time.Time         `json:"finished_at,omitzero"`
+	ID       string            `json:"id"`
+	Parent   string            `json:"parent"`
+	Topic    string            `json:"topic"`
+	Image    string            `json:"image,omitempty"`
+	Args     []string          `json:"args"`
+	State    raftfsm.TaskState `json:"state"`
+	Node     string            `json:"node"`
+	Attempt  int               `json:"attempt"`
+	ExitCode *int              `json:"exit_code"`
+	Error    string            `json:"error,omitempty"`
+	Waiting  string            `json:"waiting,omitempty"` // queued: why
+	// InfraRetries counts attempts that failed for the infrastructure and
+	// were retried elsewhere; InfraError is the last such failure.
+	InfraRetries int       `json:"infra_retries,omitempty"`
+	InfraError   string    `json:"infra_error,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	StartedAt    time.Time `json:"started_at,omitzero"`
+	FinishedAt   time.Time `json:"finished_at,omitzero"`
 }
 
 // JobDetail is one job with its task tree (tasks in spawn order; Parent
@@ -211,7 +234,7 @@ func NewTaskView(t *raftfsm.Task) TaskView {
 	v := TaskView{
 		ID: t.ID, Parent: t.Parent, Topic: t.Topic, Image: t.Image, Args: t.Args, State: t.State,
 		Node: t.Node, Attempt: t.Attempt, Error: t.Error, CreatedAt: t.CreatedAt,
-		StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
+		StartedAt: t.StartedAt, FinishedAt: t.FinishedAt, InfraRetries: t.InfraRetries, InfraError: t.InfraError,
 	}
 	if t.ExitCode != nil {
 		c := *t.ExitCode

@@ -45,6 +45,9 @@ type Sources struct {
 	PeerRefused func() uint64
 	// CertExpiry is when this node's mesh certificate expires.
 	CertExpiry time.Time
+	// Unhealthy reports whether the node takes no work because its data
+	// directory or Raft log cannot be written.
+	Unhealthy func() bool
 }
 
 // Metrics holds one node's collectors. A nil *Metrics is valid: every
@@ -163,6 +166,17 @@ func New(node string, src Sources) *Metrics {
 			Name: "ourci_peer_refused_total",
 			Help: "Connections the peer port (Raft and node-to-node API, mutual TLS) refused: no node certificate of this mesh's CA, a client certificate, or no TLS.",
 		}, func() float64 { return float64(f()) }))
+	}
+	if f := src.Unhealthy; f != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ourci_node_unhealthy",
+			Help: "1 while this node takes no work because its data directory or Raft log cannot be written (full disk, failing probe); the reason is in /v1/health and status.",
+		}, func() float64 {
+			if f() {
+				return 1
+			}
+			return 0
+		}))
 	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
