@@ -37,6 +37,8 @@ func (n *Node) routes(peer bool) http.Handler {
 	mux.HandleFunc("POST /v1/drain", n.auth(n.clusterOnly(n.handleDrain)))
 	mux.HandleFunc("GET /v1/keyring", n.auth(n.clusterOnly(n.handleKeyring)))
 	mux.HandleFunc("POST /v1/keyring", n.auth(n.clusterOnly(n.handleKeyring)))
+	mux.HandleFunc("GET /v1/operator/snapshot", n.auth(n.clusterOnly(n.snapshotRoute(n.handleSnapshotSave))))     // backup (operator_snapshot.go)
+	mux.HandleFunc("POST /v1/operator/snapshot", n.auth(n.clusterOnly(n.snapshotRoute(n.handleSnapshotRestore)))) // restore
 	mux.HandleFunc("POST /webhook/github", n.handleWebhook)
 	mux.HandleFunc("POST /v1/jobs/{id}/approve", n.auth(n.operateOnly(n.leaderOnly(n.handleApprove))))
 	n.registerUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams

@@ -7,11 +7,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/ourci/ourci/meshtls"
 )
@@ -75,6 +77,7 @@ type Raft struct {
 	Transport *raft.NetworkTransport
 	store     *raftboltdb.BoltStore
 	mux       *meshtls.Mux
+	dir       string
 }
 
 // PeerHTTP yields the peer port's HTTP connections, mutual TLS done (nil
@@ -87,7 +90,10 @@ func (r *Raft) PeerHTTP() net.Listener {
 }
 
 // OpenRaft starts Raft over fsm with its log and stable store in
-// cfg.Dir/raft.db (raft-boltdb) and snapshots in cfg.Dir/snapshots.
+// cfg.Dir/raft.db (raft-boltdb) and snapshots in cfg.Dir/snapshots. The
+// directory is inspected first: damage is a *DataError matching
+// ErrDamaged that names the file, and a directory another process holds
+// fails within about a second with one matching ErrInUse.
 func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 	if cfg.TLS == nil && len(cfg.Secret) == 0 {
 		return nil, errors.New("raftfsm: open raft: no TLS identity and no cluster secret")
@@ -126,9 +132,16 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 	// buffered apply channel leaves futures unanswered at shutdown.
 	rc.BatchApplyCh = false
 
-	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db"))
+	st, err := inspect(cfg.Dir, fsm)
 	if err != nil {
-		return nil, fmt.Errorf("raftfsm: open raft.db: %w", err)
+		return nil, err
+	}
+	// The newest snapshot is in fsm already, checked: raft takes only its
+	// index, term and configuration.
+	rc.NoSnapshotRestoreOnStart = st.restored
+	store, err := openStore(cfg.Dir)
+	if err != nil {
+		return nil, err
 	}
 	cache, err := raft.NewLogCache(1024, store)
 	if err != nil {
@@ -184,25 +197,41 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 		store.Close()
 		return nil, fmt.Errorf("raftfsm: start raft: %w", err)
 	}
-	return &Raft{Raft: r, Transport: trans, store: store, mux: mux}, nil
+	return &Raft{Raft: r, Transport: trans, store: store, mux: mux, dir: cfg.Dir}, nil
+}
+
+// openStore opens raft.db for writing: an exclusive lock, so ErrInUse
+// after lockWait while another process holds it. inspect checked the file
+// before; a panic in bbolt is still turned into an error.
+func openStore(dir string) (store *raftboltdb.BoltStore, err error) {
+	path := filepath.Join(dir, raftDB)
+	defer func() {
+		if p := recover(); p != nil {
+			store, err = nil, damaged(dir, path, fmt.Sprintf("opening it failed: %v", p), nil)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	store, err = raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: lockWait}})
+	switch {
+	case errors.Is(err, bbolt.ErrTimeout):
+		return nil, &DataError{Dir: dir, File: path, Kind: ErrInUse, Err: err}
+	case err != nil:
+		return nil, fmt.Errorf("raftfsm: open %s: %w", path, err)
+	}
+	return store, nil
 }
 
 // HasState reports whether dir already holds a Raft log or snapshot, i.e.
-// the node was part of a mesh before and must not bootstrap a new one.
+// the node was part of a mesh before and must not bootstrap a new one. It
+// inspects the directory as OpenRaft does (but leaves the snapshots'
+// contents to OpenRaft), so damage and a directory in use are the same
+// *DataError, never a panic.
 func HasState(dir string) (bool, error) {
-	if _, err := os.Stat(filepath.Join(dir, "raft.db")); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	st, err := inspect(dir, nil)
 	if err != nil {
-		return false, fmt.Errorf("raftfsm: open raft.db: %w", err)
+		return false, err
 	}
-	defer store.Close()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())
-	if err != nil {
-		return false, fmt.Errorf("raftfsm: snapshot store: %w", err)
-	}
-	return raft.HasExistingState(store, store, snaps)
+	return st.hasState(), nil
 }
 
 // Bootstrap makes this node the sole voter of a new mesh.

@@ -153,6 +153,10 @@ func runJoin(args []string) int {
 	}
 
 	n, err := node.Start(cfg)
+	if msg, ok := dataDirMessage(err); ok { // damaged, or in use (operator.go)
+		fmt.Fprintln(os.Stderr, "ourci-node join:", msg)
+		return exitError
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
 		if errors.Is(err, node.ErrConfig) {

@@ -27,6 +27,7 @@ func commands() []command {
 		{"drain", "take a node out of the mesh gracefully: running tasks finish, then it leaves", runDrain},
 		{"blob", "put FILE [--name NAME] | get REF [-o FILE]: content-addressed artifacts", runBlob},
 		{"bench", "measure dispatch, throughput, failover, gossip, blobs and the ledger against the floor", runBench},
+		{"operator", "backups and disaster recovery: snapshot save|restore FILE, raft recover (docs/OPERATIONS.md)", runOperator},
 	}
 }
 

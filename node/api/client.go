@@ -362,3 +362,75 @@ func (c *Client) Keyring(ctx context.Context, op, key string) (KeyringResult, er
 	err := c.do(ctx, http.MethodPost, "/v1/keyring", map[string]string{"op": op, "key": key}, &out, true)
 	return out, err
 }
+
+// SaveSnapshot streams a snapshot file of the ledger (the leader's, through
+// this node; GET /v1/operator/snapshot, cluster token). It is retried
+// while the mesh has no leader, within RetryFor.
+func (c *Client) SaveSnapshot(ctx context.Context) (io.ReadCloser, error) {
+	return c.snapshotRequest(ctx, http.MethodGet, nil, func(resp *http.Response) (io.ReadCloser, error) {
+		return resp.Body, nil
+	})
+}
+
+// RestoreSnapshot sends a snapshot file to replace the ledger on every
+// replica (POST /v1/operator/snapshot, cluster token). It is retried from
+// the file's start while the mesh has no leader (503: nothing was
+// restored), within RetryFor.
+func (c *Client) RestoreSnapshot(ctx context.Context, file io.ReadSeeker) (SnapshotRestored, error) {
+	var out SnapshotRestored
+	_, err := c.snapshotRequest(ctx, http.MethodPost, file, func(resp *http.Response) (io.ReadCloser, error) {
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return nil, fmt.Errorf("api: decode the restore's answer: %w", err)
+		}
+		return nil, nil
+	})
+	return out, err
+}
+
+func (c *Client) snapshotRequest(ctx context.Context, method string, file io.ReadSeeker, ok func(*http.Response) (io.ReadCloser, error)) (io.ReadCloser, error) {
+	window := c.RetryFor
+	if window == 0 {
+		window = 15 * time.Second
+	}
+	deadline := time.Now().Add(window)
+	backoff := 20 * time.Millisecond
+	for {
+		var body io.Reader
+		if file != nil {
+			if _, err := file.Seek(0, io.SeekStart); err != nil {
+				return nil, fmt.Errorf("api: %w", err)
+			}
+			body = io.NopCloser(file) // the transport must not close the caller's file
+		}
+		req, err := http.NewRequestWithContext(ctx, method, c.Base+"/v1/operator/snapshot", body)
+		if err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+		if file != nil {
+			req.Header.Set("Content-Type", "application/octet-stream")
+		}
+		resp, err := c.doRaw(req)
+		if err == nil && resp.StatusCode/100 == 2 {
+			return ok(resp)
+		}
+		if err == nil {
+			err = decodeError(resp)
+			resp.Body.Close()
+		}
+		var se *StatusError
+		again := errors.As(err, &se) && se.HTTPStatus == http.StatusServiceUnavailable
+		if method == http.MethodGet {
+			again = retryable(err)
+		}
+		if !again || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}

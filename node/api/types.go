@@ -256,3 +256,16 @@ type Ledger struct {
 	Jobs          int    `json:"jobs"`
 	Tasks         int    `json:"tasks"`
 }
+
+// SnapshotRestored answers POST /v1/operator/snapshot: the ledger saved in
+// the snapshot file holds on every replica from ledger index Index on.
+type SnapshotRestored struct {
+	SchemaVersion int       `json:"schema_version"`
+	Index         uint64    `json:"index"`          // a replica at or past it holds the restored ledger
+	SnapshotIndex uint64    `json:"snapshot_index"` // the index the file was saved at
+	Saved         time.Time `json:"saved"`          // when it was saved
+	SHA256        string    `json:"sha256"`         // of the file's body, as its header says
+	Jobs          int       `json:"jobs"`
+	Tasks         int       `json:"tasks"`
+	Blobs         int       `json:"blobs"`
+}

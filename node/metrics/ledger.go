@@ -50,8 +50,13 @@ type jobPos struct {
 type ledgerCollector struct {
 	fsm *raftfsm.FSM
 
-	mu     sync.Mutex // one scrape at a time
-	done   jobPos     // every job up to here in JobOrder is closed and counted
+	mu sync.Mutex // one scrape at a time
+	// state is the ledger the counts below describe. A restore (raft
+	// installing a snapshot, or an operator's restore of an older one,
+	// where closed jobs may be open again) swaps in another: they start
+	// over.
+	state  *raftfsm.State
+	done   jobPos // every job up to here in JobOrder is closed and counted
 	jobs   map[string][]keyCount
 	keys   []taskKey
 	keyIdx map[taskKey]int32
@@ -86,6 +91,10 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	var index uint64
 	var open, total int
 	c.fsm.Read(func(s *raftfsm.State, idx uint64) {
+		if s != c.state {
+			c.state, c.done, c.jobs = s, jobPos{}, map[string][]keyCount{}
+			clear(c.closed) // the keys stay: a state that empties shows 0
+		}
 		index, total = idx, len(s.JobOrder)
 		live = map[int32]float64{}
 		start, _ := slices.BinarySearchFunc(s.JobOrder, c.done, func(id string, p jobPos) int {
