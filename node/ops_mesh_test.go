@@ -7,6 +7,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -456,4 +457,52 @@ func tailOf(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// An operator lists the Raft servers, sees a dead voter and the quorum one
+// failure away, and removes it by name; live members and the leader are
+// refused.
+func TestOperatorRaftPeers(t *testing.T) {
+	m := nodetest.Start(t, 3, func(i int, c *node.Config) {
+		c.Executor = autoExit(0)
+		c.DeadServerAfter = time.Hour // the autopilot leaves it to the operator
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	li := m.Leader()
+	victim := (li + 1) % 3
+	live := (li + 2) % 3
+	m.Nodes[victim].Kill()
+	c := m.Client(live) // through a follower: relayed to the leader
+	m.WaitFor(20*time.Second, "the leader to see the dead voter", func() (bool, string) {
+		p, err := c.RaftPeers(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, pr := range p.Peers {
+			if pr.Name == m.Nodes[victim].Name() {
+				return !pr.Alive && pr.Suffrage == "voter" && p.Quorum.Tolerates == 0 && strings.Contains(p.Quorum.Warning, "one failure away"),
+					fmt.Sprintf("%+v quorum %+v", pr, p.Quorum)
+			}
+		}
+		return false, "not listed"
+	})
+	var se *api.StatusError
+	if _, err := c.RemovePeer(ctx, m.Nodes[live].Name(), false); !errors.As(err, &se) || se.HTTPStatus != 409 || !strings.Contains(err.Error(), "drain") {
+		t.Errorf("remove a live member: got %v, want 409 pointing to drain", err)
+	}
+	if _, err := c.RemovePeer(ctx, m.Nodes[li].Name(), false); !errors.As(err, &se) || se.HTTPStatus != 409 {
+		t.Errorf("remove the leader: got %v, want 409", err)
+	}
+	if _, err := c.RemovePeer(ctx, "nobody", false); !errors.As(err, &se) || se.HTTPStatus != 404 {
+		t.Errorf("remove an unknown name: got %v, want 404", err)
+	}
+	out, err := c.RemovePeer(ctx, m.Nodes[victim].Name(), false)
+	if err != nil || len(out.Removed) != 1 || out.Removed[0] != m.Nodes[victim].RaftID() {
+		t.Fatalf("remove the dead voter: got %+v, %v; want %s removed", out, err, m.Nodes[victim].RaftID())
+	}
+	p, err := c.RaftPeers(ctx)
+	if err != nil || len(p.Peers) != 2 || p.Quorum.Voters != 2 || p.Quorum.Alive != 2 {
+		t.Errorf("after the removal: got %+v, %v; want two live voters", p, err)
+	}
 }

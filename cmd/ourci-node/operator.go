@@ -14,6 +14,9 @@ import (
 
 const operatorUsage = `usage: ourci-node operator snapshot save FILE      save the ledger (a backup)
        ourci-node operator snapshot restore FILE   replace the ledger on every node with a saved one
+       ourci-node operator raft list-peers         the Raft servers: voters, non-voters, dead ones, the quorum
+       ourci-node operator raft remove-peer NAME   remove a dead node's Raft servers (the leader does so
+                                                   by itself after --dead-server-after)
        ourci-node operator raft recover [--voter NAME]...   on a stopped node: after the loss of
                                                    the quorum, make the survivors the only voters
 see docs/OPERATIONS.md`
@@ -25,6 +28,10 @@ func runOperator(args []string) int {
 		return runSnapshotSave(args[2:])
 	case len(args) >= 2 && args[0] == "snapshot" && args[1] == "restore":
 		return runSnapshotRestore(args[2:])
+	case len(args) >= 2 && args[0] == "raft" && args[1] == "list-peers":
+		return runListPeers(args[2:])
+	case len(args) >= 2 && args[0] == "raft" && args[1] == "remove-peer":
+		return runRemovePeer(args[2:])
 	case len(args) >= 2 && args[0] == "raft" && args[1] == "recover":
 		return runRaftRecover(args[2:])
 	}

@@ -434,3 +434,22 @@ func (c *Client) snapshotRequest(ctx context.Context, method string, file io.Rea
 		backoff = min(backoff*2, time.Second)
 	}
 }
+
+// RaftPeers lists the Raft servers as the leader sees them.
+func (c *Client) RaftPeers(ctx context.Context) (RaftPeers, error) {
+	var out RaftPeers
+	err := c.do(ctx, http.MethodGet, "/v1/operator/raft", nil, &out, true)
+	return out, err
+}
+
+// RemovePeer removes the dead Raft servers of a node name (or one Raft ID,
+// when id is true).
+func (c *Client) RemovePeer(ctx context.Context, name string, id bool) (RemovedPeers, error) {
+	q := url.Values{"name": {name}}
+	if id {
+		q = url.Values{"id": {name}}
+	}
+	var out RemovedPeers
+	err := c.do(ctx, http.MethodPost, "/v1/operator/raft/remove-peer?"+q.Encode(), nil, &out, false)
+	return out, err
+}

@@ -269,3 +269,34 @@ type SnapshotRestored struct {
 	Tasks         int       `json:"tasks"`
 	Blobs         int       `json:"blobs"`
 }
+
+// RaftPeers is the Raft configuration as the leader sees it
+// (GET /v1/operator/raft, `ourci-node operator raft list-peers`).
+type RaftPeers struct {
+	SchemaVersion int        `json:"schema_version"`
+	Leader        string     `json:"leader"`
+	Index         uint64     `json:"index"`
+	Peers         []RaftPeer `json:"peers"`
+	Quorum        Quorum     `json:"quorum"`
+}
+
+// RaftPeer is one Raft server.
+type RaftPeer struct {
+	Name      string `json:"name"`
+	ID        string `json:"id"`
+	Address   string `json:"address"`
+	Suffrage  string `json:"suffrage"` // voter or nonvoter
+	Alive     bool   `json:"alive"`    // gossip sees a member with this ID
+	Leader    bool   `json:"leader"`
+	Unhealthy string `json:"unhealthy,omitempty"`
+	NoVote    bool   `json:"no_vote,omitempty"`
+	// Stale: a live member carries this server's name under another ID
+	// (its data directory was replaced); the leader removes it.
+	Stale bool `json:"stale,omitempty"`
+}
+
+// RemovedPeers answers POST /v1/operator/raft/remove-peer.
+type RemovedPeers struct {
+	SchemaVersion int      `json:"schema_version"`
+	Removed       []string `json:"removed"` // Raft IDs
+}
