@@ -40,6 +40,14 @@ type Meta struct {
 	// CatchingUp is set until the node's replica has applied everything the
 	// mesh had committed when it started: it is given no work before.
 	CatchingUp bool `json:"c,omitempty"`
+	// Kinds says how the node runs each topic and which spawns it accepts
+	// there: topic → "host", "agent" or "docker", followed by
+	// "=RULE,RULE..." when its --topic-accept differs from the kind's
+	// default (node/accept.go reads it). Absent for a topic: unknown.
+	Kinds map[string]string `json:"k,omitempty"`
+	// EnvAllow lists, per topic, the --env names the node lets a spawn set
+	// beyond the defaults (--topic-env-allow).
+	EnvAllow map[string][]string `json:"ea,omitempty"`
 }
 
 // MaxReason bounds the Unhealthy reason a node gossips.

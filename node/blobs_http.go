@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path"
 	"slices"
@@ -83,8 +84,22 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 		}
 		want = h
 	}
-	h, size, err := n.blobs.Stage(r.Body, want)
+	max := n.cfg.MaxBlobBytes
+	if max > 0 && r.ContentLength > max {
+		n.metrics.QuotaRefused("blob_bytes") // metrics
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeQuota, fmt.Errorf("a blob of %s: at most %s (--max-blob-bytes)", byteSize(r.ContentLength), byteSize(max)))
+		return
+	}
+	body := io.Reader(r.Body)
+	if max > 0 {
+		body = &capReader{r: r.Body, left: max}
+	}
+	h, size, err := n.blobs.Stage(body, want)
 	switch {
+	case errors.Is(err, errBlobTooBig):
+		n.metrics.QuotaRefused("blob_bytes") // metrics
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeQuota, fmt.Errorf("the blob passed %s (--max-blob-bytes)", byteSize(max)))
+		return
 	case errors.Is(err, blobs.ErrHashMismatch):
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 		return
@@ -107,6 +122,9 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 		n.writeStoreError(w, ferr)
 		return
 	}
+	if errors.Is(err, raftfsm.ErrQuota) {
+		n.metrics.QuotaRefused("job_blob_bytes") // metrics
+	}
 	if err != nil {
 		writeLedgerError(w, unwrapRefusal(err))
 		return
@@ -118,6 +136,30 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 		w.Header().Set(indexHeader, strconv.FormatUint(idx, 10))
 	}
 	writeJSON(w, http.StatusOK, api.BlobInfo{SchemaVersion: api.SchemaVersion, Ref: h.Ref(), Size: size, Job: job, Name: name, Index: idx})
+}
+
+// errBlobTooBig: a blob upload passed --max-blob-bytes.
+var errBlobTooBig = errors.New("node: blob too big")
+
+// capReader fails once more than left bytes were read.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errBlobTooBig
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	k, err := c.r.Read(p)
+	c.left -= int64(k)
+	if c.left < 0 {
+		return k, errBlobTooBig
+	}
+	return k, err
 }
 
 // writeStoreError answers a failure to store a blob on this node: 507 when

@@ -53,12 +53,25 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 			return raftfsm.Command{}, fmt.Errorf("spawn: an arg longer than %d bytes", maxArgLen)
 		}
 	}
+	size := len(req.Topic) + len(req.Image)
+	for _, a := range req.Args {
+		size += len(a)
+	}
 	for _, kv := range req.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.ContainsAny(k, " \t\n") {
 			return raftfsm.Command{}, fmt.Errorf("spawn: env %q: want NAME=VALUE", kv)
 		}
+		size += len(kv)
+	}
+	if max := n.cfg.MaxSpawnBytes; max > 0 && size > max {
+		n.metrics.QuotaRefused("spawn_bytes") // metrics
+		return raftfsm.Command{}, fmt.Errorf("%w: spawn: its topic, image, arguments and environment are %s, at most %s (--max-spawn-bytes): pass big inputs as a blob (blob_upload) and their name as an argument", errQuotaSize, byteSize(int64(size)), byteSize(int64(max)))
+	}
+	if err := checkEnv(req.Env, n.envAllowed(req.Topic)); err != nil {
+		return raftfsm.Command{}, err
 	}
 	now := n.cfg.Clock.Now().UTC()
+	o := origin{Operator: true}
 	sp := &raftfsm.Spawn{
 		Task: newID(), Topic: req.Topic, Image: req.Image, Args: req.Args, Env: req.Env,
 		Timeout: time.Duration(req.Timeout), At: now,
@@ -74,21 +87,71 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 			sp.Key = "cluster:" + req.Key
 		}
 	} else {
-		var job string
+		var job, ptopic, pnode string
 		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
 			if t := s.Tasks[p.Task]; t != nil {
-				job = t.Job
+				job, ptopic, pnode = t.Job, t.Topic, t.Node
 			}
 		})
 		if job == "" {
 			return raftfsm.Command{}, fmt.Errorf("spawn: unknown task %s", p.Task)
 		}
 		sp.Job, sp.Parent = job, p.Task
+		if m, ok := memberMap(n.gossip.Members())[pnode]; ok {
+			sp.ParentKind, _, _ = memberKind(m, ptopic)
+		}
+		o = origin{ParentTopic: ptopic, ParentKind: sp.ParentKind}
 		if req.Key != "" {
 			sp.Key = "task:" + p.Task + ":" + req.Key
 		}
 	}
+	if err := n.checkAccepted(req.Topic, o); err != nil {
+		return raftfsm.Command{}, err
+	}
+	sp.MaxJobTasks, sp.MaxOpenJobs = n.cfg.MaxTasksPerJob, n.cfg.MaxOpenJobs
 	return raftfsm.Command{Type: raftfsm.CmdSpawn, Spawn: sp}, nil
+}
+
+// errQuotaSize: a request is larger than a quota allows (413).
+var errQuotaSize = errors.New("node: too large")
+
+// envAllowed is what the live subscribers of topic allow in --env beyond
+// the defaults (--topic-env-allow): a name any of them allows passes the
+// leader; each node's runner drops what it does not allow itself.
+func (n *Node) envAllowed(topic string) []string {
+	var out []string
+	for _, m := range n.gossip.Members() {
+		if m.Meta.Subscribes(topic) {
+			out = append(out, m.Meta.EnvAllow[topic]...)
+		}
+	}
+	return out
+}
+
+// ErrNotAccepted: no live node serving the topic accepts spawns from this
+// origin (--topic-accept); the API answers 403.
+var ErrNotAccepted = errors.New("node: not accepted")
+
+// checkAccepted refuses a spawn that no live subscriber of topic would run
+// (accept.go). With no live subscriber at all, the task is let in to wait
+// for one; the picker and the runner still check.
+func (n *Node) checkAccepted(topic string, o origin) error {
+	var subs []string
+	for _, m := range n.gossip.Members() {
+		if !m.Meta.Subscribes(topic) {
+			continue
+		}
+		if memberAccepts(m, topic, o) {
+			return nil
+		}
+		kind, rules, _ := memberKind(m, topic)
+		subs = append(subs, fmt.Sprintf("%s (a %s topic there: %s)", m.Name, kind, strings.Join(rules, ",")))
+	}
+	if len(subs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: spawn into %s from %s: no node serving it accepts that: %s; a node's operator can allow it with --topic-accept %s=RULE (docs/SECURITY.md)",
+		ErrNotAccepted, topic, o, strings.Join(subs, "; "), topic)
 }
 
 // reportCommand turns a node's report into a ledger command, stamped now.
@@ -97,7 +160,7 @@ func (n *Node) reportCommand(r api.Report) (raftfsm.Command, error) {
 	switch r.Kind {
 	case api.ReportBlobAdded:
 		return raftfsm.Command{Type: raftfsm.CmdBlobAdded, BlobAdded: &raftfsm.BlobAdded{
-			Hash: r.Hash, Size: r.Size, Node: r.Node, Job: r.Job, Name: r.Name, At: now}}, nil
+			Hash: r.Hash, Size: r.Size, Node: r.Node, Job: r.Job, Name: r.Name, MaxJobBytes: n.cfg.MaxJobBlobBytes, At: now}}, nil
 	case api.ReportBlobDropped:
 		return raftfsm.Command{Type: raftfsm.CmdBlobDropped, BlobDropped: &raftfsm.BlobDropped{Hash: r.Hash, Node: r.Node}}, nil
 	}

@@ -35,6 +35,12 @@ type Topic struct {
 	Network string  // container network mode; "": host, so tasks reach their node on 127.0.0.1
 	// Timeout is the default task timeout for the topic; 0 means the node's.
 	Timeout time.Duration
+	// Accept lists which spawns the node runs on this topic (accept.go);
+	// empty: the kind's default (DefaultAccept).
+	Accept []string
+	// EnvAllow lists variable names a spawn's --env may set on this topic
+	// although they are refused by default (envpolicy.go).
+	EnvAllow []string
 }
 
 // Config is everything a node needs. Zero values take the documented
@@ -93,6 +99,14 @@ type Config struct {
 	// workspace or start it) is retried on another node before the task
 	// ends infra_failed (default 2; negative: none).
 	MaxInfraRetries int
+
+	// Quotas (0: the default; negative: none), each refusal a clear error
+	// counted in ourci_quota_refused_total:
+	MaxSpawnBytes   int   // bytes of one spawn's topic, image, arguments and environment (default 64 KiB)
+	MaxTasksPerJob  int   // tasks in one job (default 10,000)
+	MaxOpenJobs     int   // jobs open at once (default 1,000)
+	MaxBlobBytes    int64 // one blob (default 8 GiB)
+	MaxJobBlobBytes int64 // the blob bytes one job refers to (default 32 GiB)
 
 	// GitHub turns the webhook and commit statuses on; nil: off.
 	GitHub *GitHubConfig
@@ -188,6 +202,11 @@ func (c Config) withDefaults() (Config, error) {
 	case c.MaxInfraRetries < 0:
 		c.MaxInfraRetries = 0
 	}
+	c.MaxSpawnBytes = quota(c.MaxSpawnBytes, 64<<10)
+	c.MaxTasksPerJob = quota(c.MaxTasksPerJob, 10_000)
+	c.MaxOpenJobs = quota(c.MaxOpenJobs, 1_000)
+	c.MaxBlobBytes = quota(c.MaxBlobBytes, 8<<30)
+	c.MaxJobBlobBytes = quota(c.MaxJobBlobBytes, 32<<30)
 	if c.DeadServerAfter < 0 || c.MinFreeDisk < 0 || c.MaxLogBytes < 0 {
 		return c, fmt.Errorf("%w: negative --dead-server-after, --min-free-disk or --max-log-bytes", ErrConfig)
 	}
@@ -255,6 +274,9 @@ func validateTopics(topics []Topic) error {
 		if t.Docker && t.Agent != "" {
 			return fmt.Errorf("%w: topic %q: a topic runs tasks in Docker or through an agent script, not both", ErrConfig, t.Name)
 		}
+		if err := validateAccept(t.Name, t.Accept); err != nil {
+			return err
+		}
 		if !t.Docker && (t.Memory != 0 || t.CPUs != 0 || t.Pull || t.Network != "") {
 			return fmt.Errorf("%w: topic %q: container limits apply only to Docker topics (--topic %s=docker)", ErrConfig, t.Name, t.Name)
 		}
@@ -284,4 +306,15 @@ func (o *offer) topicNames() []string {
 		out[i] = t.Name
 	}
 	return out
+}
+
+// quota applies a quota's default: 0 is the default, negative none (0).
+func quota[T int | int64](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }

@@ -204,7 +204,19 @@ func (d *dispatcher) drain() {
 // there was nothing to propose or it could not be (the batch is answered).
 func (d *dispatcher) round(batch []*proposal, kicked bool) *flight {
 	now := d.n.cfg.Clock.Now().UTC()
-	pick := d.newPicker()
+	var parents []string
+	addParent := func(c raftfsm.Command) {
+		if c.Type == raftfsm.CmdSpawn && c.Spawn.Parent != "" {
+			parents = append(parents, c.Spawn.Parent)
+		}
+	}
+	for _, p := range batch {
+		addParent(p.cmd)
+		for _, c := range p.cmd.Batch {
+			addParent(c)
+		}
+	}
+	pick := d.newPicker(parents)
 	fl := &flight{batch: batch, spans: make([]span, len(batch))}
 	cmds := make([]raftfsm.Command, 0, len(batch)+1)
 	for i, p := range batch {
@@ -218,7 +230,7 @@ func (d *dispatcher) round(batch []*proposal, kicked bool) *flight {
 				sp := *c.Spawn
 				sp.At = now
 				if sp.NewJob == nil || !sp.NewJob.Held {
-					sp.Assign = pick.choose(sp.Topic, nil)
+					sp.Assign = pick.choose(sp.Topic, nil, pick.spawnOrigin(&sp))
 					if sp.Assign != "" {
 						fl.choices = append(fl.choices, choice{task: sp.Task, attempt: 1, node: sp.Assign})
 					}
@@ -322,10 +334,12 @@ type picker struct {
 	members []gossip.Member
 	load    map[string]int
 	queued  []*raftfsm.Task
+	origins map[string]origin // of the queued tasks, by ID
+	parents map[string]string // the topics of this round's spawning tasks, by task ID
 }
 
-func (d *dispatcher) newPicker() *picker {
-	p := &picker{members: d.members(), load: map[string]int{}}
+func (d *dispatcher) newPicker(parents []string) *picker {
+	p := &picker{members: d.members(), load: map[string]int{}, origins: map[string]origin{}, parents: map[string]string{}}
 	// Copy the flights' choices before reading the ledger: an entry that
 	// lands in between shows in both, and is counted once (applied below).
 	d.mu.Lock()
@@ -346,13 +360,39 @@ func (d *dispatcher) newPicker() *picker {
 			p.load[c.node]++
 			taken[c.task] = true
 		}
+		for _, id := range parents {
+			if t := s.Tasks[id]; t != nil {
+				p.parents[id] = t.Topic
+			}
+		}
 		for _, t := range s.Queued() {
 			if !s.Jobs[t.Job].Held && !taken[t.ID] {
 				p.queued = append(p.queued, t.Clone())
+				p.origins[t.ID] = taskOrigin(s, t)
 			}
 		}
 	})
 	return p
+}
+
+// taskOrigin is where a task's spawn came from (accept.go).
+func taskOrigin(s *raftfsm.State, t *raftfsm.Task) origin {
+	if t.Parent == "" {
+		return origin{Operator: true}
+	}
+	o := origin{ParentKind: t.ParentKind}
+	if p := s.Tasks[t.Parent]; p != nil {
+		o.ParentTopic = p.Topic
+	}
+	return o
+}
+
+// spawnOrigin is where a spawn in this round comes from.
+func (p *picker) spawnOrigin(sp *raftfsm.Spawn) origin {
+	if sp.Parent == "" {
+		return origin{Operator: true}
+	}
+	return origin{ParentTopic: p.parents[sp.Parent], ParentKind: sp.ParentKind}
 }
 
 // applied reports whether the ledger already shows the choice's entry:
@@ -370,11 +410,11 @@ func applied(s *raftfsm.State, c choice) bool {
 // then the name, so the choice is stable. Nodes in avoid (sorted: where an
 // attempt of the task failed for the infrastructure) are passed over while
 // any other node that takes work serves the topic, busy or not.
-func (p *picker) choose(topic string, avoid []string) string {
+func (p *picker) choose(topic string, avoid []string, o origin) string {
 	others := false
 	if len(avoid) > 0 {
 		for _, m := range p.members {
-			if _, bad := slices.BinarySearch(avoid, m.Name); !bad && m.Meta.Takes() && m.Meta.Subscribes(topic) {
+			if _, bad := slices.BinarySearch(avoid, m.Name); !bad && m.Meta.Takes() && m.Meta.Subscribes(topic) && memberAccepts(m, topic, o) {
 				others = true
 				break
 			}
@@ -382,7 +422,7 @@ func (p *picker) choose(topic string, avoid []string) string {
 	}
 	best := -1
 	for i, m := range p.members {
-		if !m.Meta.Takes() || !m.Meta.Subscribes(topic) || p.load[m.Name] >= m.Meta.Slots {
+		if !m.Meta.Takes() || !m.Meta.Subscribes(topic) || p.load[m.Name] >= m.Meta.Slots || !memberAccepts(m, topic, o) {
 			continue
 		}
 		if _, bad := slices.BinarySearch(avoid, m.Name); bad && others {
@@ -413,7 +453,7 @@ func (p *picker) assignQueued(now time.Time) *raftfsm.Assign {
 		if len(items) == maxBatch {
 			break
 		}
-		if node := p.choose(t.Topic, t.Avoid); node != "" {
+		if node := p.choose(t.Topic, t.Avoid, p.origins[t.ID]); node != "" {
 			items = append(items, raftfsm.Assignment{Task: t.ID, Attempt: t.Attempt, Node: node})
 		}
 	}

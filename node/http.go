@@ -149,7 +149,9 @@ func (n *Node) clusterOnly(h handler) handler {
 // unread, to the leader and relays the answer.
 func (n *Node) leaderOnly(h handler) handler {
 	return func(w http.ResponseWriter, r *http.Request, p Principal) {
-		if n.currentDispatcher() != nil {
+		// A leader whose barrier has not passed yet takes the request a
+		// moment later (it cannot answer writes before).
+		if n.currentDispatcher() != nil || (n.IsLeader() && n.waitDispatcher(r.Context(), 5*time.Second)) {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 			h(&indexWriter{ResponseWriter: w, n: n}, r, p)
 			return
@@ -292,11 +294,25 @@ func (n *Node) handleSpawn(w http.ResponseWriter, r *http.Request, p Principal) 
 		req.Source = src
 	}
 	c, err := n.spawnCommand(req, p)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotAccepted):
+		writeError(w, http.StatusForbidden, api.CodeForbidden, err)
+		return
+	case errors.Is(err, errQuotaSize):
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeQuota, err)
+		return
+	case err != nil:
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 		return
 	}
 	res, err := n.submit(r.Context(), c)
+	if errors.Is(err, raftfsm.ErrQuota) {
+		q := "job_tasks"
+		if c.Spawn.NewJob != nil {
+			q = "open_jobs"
+		}
+		n.metrics.QuotaRefused(q) // metrics
+	}
 	if err != nil {
 		writeLedgerError(w, err)
 		return
@@ -388,6 +404,8 @@ func writeLedgerError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, api.CodeConflict, err)
 	case errors.Is(err, raftfsm.ErrNotFound):
 		writeError(w, http.StatusNotFound, api.CodeNotFound, err)
+	case errors.Is(err, raftfsm.ErrQuota):
+		writeError(w, http.StatusTooManyRequests, api.CodeQuota, err)
 	case errors.Is(err, raftfsm.ErrInvalid):
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 	case errors.Is(err, errNotLeader):

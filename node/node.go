@@ -175,7 +175,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.offer.Store(of)
 	n.meta = gossip.Meta{
 		Raft: raftAdv.String(), HTTP: net.JoinHostPort(httpHost, strconv.Itoa(httpPort)),
-		Slots: cfg.Slots, Topics: of.topicNames(),
+		Slots: cfg.Slots, Topics: of.topicNames(), Kinds: kindsMeta(cfg.Topics), EnvAllow: envAllowMeta(cfg.Topics),
 		ID: n.id.ID, Since: n.started.Unix(), NoVote: cfg.Voter == VoterNever, CatchingUp: true,
 	}
 	keys, err := n.gossipKeys()
@@ -289,7 +289,7 @@ func (n *Node) SetOffer(topics []Topic, slots int) error {
 	n.offerMu.Lock()
 	defer n.offerMu.Unlock()
 	m := n.meta
-	m.Topics, m.Slots = of.topicNames(), slots
+	m.Topics, m.Slots, m.Kinds, m.EnvAllow = of.topicNames(), slots, kindsMeta(of.topics), envAllowMeta(of.topics)
 	if err := n.gossip.SetMeta(m); err != nil {
 		return err
 	}

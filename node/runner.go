@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,11 +79,13 @@ func (r *runner) scan() {
 	}
 	r.mu.Unlock()
 	var jobs map[string]raftfsm.Job
+	origins := map[string]origin{}
 	r.n.fsm.Read(func(s *raftfsm.State, _ uint64) {
 		jobs = map[string]raftfsm.Job{}
 		for _, t := range s.Active(name) {
 			mine = append(mine, t.Clone())
 			jobs[t.Job] = *s.Jobs[t.Job]
+			origins[t.ID] = taskOrigin(s, t)
 		}
 		for _, id := range ids {
 			if t := s.Tasks[id]; t != nil {
@@ -131,7 +134,7 @@ func (r *runner) scan() {
 		if sick {
 			continue
 		}
-		r.start(t, jobs[t.Job])
+		r.start(t, jobs[t.Job], origins[t.ID])
 	}
 	for id, att := range r.abandoned {
 		if !slices.ContainsFunc(mine, func(t *raftfsm.Task) bool { return t.ID == id && t.Attempt == att }) {
@@ -160,7 +163,7 @@ func (a *attempt) stop() {
 	a.stopOnce.Do(func() { close(a.stopped) })
 }
 
-func (r *runner) start(t *raftfsm.Task, job raftfsm.Job) {
+func (r *runner) start(t *raftfsm.Task, job raftfsm.Job, o origin) {
 	ctx, cancel := context.WithCancel(r.n.ctx)
 	a := &attempt{task: t, ctx: ctx, cancel: cancel, stopped: make(chan struct{}), exited: make(chan struct{})}
 	r.local[t.ID] = a
@@ -169,20 +172,35 @@ func (r *runner) start(t *raftfsm.Task, job raftfsm.Job) {
 		defer r.wg.Done()
 		defer close(a.exited)
 		defer cancel()
-		r.run(a, job) // the next scan forgets the attempt once the ledger settles it
+		r.run(a, job, o) // the next scan forgets the attempt once the ledger settles it
 	}()
 }
 
 // run executes one attempt from start to its final report.
-func (r *runner) run(a *attempt, job raftfsm.Job) {
+func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 	t, n := a.task, r.n
 	log := n.log.With("task", t.ID, "job", t.Job, "attempt", t.Attempt)
+	// This node decides what it runs: checked again here, against its own
+	// offer (it may have changed since the leader chose it).
+	topic, serves := n.offer.Load().topic(t.Topic)
+	switch {
+	case !serves:
+		r.infraFailed(a, "refused", fmt.Errorf("%s no longer serves topic %s", n.cfg.Name, t.Topic))
+		return
+	case !admits(topic.accept(), o):
+		log.Warn("refused a task this node does not accept", "origin", o.String(), "rules", topic.accept())
+		r.infraFailed(a, "refused", fmt.Errorf("%s does not accept spawns into %s from %s (--topic-accept %s=%s)", n.cfg.Name, t.Topic, o, t.Topic, strings.Join(topic.accept(), ",")))
+		return
+	}
 	out, err := n.logs.create(t.ID, t.Attempt)
 	if err != nil {
 		r.infraFailed(a, "cannot make its log", err)
 		return
 	}
 	defer out.finish()
+	if dropped := dropDeniedEnv(t, topic.EnvAllow); len(dropped) > 0 {
+		out.Note("this node does not let a spawn set %s: dropped from the task's environment (--topic-env-allow %s=NAME allows one)", strings.Join(dropped, ", "), t.Topic)
+	}
 
 	workdir := filepath.Join(n.cfg.DataDir, "work", t.ID+"."+strconv.Itoa(t.Attempt))
 	os.RemoveAll(workdir)
@@ -193,7 +211,6 @@ func (r *runner) run(a *attempt, job raftfsm.Job) {
 	}
 	defer os.RemoveAll(workdir)
 
-	topic, _ := n.offer.Load().topic(t.Topic)
 	timeout := t.Timeout
 	if timeout == 0 {
 		timeout = topic.Timeout

@@ -76,6 +76,9 @@ func (s *State) applySpawn(c *Spawn, idx uint64) Result {
 		if job != nil {
 			return Result{Err: fmt.Errorf("%w: job %s exists", ErrConflict, c.Job)}
 		}
+		if c.MaxOpenJobs > 0 && len(s.open) >= c.MaxOpenJobs {
+			return Result{Err: fmt.Errorf("%w: %d jobs are open, at most %d (--max-open-jobs): wait for some to close", ErrQuota, len(s.open), c.MaxOpenJobs)}
+		}
 		if c.Parent != "" {
 			return Result{Err: fmt.Errorf("%w: a new job's root has no parent", ErrInvalid)}
 		}
@@ -104,10 +107,13 @@ func (s *State) applySpawn(c *Spawn, idx uint64) Result {
 		if p := s.Tasks[c.Parent]; p == nil || p.Job != job.ID {
 			return Result{Err: fmt.Errorf("%w: parent %s is not a task of job %s", ErrInvalid, c.Parent, job.ID)}
 		}
+		if c.MaxJobTasks > 0 && len(job.Tasks) >= c.MaxJobTasks {
+			return Result{Err: fmt.Errorf("%w: job %s has %d tasks, at most %d (--max-tasks-per-job)", ErrQuota, job.ID, len(job.Tasks), c.MaxJobTasks)}
+		}
 	}
 	t := &Task{
 		ID: c.Task, Job: job.ID, Parent: c.Parent, Topic: c.Topic, Image: c.Image,
-		Args: c.Args, Env: c.Env, Timeout: c.Timeout,
+		Args: c.Args, Env: c.Env, Timeout: c.Timeout, ParentKind: c.ParentKind,
 		State: TaskQueued, Attempt: 1, CreatedAt: c.At, Index: idx,
 	}
 	if c.Assign != "" && !job.Held {

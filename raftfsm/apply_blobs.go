@@ -62,11 +62,25 @@ func (s *State) applyBlobAdded(c *BlobAdded, idx uint64) error {
 		}
 	}
 	b := s.Blobs[c.Hash]
+	if b != nil && b.Size != c.Size {
+		return fmt.Errorf("%w: blob %s is %d bytes, not %d", ErrConflict, c.Hash, b.Size, c.Size)
+	}
+	if j != nil && c.MaxJobBytes > 0 {
+		if _, refers := slices.BinarySearch(j.BlobRef, c.Hash); !refers {
+			var used int64
+			for _, h := range j.BlobRef {
+				if rb := s.Blobs[h]; rb != nil {
+					used += rb.Size
+				}
+			}
+			if used+c.Size > c.MaxJobBytes {
+				return fmt.Errorf("%w: job %s refers to %d blob bytes; %d more would pass its %d (--max-job-blob-bytes)", ErrQuota, j.ID, used, c.Size, c.MaxJobBytes)
+			}
+		}
+	}
 	if b == nil {
 		b = &Blob{Hash: c.Hash, Size: c.Size, CreatedAt: c.At, Index: idx}
 		s.Blobs[c.Hash] = b
-	} else if b.Size != c.Size {
-		return fmt.Errorf("%w: blob %s is %d bytes, not %d", ErrConflict, c.Hash, b.Size, c.Size)
 	}
 	b.Holders = insertSorted(b.Holders, c.Node)
 	if j != nil {

@@ -114,3 +114,44 @@ func TestRequeueInfra(t *testing.T) {
 	}
 	checkInvariants(t, l.s)
 }
+
+// Quotas the leader stamps into commands: open jobs, tasks per job, blob
+// bytes per job. Each refusal is ErrQuota and changes nothing.
+func TestQuotas(t *testing.T) {
+	l := newLedger(t)
+	root := func(job, task string, maxOpen int) Command {
+		c := spawnRoot(job, task)
+		c.Spawn.MaxOpenJobs = maxOpen
+		return c
+	}
+	child := func(task string, maxTasks int) Command {
+		c := spawnChild("job-1", task, "root")
+		c.Spawn.MaxJobTasks = maxTasks
+		return c
+	}
+	l.ok(root("job-1", "root", 2))
+	l.ok(root("job-2", "r2", 2))
+	l.refused(root("job-3", "r3", 2), ErrQuota)
+	l.ok(root("job-3", "r3", 0)) // 0: no limit
+
+	l.ok(child("c1", 3))
+	l.ok(child("c2", 3))
+	l.refused(child("c3", 3), ErrQuota) // root, c1, c2: three tasks
+
+	add := func(i int, size, max int64) Command {
+		c := blobAdded(blobHash(i), size, "n1", "job-1", "")
+		c.BlobAdded.MaxJobBytes = max
+		return c
+	}
+	l.ok(add(1, 600, 1000))
+	l.refused(add(2, 500, 1000), ErrQuota)
+	l.ok(add(2, 400, 1000))
+	// Another holder of a blob the job refers to already is no new bytes.
+	again := add(1, 600, 1000)
+	again.BlobAdded.Node = "n2"
+	l.ok(again)
+	if got := l.s.Blobs[blobHash(1)].Holders; !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Errorf("holders: got %v, want [n1 n2]", got)
+	}
+	checkInvariants(t, l.s)
+}

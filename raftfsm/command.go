@@ -74,7 +74,15 @@ type Spawn struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	Assign  string        `json:"assign,omitempty"`
 	Key     string        `json:"key,omitempty"` // idempotency key chosen by the client
-	At      time.Time     `json:"at"`
+	// ParentKind is how the parent ran (host, agent, docker; "" unknown or
+	// a root task), as the leader saw it: nodes accept spawns by origin
+	// (--topic-accept), and the picker needs it for the task's life.
+	ParentKind string `json:"parent_kind,omitempty"`
+	// MaxJobTasks and MaxOpenJobs are the leader's quotas (0: none): a
+	// spawn past them is refused with ErrQuota.
+	MaxJobTasks int       `json:"max_job_tasks,omitempty"`
+	MaxOpenJobs int       `json:"max_open_jobs,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 // NewJob describes the job a Spawn opens.
@@ -169,7 +177,10 @@ type BlobAdded struct {
 	Node string    `json:"node"`
 	Job  string    `json:"job,omitempty"`
 	Name string    `json:"name,omitempty"`
-	At   time.Time `json:"at"`
+	// MaxJobBytes is the leader's quota of blob bytes one job may refer to
+	// (0: none): a new reference past it is refused with ErrQuota.
+	MaxJobBytes int64     `json:"max_job_bytes,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 // BlobDropped records that Node no longer holds a blob.

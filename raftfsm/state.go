@@ -14,6 +14,9 @@ var (
 	ErrStaleAttempt = errors.New("raftfsm: superseded attempt")
 	ErrConflict     = errors.New("raftfsm: conflict")
 	ErrInvalid      = errors.New("raftfsm: invalid command")
+	// ErrQuota: a limit the leader stamped into the command (tasks per
+	// job, open jobs, blob bytes per job) would be passed.
+	ErrQuota = errors.New("raftfsm: quota exceeded")
 )
 
 // State is the whole ledger. It is plain data: no locks, no I/O.

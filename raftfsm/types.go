@@ -127,6 +127,8 @@ type Task struct {
 	Env      []string      `json:"env,omitempty"` // KEY=VALUE from spawn --env
 	Timeout  time.Duration `json:"timeout,omitempty"`
 	Children []string      `json:"children,omitempty"` // in spawn order
+	// ParentKind is how the parent ran (Spawn.ParentKind).
+	ParentKind string `json:"parent_kind,omitempty"`
 
 	State    TaskState `json:"state"`
 	Attempt  int       `json:"attempt"` // current attempt, from 1

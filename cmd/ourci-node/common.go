@@ -144,6 +144,8 @@ func exitFor(err error) int {
 			return exitUsage
 		case se.HTTPStatus == http.StatusInsufficientStorage:
 			return exitNoSpace
+		case se.HTTPStatus == http.StatusTooManyRequests:
+			return exitRefused
 		case se.HTTPStatus >= 500:
 			return exitUnavailable
 		}

@@ -41,6 +41,11 @@ func runJoin(args []string) int {
 		minFree     = fs.String("min-free-disk", "64m", "free space the data directory must keep; below it the node takes no work and /v1/health answers 503")
 		maxLog      = fs.String("max-log-bytes", "256m", "output kept per task attempt; past it the rest is dropped behind a marker and the task runs on")
 		infraTries  = fs.Int("max-infra-retries", 2, "retries on another node of an attempt that failed for the infrastructure (output not writable, checkout or start failed)")
+		maxSpawn    = fs.String("max-spawn-bytes", "64k", "quota: bytes of one spawn's topic, image, arguments and environment")
+		maxTasks    = fs.Int("max-tasks-per-job", 10000, "quota: tasks in one job (0: no limit)")
+		maxOpen     = fs.Int("max-open-jobs", 1000, "quota: jobs open at once (0: no limit)")
+		maxBlob     = fs.String("max-blob-bytes", "8g", "quota: bytes of one blob")
+		maxJobBlobs = fs.String("max-job-blob-bytes", "32g", "quota: blob bytes one job may refer to")
 		verbose     = fs.Bool("v", false, "debug logging")
 		peers       listFlag
 		topics      listFlag
@@ -49,6 +54,9 @@ func runJoin(args []string) int {
 	fs.Var(&peers, "peer", "gossip address of any member to join (repeatable; env OURCI_PEERS, comma-separated)")
 	fs.Var(&topics, "topic", "TOPIC[=AGENT_SCRIPT] to subscribe to (repeatable; env OURCI_TOPICS, comma-separated)")
 	fs.Var(&topicTO, "topic-timeout", "TOPIC=DURATION: default task timeout for one topic (repeatable)")
+	var topicAccept, topicEnvAllow listFlag
+	fs.Var(&topicAccept, "topic-accept", "TOPIC=RULE,...: which spawns this node runs on TOPIC: operator, tasks, host-tasks, agent-tasks, docker-tasks, topic:GLOB (default: host topics operator,host-tasks; agent and Docker topics operator,tasks) (repeatable)")
+	fs.Var(&topicEnvAllow, "topic-env-allow", "TOPIC=NAME,...: let spawns on TOPIC set these --env names although they are refused by default (LD_*, PATH, BASH_ENV, ...) (repeatable)")
 	var gh githubFlags
 	gh.register(fs)
 	var tf tlsFlags
@@ -87,6 +95,24 @@ func runJoin(args []string) int {
 		BlobReplicas: *replicas, BlobRetention: *retention, JobHistory: *history,
 		Voter: *voter, DeadServerAfter: *deadAfter, MaxInfraRetries: *infraTries,
 	}
+	sizes := []struct {
+		flag string
+		v    string
+		to   *int64
+	}{{"max-blob-bytes", *maxBlob, &cfg.MaxBlobBytes}, {"max-job-blob-bytes", *maxJobBlobs, &cfg.MaxJobBlobBytes}}
+	for _, q := range sizes {
+		if *q.to, err = parseSize(q.v); err != nil {
+			fmt.Fprintf(os.Stderr, "ourci-node join: --%s %s: %v\n", q.flag, q.v, err)
+			return exitUsage
+		}
+	}
+	spawnBytes, err := parseSize(*maxSpawn)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ourci-node join: --max-spawn-bytes %s: %v\n", *maxSpawn, err)
+		return exitUsage
+	}
+	cfg.MaxSpawnBytes = int(spawnBytes)
+	cfg.MaxTasksPerJob, cfg.MaxOpenJobs = noLimit(*maxTasks), noLimit(*maxOpen)
 	if *infraTries == 0 {
 		cfg.MaxInfraRetries = -1 // none (0 would mean the default)
 	}
@@ -129,6 +155,14 @@ func runJoin(args []string) int {
 			tp.Agent = agent
 		}
 		cfg.Topics = append(cfg.Topics, tp)
+	}
+	if err := topicLists(cfg.Topics, "topic-accept", topicAccept, func(t *node.Topic, v []string) { t.Accept = v }); err != nil {
+		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
+		return exitUsage
+	}
+	if err := topicLists(cfg.Topics, "topic-env-allow", topicEnvAllow, func(t *node.Topic, v []string) { t.EnvAllow = v }); err != nil {
+		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
+		return exitUsage
 	}
 	if err := secretEnvs(cfg.Topics, secretEnv); err != nil {
 		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
@@ -310,6 +344,35 @@ func secretEnvs(topics []node.Topic, specs []string) error {
 		}
 		if !found {
 			return fmt.Errorf("--secret-env %s: no --topic %s", s, topic)
+		}
+	}
+	return nil
+}
+
+// noLimit maps a count flag to node.Config: 0 means none (negative there).
+func noLimit(v int) int {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// topicLists applies a repeatable TOPIC=A,B,... flag.
+func topicLists(topics []node.Topic, flag string, specs []string, set func(*node.Topic, []string)) error {
+	for _, s := range specs {
+		name, v, ok := strings.Cut(s, "=")
+		if !ok || v == "" {
+			return fmt.Errorf("--%s %q: want TOPIC=A,B,...", flag, s)
+		}
+		found := false
+		for i := range topics {
+			if topics[i].Name == name {
+				set(&topics[i], splitList(v))
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("--%s %s: no --topic %s", flag, s, name)
 		}
 	}
 	return nil

@@ -87,6 +87,7 @@ const (
 	CodeNoLeader     = "no_leader"
 	CodeInternal     = "internal"
 	CodeNoSpace      = "no_space" // 507: the node's disk is full
+	CodeQuota        = "quota"    // 413 or 429: a quota (flags --max-*) would be passed
 	CodeUnhealthy    = "unhealthy"
 )
 

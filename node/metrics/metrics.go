@@ -68,6 +68,7 @@ type Metrics struct {
 	leadership  *prometheus.CounterVec
 	blobFetched prometheus.Counter
 	blobServed  *prometheus.CounterVec
+	quota       *prometheus.CounterVec
 }
 
 // Bucket layouts, in seconds (or commands, for batches).
@@ -133,6 +134,13 @@ func New(node string, src Sources) *Metrics {
 		Name: "ourci_blob_served_bytes_total",
 		Help: "Blob bytes this node sent: to peers fetching a copy (to=peer) or to API clients and tasks (to=client).",
 	}, []string{"to"})
+	m.quota = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ourci_quota_refused_total",
+		Help: "Requests this node refused for a quota: spawn_bytes, job_tasks, open_jobs, blob_bytes, job_blob_bytes.",
+	}, []string{"quota"})
+	for _, q := range []string{"spawn_bytes", "job_tasks", "open_jobs", "blob_bytes", "job_blob_bytes"} {
+		m.quota.WithLabelValues(q)
+	}
 	for _, c := range []string{"gained", "lost"} {
 		m.leadership.WithLabelValues(c) // present at 0 from the first scrape
 	}
@@ -145,7 +153,7 @@ func New(node string, src Sources) *Metrics {
 	info.Set(1)
 	m.reg.MustRegister(
 		m.taskWait, m.spawnToStart, m.taskRun, m.tasksStarted, m.tasksFinished,
-		m.raftCommit, m.batchSize, m.leadership, m.blobFetched, m.blobServed, info,
+		m.raftCommit, m.batchSize, m.leadership, m.blobFetched, m.blobServed, m.quota, info,
 		&sourceCollector{src: src},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -244,6 +252,14 @@ func (m *Metrics) LeadershipChanged(leader bool) {
 		c = "gained"
 	}
 	m.leadership.WithLabelValues(c).Inc()
+}
+
+// QuotaRefused counts a request refused for a quota.
+func (m *Metrics) QuotaRefused(quota string) {
+	if m == nil {
+		return
+	}
+	m.quota.WithLabelValues(quota).Inc()
 }
 
 // BlobFetched adds n bytes downloaded from a peer.
