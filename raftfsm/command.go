@@ -172,11 +172,11 @@ type Requeue struct {
 // BlobAdded records that Node holds a verified copy of a blob. With Job set
 // the blob belongs to that (open) job, under Name if given.
 type BlobAdded struct {
-	Hash string    `json:"hash"` // 64 lowercase hex digits of its SHA-256
-	Size int64     `json:"size"`
-	Node string    `json:"node"`
-	Job  string    `json:"job,omitempty"`
-	Name string    `json:"name,omitempty"`
+	Hash string `json:"hash"` // 64 lowercase hex digits of its SHA-256
+	Size int64  `json:"size"`
+	Node string `json:"node"`
+	Job  string `json:"job,omitempty"`
+	Name string `json:"name,omitempty"`
 	// MaxJobBytes is the leader's quota of blob bytes one job may refer to
 	// (0: none): a new reference past it is refused with ErrQuota.
 	MaxJobBytes int64     `json:"max_job_bytes,omitempty"`
