@@ -29,7 +29,12 @@ package e2e
 // (printed at the start and in every failure). OURCI_CHAOS_OPS=kill,pause
 // keeps only those kinds of operation in the plan (to chase one finding). OURCI_SOAK=1 runs the
 // schedule for 20 minutes (OURCI_SOAK_MINUTES=N: N minutes) with a big
-// job and a restart-all step every 25 operations. OURCI_REQUIRE_FAULTS=1
+// job and a restart-all step every 25 operations; give go test a -timeout
+// of the minutes plus 10. The short run takes about 2 minutes.
+//
+//	go test -race -count=1 -run 'TestChaos$' -v ./e2e/
+//	OURCI_CHAOS_SEED=123 go test -race -count=1 -run 'TestChaos$' -v ./e2e/
+//	OURCI_SOAK=1 go test -race -count=1 -timeout 40m -run 'TestChaos$' -v ./e2e/ OURCI_REQUIRE_FAULTS=1
 // makes a fault that cannot run here (no iptables, no tmpfs) a failure.
 
 import (
