@@ -43,7 +43,9 @@ type faultNode struct {
 	waitErr                error
 	up                     bool
 	lives                  int
-	killedAt               []int64 // unix nanos, taken once a killed process has been reaped
+	killedAt               []int64 // unix nanos, taken once a killed (or cleanly stopped) process has been reaped
+	paused                 bool    // SIGSTOPped by the test (chaos_mesh_test.go)
+	tmpfs                  bool    // dataDir is a tmpfs of its own (faultMeshOpts.tmpfsMiB)
 }
 
 // faultMesh is a 3-node (or n-node) mesh for one fault scenario.
@@ -61,14 +63,27 @@ type faultMesh struct {
 	// child spawns root tasks made (spawnLog), and the spawn CLI's errors.
 	runLog, spawnLog, spawnErr string
 	taskScript, rootScript     string
+	// More files keepArtifacts saves (a scenario's own logs); set before
+	// the scenario starts work.
+	artifacts []string
 }
 
 type faultMeshOpts struct {
 	nodes       int
 	slots       int
-	maxAttempts int  // 0: the daemon's default (3)
-	ipBase      int  // node i binds 127.0.0.(ipBase+i+1)
-	groups      bool // run each node with its own group ID, faultGID(ip), for owner-matched partition rules
+	maxAttempts int    // 0: the daemon's default (3)
+	ipPrefix    string // the first three octets of the nodes' addresses; "" is 127.0.0
+	ipBase      int    // node i binds ipPrefix.(ipBase+i+1)
+	groups      bool   // run each node with its own group ID, faultGID(ip), for owner-matched partition rules
+	// spare nodes are made (names, addresses, data dirs) but not started:
+	// a scenario adds them to the mesh later with start. They follow the
+	// first nodes in m.nodes and are never up until then.
+	spare int
+	// tmpfsMiB puts node i's data dir on a tmpfs of its own of that many
+	// MiB (root only), so that a scenario can fill it. A mount that fails
+	// is logged and leaves the node on the ordinary disk (faultNode.tmpfs
+	// false).
+	tmpfsMiB map[int]int
 }
 
 // safePath matches the paths the task scripts embed unquoted.
@@ -103,8 +118,11 @@ func newFaultMesh(t *testing.T, o faultMeshOpts) *faultMesh {
 	m.token = string(bytes.TrimSpace(tok))
 	m.writeScripts(t)
 
-	for i := 0; i < o.nodes; i++ {
-		ip := fmt.Sprintf("127.0.0.%d", o.ipBase+i+1)
+	if o.ipPrefix == "" {
+		o.ipPrefix = "127.0.0"
+	}
+	for i := 0; i < o.nodes+o.spare; i++ {
+		ip := fmt.Sprintf("%s.%d", o.ipPrefix, o.ipBase+i+1)
 		ports, err := faultFreePorts(ip)
 		if err != nil {
 			t.Fatal(err)
@@ -123,6 +141,9 @@ func newFaultMesh(t *testing.T, o faultMeshOpts) *faultMesh {
 			n.gid = faultGID(ip)
 		}
 		m.nodes = append(m.nodes, n)
+	}
+	for i, mib := range o.tmpfsMiB {
+		m.mountTmpfs(t, i, mib) // its unmount runs after the cleanups below
 	}
 	// Cleanups run last-registered first: kill the nodes, then their orphaned
 	// task processes, then show the logs.
@@ -155,12 +176,14 @@ func newFaultMesh(t *testing.T, o faultMeshOpts) *faultMesh {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	started := []int{0}
 	for i := 1; i < o.nodes; i++ {
 		if err := m.start(i, []string{m.nodes[0].gossip}); err != nil {
 			t.Fatal(err)
 		}
+		started = append(started, i)
 	}
-	if err := faultPoll(45*time.Second, 100*time.Millisecond, func() (bool, string) { return m.healthy(m.all()) }); err != nil {
+	if err := faultPoll(45*time.Second, 100*time.Millisecond, func() (bool, string) { return m.healthy(started) }); err != nil {
 		t.Fatalf("mesh did not come up: %v", err)
 	}
 	return m
@@ -174,7 +197,7 @@ func (m *faultMesh) keepArtifacts(t *testing.T) {
 		t.Logf("cannot keep the artifacts: %v", err)
 		return
 	}
-	files := []string{m.runLog, m.spawnLog, m.spawnErr}
+	files := append([]string{m.runLog, m.spawnLog, m.spawnErr}, m.artifacts...)
 	for _, n := range m.nodes {
 		files = append(files, n.logPath)
 	}
@@ -311,8 +334,11 @@ func (m *faultMesh) start(i int, peers []string) error {
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// A test binary that dies (a panic, go test's -timeout) runs no
+	// cleanup: the node dies with it instead of running on.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if n.gid != 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(os.Getuid()), Gid: n.gid}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(os.Getuid()), Gid: n.gid}
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %v", n.name, err)
@@ -436,20 +462,25 @@ func (m *faultMesh) kills(name string) []int64 {
 // ---- the API, read directly over HTTP with the cluster token ----
 
 type faultStatus struct {
-	Node     string `json:"node"`
-	Leader   string `json:"leader"`
-	RaftRole string `json:"raft_role"`
-	Index    uint64 `json:"index"`
-	Members  []struct {
-		Name   string   `json:"name"`
-		Topics []string `json:"topics"`
-		Raft   string   `json:"raft"` // voter, nonvoter, staging or none
-		Alive  bool     `json:"alive"`
-		Leader bool     `json:"leader"`
-	} `json:"members"`
-	Jobs []struct {
+	Node     string        `json:"node"`
+	Leader   string        `json:"leader"`
+	RaftRole string        `json:"raft_role"`
+	Index    uint64        `json:"index"`
+	Members  []faultMember `json:"members"`
+	Jobs     []struct {
 		ID string `json:"id"`
 	} `json:"jobs"`
+}
+
+type faultMember struct {
+	Name   string   `json:"name"`
+	Topics []string `json:"topics"`
+	Raft   string   `json:"raft"` // voter, nonvoter, staging or none
+	Alive  bool     `json:"alive"`
+	Leader bool     `json:"leader"`
+	// Unhealthy says why the node cannot do its work (disk full, Raft log
+	// not writable); empty when healthy.
+	Unhealthy string `json:"unhealthy"`
 }
 
 type faultLedger struct {
@@ -465,17 +496,23 @@ type faultJob struct {
 	SchemaVersion int    `json:"schema_version"`
 	Index         uint64 `json:"index"`
 	Job           struct {
-		ID     string `json:"id"`
-		State  string `json:"state"`
-		Status string `json:"status"`
-		Reason string `json:"reason"`
-		Root   string `json:"root"`
+		ID       string    `json:"id"`
+		State    string    `json:"state"`
+		Status   string    `json:"status"`
+		Reason   string    `json:"reason"`
+		Root     string    `json:"root"`
+		ClosedAt time.Time `json:"closed_at"`
 	} `json:"job"`
 	Tasks []faultTask `json:"tasks"`
 }
 
 // faultTask is a task as the fault suite reads it: labelled by its args.
-type faultTask struct{ taskView }
+type faultTask struct {
+	taskView
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+}
 
 func (ft faultTask) String() string {
 	return fmt.Sprintf("task %s (label %s) state %s attempt %d node %q exit %s error %q",
@@ -484,7 +521,7 @@ func (ft faultTask) String() string {
 
 func terminalState(s string) bool {
 	switch s {
-	case "passed", "failed", "timed_out", "cancelled", "lost":
+	case "passed", "failed", "infra_failed", "timed_out", "cancelled", "lost":
 		return true
 	}
 	return false
@@ -693,19 +730,24 @@ type execution struct {
 	label      string
 	pid        int
 	start, end int64 // unix nanos; end 0: no end line (yet)
+	term       int64 // unix nanos of a "term" line: the script's SIGTERM trap ran (no end line follows)
 }
 
 func (e execution) String() string {
 	end := "no end"
-	if e.end != 0 {
+	switch {
+	case e.end != 0:
 		end = fmt.Sprintf("end %s", time.Unix(0, e.end).Format("15:04:05.000"))
+	case e.term != 0:
+		end = fmt.Sprintf("SIGTERM %s", time.Unix(0, e.term).Format("15:04:05.000"))
 	}
 	return fmt.Sprintf("[%s attempt %d on %s pid %d label %s: start %s, %s]", e.task, e.attempt, e.node, e.pid, e.label,
 		time.Unix(0, e.start).Format("15:04:05.000"), end)
 }
 
 // readRunLog parses RUNLOG into executions (in start order), and returns the
-// lines it could not parse.
+// lines it could not parse. Besides start and end, a script may write a
+// "term" line from its SIGTERM trap.
 func readRunLog(path string) ([]*execution, []string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -726,7 +768,7 @@ func readRunLog(path string) ([]*execution, []string, error) {
 		attempt, err1 := strconv.Atoi(f[1])
 		pid, err2 := strconv.Atoi(f[6])
 		at, err3 := strconv.ParseInt(f[7], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil || (f[3] != "start" && f[3] != "end") {
+		if err1 != nil || err2 != nil || err3 != nil || (f[3] != "start" && f[3] != "end" && f[3] != "term") {
 			bad = append(bad, line)
 			continue
 		}
@@ -737,10 +779,15 @@ func readRunLog(path string) ([]*execution, []string, error) {
 			byKey[key] = e
 			continue
 		}
-		if e := byKey[key]; e != nil && e.end == 0 {
-			e.end = at
-		} else {
+		switch e := byKey[key]; {
+		case e != nil && f[3] == "term" && e.end != 0 && e.term == 0:
+			e.term = at // the trap ran between the end line and the exit
+		case e == nil || e.end != 0 || e.term != 0:
 			bad = append(bad, line+"   (an end without its start)")
+		case f[3] == "term":
+			e.term = at
+		default:
+			e.end = at
 		}
 	}
 	return execs, bad, nil

@@ -1,16 +1,16 @@
 package e2e
 
 // Partitions for the fault suite, made with iptables on the loopback
-// interface. Each node binds its own 127.0.0.x address and runs with its own
-// group ID (61000 + the last octet of its address).
+// interface. Each node binds its own 127.0.x.y address and runs with its own
+// group ID (faultGID: 61000 + x*256 + y).
 //
 // Two chains, both named after this test process so that concurrent runs
 // (and their clean-ups) never touch each other's rules:
 //
-//   - OURCI-FAULT-<pid>, jumped to from INPUT and OUTPUT, drops TCP and UDP
+//   - OURCI-FAULT-<pid>[tag], jumped to from INPUT and OUTPUT, drops TCP and UDP
 //     from the cut node's address to the others' and back. This catches
 //     gossip over UDP, whose socket is bound to the node's address.
-//   - OURCI-FAULT-<pid>-O, jumped to from OUTPUT only (the owner match is
+//   - OURCI-FAULT-<pid>[tag]-O, jumped to from OUTPUT only (the owner match is
 //     valid there only), drops what a node's process sends to the other
 //     side's address, matched by the process's group. This is needed because
 //     on loopback the kernel gives every outgoing TCP connection the source
@@ -42,10 +42,14 @@ type faultNet struct {
 	ownerChain string // OUTPUT: owner (group) rules
 }
 
-// faultGID is the group ID node processes bound to ip run with.
+// faultGID is the group ID node processes bound to ip run with: 61000 plus
+// the address's last two octets read as a 16-bit number (127.0.0.x gets
+// 61000+x).
 func faultGID(ip string) uint32 {
-	last, _ := strconv.Atoi(ip[strings.LastIndexByte(ip, '.')+1:])
-	return uint32(61000 + last)
+	f := strings.Split(ip, ".")
+	third, _ := strconv.Atoi(f[len(f)-2])
+	last, _ := strconv.Atoi(f[len(f)-1])
+	return uint32(61000 + third*256 + last)
 }
 
 func iptables(args ...string) error {
@@ -60,8 +64,9 @@ func iptables(args ...string) error {
 // iptables is unusable (fails instead with OURCI_REQUIRE_FAULTS=1).
 func newFaultNet(t *testing.T) *faultNet {
 	t.Helper()
-	unusable := func(why string) {
-		msg := "FAULT SUITE: partition scenario NOT RUN: iptables is unusable here: " + why +
+	fn, err := setupFaultNet(t, "")
+	if err != nil {
+		msg := "FAULT SUITE: partition scenario NOT RUN: iptables is unusable here: " + err.Error() +
 			" (needs root and iptables; set OURCI_REQUIRE_FAULTS=1 to make this a failure)"
 		fmt.Fprintln(os.Stderr, msg)
 		if os.Getenv("OURCI_REQUIRE_FAULTS") == "1" {
@@ -69,18 +74,26 @@ func newFaultNet(t *testing.T) *faultNet {
 		}
 		t.Skip(msg)
 	}
+	return fn
+}
+
+// setupFaultNet creates and links the chains (removed in t.Cleanup), or
+// says why iptables is unusable here. tag (lower-case letters) tells apart
+// the chains of scenarios that may run at once in one test process.
+func setupFaultNet(t *testing.T, tag string) (*faultNet, error) {
+	t.Helper()
 	if os.Geteuid() != 0 {
-		unusable(fmt.Sprintf("not root (euid %d)", os.Geteuid()))
+		return nil, fmt.Errorf("not root (euid %d)", os.Geteuid())
 	}
 	if _, err := exec.LookPath("iptables"); err != nil {
-		unusable(err.Error())
+		return nil, err
 	}
 	if err := iptables("-S", "OUTPUT"); err != nil {
-		unusable(err.Error())
+		return nil, err
 	}
 	sweepStaleFaultChains(t)
 	pid := os.Getpid()
-	fn := &faultNet{t: t, addrChain: fmt.Sprintf("OURCI-FAULT-%d", pid), ownerChain: fmt.Sprintf("OURCI-FAULT-%d-O", pid)}
+	fn := &faultNet{t: t, addrChain: fmt.Sprintf("OURCI-FAULT-%d%s", pid, tag), ownerChain: fmt.Sprintf("OURCI-FAULT-%d%s-O", pid, tag)}
 	t.Cleanup(fn.teardown) // before creating anything: a half-made set-up is removed too
 	for _, args := range [][]string{
 		{"-N", fn.addrChain},
@@ -90,10 +103,10 @@ func newFaultNet(t *testing.T) *faultNet {
 		{"-I", "OUTPUT", "-j", fn.ownerChain},
 	} {
 		if err := iptables(args...); err != nil {
-			unusable(err.Error())
+			return nil, err
 		}
 	}
-	return fn
+	return fn, nil
 }
 
 // cut drops all traffic between the node at ip and the nodes at others.
@@ -158,7 +171,7 @@ func removeFaultChains(chains ...string) []error {
 	return errs
 }
 
-var staleChain = regexp.MustCompile(`^-N (OURCI-FAULT-(\d+)(-O)?)$`)
+var staleChain = regexp.MustCompile(`^-N (OURCI-FAULT-(\d+)[a-z]*(-O)?)$`)
 
 // sweepStaleFaultChains removes the chains of fault-test processes that no
 // longer run (a test binary killed by a timeout runs no clean-up).
