@@ -104,25 +104,12 @@ func planRaft(in apInput) (acts []apAction, pending bool) {
 		}
 	}
 
-	// Members not in the configuration, or at a new address.
+	// Servers no live member carries. Removed before anything is added:
+	// Raft refuses a new server at an address an old one still holds.
+	byAddr := map[raft.ServerAddress]gossip.Member{}
 	for _, m := range in.Members {
-		if m.Meta.Draining {
-			continue // leaving: not added, not promoted
-		}
-		id, addr := memberID(m), raft.ServerAddress(m.Meta.Raft)
-		s, ok := known[id]
-		switch {
-		case !ok:
-			acts = append(acts, apAction{Kind: apAddNonvoter, ID: id, Addr: addr, Reason: "a new member"})
-			pending = true
-		case s.Address != addr && s.Suffrage == raft.Voter:
-			acts = append(acts, apAction{Kind: apMoveVoter, ID: id, Addr: addr, Reason: "its address changed"})
-		case s.Address != addr:
-			acts = append(acts, apAction{Kind: apAddNonvoter, ID: id, Addr: addr, Reason: "its address changed"})
-		}
+		byAddr[raft.ServerAddress(m.Meta.Raft)] = m
 	}
-
-	// Servers no live member carries.
 	removedVoter := false
 	for _, s := range in.Servers {
 		if _, alive := byID[s.ID]; alive || s.ID == in.Self {
@@ -130,11 +117,15 @@ func planRaft(in apInput) (acts []apAction, pending bool) {
 			continue
 		}
 		voter := s.Suffrage == raft.Voter
-		if m, ok := byName[nameOfID(s.ID)]; ok {
+		m, ok := byName[nameOfID(s.ID)]
+		if !ok {
+			m, ok = byAddr[s.Address] // another member took its address
+		}
+		if ok {
 			// The name lives on under another ID: this server's data
 			// directory is gone for good.
 			if !voter || (!removedVoter && liveVoters > (voters-1)/2) {
-				acts = append(acts, apAction{Kind: apRemove, ID: s.ID, Reason: "node " + m.Name + " came back with a new data directory as " + string(memberID(m))})
+				acts = append(acts, apAction{Kind: apRemove, ID: s.ID, Reason: "its name or address came back with a new data directory: " + m.Name + " as " + string(memberID(m))})
 				if voter {
 					voters--
 					removedVoter = true
@@ -158,6 +149,24 @@ func planRaft(in apInput) (acts []apAction, pending bool) {
 			acts = append(acts, apAction{Kind: apRemove, ID: s.ID, Reason: "a voter dead for " + dead.Round(time.Second).String()})
 			voters--
 			removedVoter = true
+		}
+	}
+
+	// Members not in the configuration, or at a new address.
+	for _, m := range in.Members {
+		if m.Meta.Draining {
+			continue // leaving: not added, not promoted
+		}
+		id, addr := memberID(m), raft.ServerAddress(m.Meta.Raft)
+		s, ok := known[id]
+		switch {
+		case !ok:
+			acts = append(acts, apAction{Kind: apAddNonvoter, ID: id, Addr: addr, Reason: "a new member"})
+			pending = true
+		case s.Address != addr && s.Suffrage == raft.Voter:
+			acts = append(acts, apAction{Kind: apMoveVoter, ID: id, Addr: addr, Reason: "its address changed"})
+		case s.Address != addr:
+			acts = append(acts, apAction{Kind: apAddNonvoter, ID: id, Addr: addr, Reason: "its address changed"})
 		}
 	}
 

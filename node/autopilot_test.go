@@ -98,13 +98,13 @@ func TestPlanRaft(t *testing.T) {
 			name:    "a wiped node's old ID goes at once; the new one joins as a non-voter",
 			servers: []raft.Server{voter("a@1"), voter("b@2"), voter("c@3")},
 			members: []gossip.Member{alive("a@1", 1), alive("b@2", 2), alive("c@9", 9)},
-			want:    "add non-voter c@9, remove c@3", pending: true,
+			want:    "remove c@3, add non-voter c@9", pending: true,
 		},
 		{
 			name:    "the same for a data directory made before IDs (ID = name)",
 			servers: []raft.Server{voter("a"), voter("b"), voter("c")},
 			members: []gossip.Member{alive("a", 1), alive("b", 2), alive("c@9", 9)},
-			want:    "add non-voter c@9, remove c", pending: true,
+			want:    "remove c, add non-voter c@9", pending: true,
 		},
 		{
 			name:      "a voter dead for DeadServerAfter is removed, and a non-voter promoted in its place",
@@ -154,6 +154,12 @@ func TestPlanRaft(t *testing.T) {
 			members:   []gossip.Member{alive("a@1", 1)},
 			deadSince: map[raft.ServerID]time.Time{"c@3": t0.Add(-6 * time.Minute)},
 			want:      "remove c@3",
+		},
+		{
+			name:    "a new member at a dead server's address: the old one goes first",
+			servers: []raft.Server{voter("a@1"), voter("b@2"), voter("c@3")},
+			members: []gossip.Member{alive("a@1", 1), alive("b@2", 2), alive("d@4", 4, func(m *gossip.Meta) { m.Raft = "addr-c@3" })},
+			want:    "remove c@3, add non-voter d@4", pending: true,
 		},
 		{
 			name:    "the leader is never removed or demoted",

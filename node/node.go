@@ -517,6 +517,12 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 
 	if n.runner != nil {
+		// Take no new work first: the leader must not hand what this node
+		// gives back straight back to it.
+		n.runner.closing.Store(true)
+		if n.gossip != nil {
+			n.updateMeta(func(m *gossip.Meta) { m.Draining = true })
+		}
 		n.runner.shutdown(5 * time.Second)
 	}
 	if n.raft != nil && n.IsLeader() {

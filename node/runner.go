@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ourci/ourci/node/api"
@@ -30,6 +31,9 @@ type runner struct {
 	previous  map[string]int      // task ID → attempt a previous life of this node started
 	wg        sync.WaitGroup
 	spares    spareFiles // emptied run records for reuse (orphans.go)
+	// closing: the node shuts down; nothing new starts (what it hands back
+	// must not come straight back to it).
+	closing atomic.Bool
 }
 
 // attempt is one attempt this node started. It stays in runner.local after
@@ -111,7 +115,7 @@ func (r *runner) scan() {
 	}
 	// An unhealthy node starts nothing: the leader hands what it was given
 	// to other nodes (lossLoop).
-	sick := r.n.Unhealthy() != ""
+	sick := r.n.Unhealthy() != "" || r.closing.Load()
 	for _, t := range mine {
 		if a := r.local[t.ID]; a != nil && a.task.Attempt == t.Attempt {
 			continue
@@ -255,6 +259,19 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 		return
 	}
 	defer forget()
+	// An assignment that is not fresh may be stale: this replica may be
+	// applying old entries after a partition or a restart, and a later
+	// entry may have given the attempt away already. Its start is then
+	// fenced first: the ledger must accept it before anything runs. (A
+	// fresh one starts at once and reports after: the dispatch fast path.)
+	fenced := n.cfg.Clock.Now().Sub(t.AssignedAt) > freshAssignment
+	if fenced {
+		if err := r.report(api.Report{Kind: api.ReportStarted, Task: t.ID, Attempt: t.Attempt, Node: n.cfg.Name}); err != nil || a.ctx.Err() != nil {
+			out.Note("the ledger gave this attempt away before it started: not run")
+			log.Info("a stale assignment was refused before it started", "err", err)
+			return
+		}
+	}
 	proc, err := n.executorFor(topic).Start(a.ctx, spec)
 	if err != nil {
 		out.Note("could not start: %v", err)
@@ -271,16 +288,18 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 		n.recordGroup(t.ID, t.Attempt, pp.Pid())
 	}
 	log.Info("task started")
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		// Refused: the ledger gave the attempt away meanwhile (this node
-		// was unhealthy, or its replica lags): stop it even if the
-		// replica has not shown that yet.
-		if r.report(api.Report{Kind: api.ReportStarted, Task: t.ID, Attempt: t.Attempt, Node: n.cfg.Name}) != nil {
-			a.stop()
-		}
-	}()
+	if !fenced {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			// Refused: the ledger gave the attempt away meanwhile (this
+			// node was unhealthy, or its replica lags): stop it even if
+			// the replica has not shown that yet.
+			if r.report(api.Report{Kind: api.ReportStarted, Task: t.ID, Attempt: t.Attempt, Node: n.cfg.Name}) != nil {
+				a.stop()
+			}
+		}()
+	}
 
 	exited := make(chan struct{})
 	var code int
@@ -349,6 +368,10 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 	}
 }
 
+// freshAssignment is how old (on the leader's clock, against this node's)
+// an assignment may be and still start before its start is acknowledged.
+const freshAssignment = 2 * time.Second
+
 func describe(tp Topic, t *raftfsm.Task) string {
 	switch {
 	case tp.Docker:
@@ -401,6 +424,7 @@ func (r *runner) report(rep api.Report) error {
 // shutdown stops every running attempt and hands it back to the mesh as
 // abandoned, so another node runs the next attempt.
 func (r *runner) shutdown(wait time.Duration) {
+	r.closing.Store(true)
 	r.mu.Lock()
 	var running []*attempt
 	for _, a := range r.local {

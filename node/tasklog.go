@@ -50,16 +50,22 @@ type liveLog struct {
 	failed  chan struct{} // closed when err is set
 }
 
-// create opens a fresh log for an attempt (truncating a leftover from a
-// previous life of this node).
+// create opens the log of an attempt (adding to a leftover of a previous
+// run of it on this node).
 func (s *logStore) create(task string, attempt int) (*liveLog, error) {
 	p := s.path(task, attempt)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("node: task log: %w", err)
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// Never truncate: an attempt that runs again on this node (a restored
+	// backup, a previous life's leftover) adds to its log, it does not
+	// wipe what it printed before.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("node: task log: %w", err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		fmt.Fprintf(f, "\n[ourci] ---- this attempt runs again on this node; its earlier output is above ----\n")
 	}
 	l := &liveLog{s: s, key: logKey(task, attempt), f: f, grew: make(chan struct{}), max: s.max, failed: make(chan struct{})}
 	s.mu.Lock()
