@@ -339,6 +339,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 		out.Note("cleanup: %v", err)
 	}
 	masked.Close() // what it held back, masked, before the closing notes
+	log.Info("task ended", "exit_code", code, "timed_out", timedOut, "stopped", stopped, "output_failed", outFailed)
 	if werr, written := out.writeErr(); werr != nil && !stopped {
 		n.noteWriteError(werr)
 		log.Warn("task output could not be written: an infrastructure failure", "err", werr, "bytes", written)
@@ -353,7 +354,6 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 		return
 	}
 	out.Note("exit code %d", code)
-	log.Info("task ended", "exit_code", code, "timed_out", timedOut, "stopped", stopped)
 	switch {
 	case stopped:
 		// The ledger already settled this attempt (or the node is going
