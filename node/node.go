@@ -143,7 +143,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n.raft, err = raftfsm.OpenRaft(raftfsm.RaftConfig{
 		ID: n.id.ID, Dir: cfg.DataDir, Listener: raftLn, Advertise: raftAdv,
-		TLS: peer, PeerHTTP: true, Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log}, OnLogStore: n.noteRaftLog,
+		TLS: peer, PeerHTTP: true, Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log}, OnLogStore: n.noteRaftLog, StrictVotes: true,
 		OnRefused: func(remote net.Addr, err error) {
 			n.peerRefused.Add(1)
 			n.log.Warn("peer port: refused a connection that is not from a node of this mesh", "remote", remote.String(), "err", err)

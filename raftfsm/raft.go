@@ -59,6 +59,11 @@ type RaftConfig struct {
 	OnRefused func(remote net.Addr, err error)
 	Timing    Timing
 	LogOutput io.Writer // raft's own log (warnings and up); nil means stderr
+	// StrictVotes: only a voter in this node's own configuration grants
+	// votes (voteguard.go). Every OurCI node sets it: it bootstraps alone,
+	// so it never needs the vote of a server with an empty configuration,
+	// which is what a wiped machine at an old voter's address has.
+	StrictVotes bool
 	// OnLogStore hears whether appending to the Raft log (or writing its
 	// term and vote) works: the error when it starts failing, nil when it
 	// works again. Nil: nobody listens.
@@ -77,6 +82,7 @@ type Raft struct {
 	Transport *raft.NetworkTransport
 	store     *raftboltdb.BoltStore
 	mux       *meshtls.Mux
+	guard     *voteGuard
 	dir       string
 }
 
@@ -190,14 +196,23 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 		w := &watchedLogs{LogStore: cache, onChange: cfg.OnLogStore}
 		logs, stable = w, &watchedStable{StableStore: store, logs: w}
 	}
-	r, err := raft.NewRaft(rc, fsm, logs, stable, snaps, trans)
+	var guard *voteGuard
+	var rtrans raft.Transport = trans
+	if cfg.StrictVotes {
+		guard = newVoteGuard(trans, rc.LocalID)
+		rtrans = guard
+	}
+	r, err := raft.NewRaft(rc, fsm, logs, stable, snaps, rtrans)
 	if err != nil {
 		trans.Close()
 		mux.Close()
 		store.Close()
 		return nil, fmt.Errorf("raftfsm: start raft: %w", err)
 	}
-	return &Raft{Raft: r, Transport: trans, store: store, mux: mux, dir: cfg.Dir}, nil
+	if guard != nil {
+		go guard.run(r) // ends with Close
+	}
+	return &Raft{Raft: r, Transport: trans, store: store, mux: mux, dir: cfg.Dir, guard: guard}, nil
 }
 
 // openStore opens raft.db for writing: an exclusive lock, so ErrInUse
@@ -248,6 +263,13 @@ func (r *Raft) Bootstrap(id string) error {
 // Close shuts Raft down and closes its stores.
 func (r *Raft) Close() error {
 	err := r.Shutdown().Error()
+	if r.guard != nil {
+		select {
+		case <-r.guard.stop:
+		default:
+			close(r.guard.stop)
+		}
+	}
 	r.Transport.Close()
 	r.mux.Close()
 	return errors.Join(err, r.store.Close())
