@@ -88,6 +88,7 @@ const (
 	CodeInternal     = "internal"
 	CodeNoSpace      = "no_space" // 507: the node's disk is full
 	CodeUnhealthy    = "unhealthy"
+	CodeBusy         = "busy" // 503 with Retry-After: a cap of work in flight is reached
 )
 
 // Status is the mesh as one node sees it.
