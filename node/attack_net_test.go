@@ -151,6 +151,15 @@ func TestWebhookReplayCannotSupersede(t *testing.T) {
 	if d := g.WaitJob(0, j3, 30*time.Second); d.Job.Reason != raftfsm.ReasonSuperseded || d.Job.Successor != j4 {
 		t.Fatalf("job at C after the force-push: got %q by %q, want superseded by %s", d.Job.Reason, d.Job.Successor, j4)
 	}
+	// And pushing B again (its synchronize was seen, for J2) builds too:
+	// GitHub stamped it later.
+	code, j5 := g.deliver(t, follower, "pull_request", "d-5", pr(4*time.Minute, "synchronize", b), g.secret)
+	if code != http.StatusCreated || j5 == j2 {
+		t.Fatalf("force-push back to B: got %d job %q, want 201 and a new job", code, j5)
+	}
+	if d := g.WaitJob(0, j4, 30*time.Second); d.Job.Reason != raftfsm.ReasonSuperseded || d.Job.Successor != j5 {
+		t.Fatalf("job at A after the force-push back to B: got %q by %q, want superseded by %s", d.Job.Reason, d.Job.Successor, j5)
+	}
 	if d := job(j4); d.Job.GitHub == nil || d.Job.GitHub.Event != "pull_request synchronize #5 "+a || !d.Job.GitHub.Updated.Equal(t0.Add(3*time.Minute)) {
 		t.Errorf("the ledger's record of job %s: got %+v, want its event and updated_at stamped", j4, d.Job.GitHub)
 	}

@@ -208,8 +208,9 @@ func eventKey(ev github.Event) string {
 
 // webhookCommands decides what a triggering event does, from the local
 // replica (the leader's): nothing if the same event opened a job before
-// (dup) or it is for a commit older than its pull request's current head
-// (stale); else the entry that opens its job, closing the pull request's
+// (dup: same content, and not stamped later by GitHub than that job's,
+// which a force-push back to a head built before is) or it is for a commit
+// older than its pull request's current head (stale); else the entry that opens its job, closing the pull request's
 // open jobs as superseded. A repeated delivery ID maps to the same
 // idempotency key, so the ledger opens nothing for it either.
 //
@@ -256,7 +257,9 @@ func (n *Node) webhookCommands(ev github.Event) (hookDecision, error) {
 			if j == nil || j.GitHub == nil || !strings.EqualFold(j.GitHub.Owner, ev.Repo.Owner) || !strings.EqualFold(j.GitHub.Name, ev.Repo.Name) {
 				continue
 			}
-			if j.GitHub.Event == d.event && s.Tasks[j.Root] != nil {
+			// The same content is a repeat, unless GitHub stamped it later
+			// (a force-push back to a head built before).
+			if j.GitHub.Event == d.event && !newerByTime(ev.Updated, j.GitHub.Updated) && s.Tasks[j.Root] != nil {
 				d.dup = s.Tasks[j.Root]
 				return
 			}
