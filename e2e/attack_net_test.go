@@ -196,8 +196,13 @@ func TestAttackWebhooksOnRealNodes(t *testing.T) {
 	for _, i := range targets {
 		grew := rssOf(t, m.nodes[i].cmd.Process.Pid) - rssBefore[i]
 		t.Logf("%s: resident memory grew %d MiB with %d unsigned bodies of %d MiB in flight", m.nodes[i].spec.Name, grew>>20, 2*each, size>>20)
-		if limit := int64(3*capMiB) << 20; grew > limit {
-			t.Errorf("%s: resident memory grew %d MiB, want at most %d MiB (3x the cap of %d MiB)", m.nodes[i].spec.Name, grew>>20, limit>>20, capMiB)
+		// Resident memory is not live heap: Go lets the heap reach twice
+		// its live bytes before it collects, and a growing buffer leaves
+		// its smaller copies behind, so allow five times the cap. Without
+		// the cap the bodies in flight are 480 MiB: each node grew by
+		// about 400 MiB.
+		if limit := int64(5*capMiB) << 20; grew > limit {
+			t.Errorf("%s: resident memory grew %d MiB, want at most %d MiB (5x the cap of %d MiB)", m.nodes[i].spec.Name, grew>>20, limit>>20, capMiB)
 		}
 	}
 	close(hold)
