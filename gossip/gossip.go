@@ -1,11 +1,9 @@
 package gossip
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ourci/ourci/node/lograte"
 )
 
 // Profile selects memberlist timings.
@@ -41,6 +41,9 @@ type Config struct {
 	Meta      Meta
 	Profile   Profile
 	Logger    *slog.Logger
+	// LogEvery is how often memberlist's lines about one source (a bad
+	// packet, a refused stream) are written at most; 0: every 10 s.
+	LogEvery time.Duration
 }
 
 // Member is one live node as gossip sees it.
@@ -61,6 +64,8 @@ type Gossip struct {
 	meta    []byte
 	change  chan struct{}
 	members map[string]Member // live members, kept from memberlist's events
+
+	logs *logWriter // memberlist's lines, throttled per source (logs.go)
 }
 
 // Start binds the gossip ports and starts the agent, alone; Join connects it.
@@ -121,7 +126,8 @@ func Start(cfg Config) (*Gossip, error) {
 	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	mc.Delegate = (*delegate)(g)
 	mc.Events = (*events)(g)
-	mc.Logger = log.New(&logWriter{log: cfg.Logger}, "", 0)
+	g.logs = &logWriter{log: cfg.Logger, limit: lograte.Limiter{Every: cfg.LogEvery}}
+	mc.Logger = log.New(g.logs, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: start: %w", err)
@@ -266,23 +272,6 @@ func (e *events) upsert(n *memberlist.Node) {
 	}
 	(*Gossip)(e).changed()
 }
-
-// logWriter routes memberlist's log lines to slog, dropping debug chatter.
-type logWriter struct{ log *slog.Logger }
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	line := bytes.TrimSpace(p)
-	switch {
-	case bytes.Contains(line, []byte("[DEBUG]")):
-	case bytes.Contains(line, []byte("[ERR]")):
-		w.log.Error("memberlist", "msg", string(line))
-	default:
-		w.log.Warn("memberlist", "msg", string(line))
-	}
-	return len(p), nil
-}
-
-var _ io.Writer = (*logWriter)(nil)
 
 // Keys returns the keyring, the key that encrypts first.
 func (g *Gossip) Keys() [][]byte { return g.keyring.GetKeys() }

@@ -110,6 +110,25 @@ type Config struct {
 
 	// GitHub turns the webhook and commit statuses on; nil: off.
 	GitHub *GitHubConfig
+	// WebhookInflight caps the webhook body bytes this node holds while
+	// it reads and verifies them; a webhook past it is answered 503 with
+	// Retry-After (default 64 MiB; webhook.go).
+	WebhookInflight int64
+
+	// Connection limits of the API servers (netguard.go; 0 takes the
+	// Default*): headers, the wait for a keep-alive connection's next
+	// request, a request's body and its response (not on the routes that
+	// stream), and the public API's open connections per client address
+	// (-1: no cap), loopback addresses apart.
+	HTTPHeaderTimeout time.Duration
+	HTTPIdleTimeout   time.Duration
+	HTTPReadTimeout   time.Duration
+	HTTPWriteTimeout  time.Duration
+	MaxConnsPerClient int
+	MaxConnsLoopback  int
+	// LogEvery is how often a line about one outside source (a refused
+	// connection, a bad gossip packet) is written at most (default 10s).
+	LogEvery time.Duration
 
 	Clock  clock.Clock
 	Logger *slog.Logger
@@ -252,6 +271,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.JobHistory = 30 * 24 * time.Hour
 	}
 	c.JobHistory = max(c.JobHistory, c.BlobRetention)
+	c, err := c.netDefaults()
+	if err != nil {
+		return c, err
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}

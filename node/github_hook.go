@@ -1,11 +1,15 @@
 package node
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/github"
@@ -31,10 +35,24 @@ type GitHubConfig struct {
 	Notify   *github.Notifier
 }
 
-// handleWebhook takes a GitHub delivery on any node. The signature is
-// checked before the body is parsed; then the leader opens the job (a
-// follower relays the request unread). The answer never waits on a build.
-func (n *Node) handleWebhook(w http.ResponseWriter, r *http.Request) {
+// webhookRoute is POST /webhook/github on the public listener (peer
+// false) or the peer port (true: a follower's relay).
+func (n *Node) webhookRoute(peer bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { n.handleWebhook(w, r, peer) }
+}
+
+// handleWebhook takes a GitHub delivery on any node. The signature
+// header's form is checked before a byte of the body is read, and the
+// HMAC while it is read, into a buffer reserved from the node's budget of
+// webhook bytes in flight (503 with Retry-After past it). Only a verified
+// body goes on: the leader opens the job; a follower relays the verified
+// body to the leader, which checks it again. The answer never waits on a
+// build.
+//
+// The budget applies on the public listener, where anyone may send. On
+// the peer port only nodes of the mesh get in, and they relay only bodies
+// they verified under their own budget, held until the relay is answered.
+func (n *Node) handleWebhook(w http.ResponseWriter, r *http.Request, peer bool) {
 	gh := n.cfg.GitHub
 	if gh == nil || gh.WebhookSecret == nil {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, errors.New("this mesh takes no GitHub webhooks (--github-secret-file)"))
@@ -44,26 +62,73 @@ func (n *Node) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, fmt.Errorf("webhook body over %d bytes", github.MaxBody))
 		return
 	}
-	if n.currentDispatcher() == nil {
-		n.leaderOnly(func(w http.ResponseWriter, r *http.Request, _ Principal) { n.webhookLocal(w, r) })(w, r, Principal{})
-		return
-	}
-	n.webhookLocal(w, r)
-}
-
-func (n *Node) webhookLocal(w http.ResponseWriter, r *http.Request) {
-	gh := n.cfg.GitHub
-	body, err := github.ReadBody(r)
+	sig, err := github.ParseSignature(gh.WebhookSecret, r.Header.Get(github.HeaderSignature))
 	if err != nil {
-		writeError(w, github.HTTPStatus(err), api.CodeBadRequest, err)
-		return
-	}
-	if err := github.Verify(gh.WebhookSecret, body, r.Header.Get("X-Hub-Signature-256")); err != nil {
-		n.log.Warn("github: refused a webhook", "err", err, "delivery", r.Header.Get("X-GitHub-Delivery"))
+		n.webhookRefused(r, err)
 		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, err)
 		return
 	}
-	ev, err := github.Parse(r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery"), body)
+	grow := func(int64) bool { return true }
+	if !peer {
+		var held int64
+		defer func() { n.hooks.release(held) }()
+		grow = func(k int64) bool {
+			if held+k > n.hooks.max {
+				return false
+			}
+			if !n.hooks.reserve(k) {
+				return false
+			}
+			held += k
+			return true
+		}
+	}
+	body, err := github.ReadSigned(r.Body, r.ContentLength, gh.WebhookSecret, sig, grow)
+	switch {
+	case errors.Is(err, github.ErrBusy) && r.ContentLength > n.hooks.max:
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, fmt.Errorf("webhook body of %d bytes: over this node's cap of webhook bytes in flight (%d)", r.ContentLength, n.hooks.max))
+		return
+	case errors.Is(err, github.ErrBusy):
+		n.hooks.busy.Add(1)
+		n.webhookRefused(r, err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, api.CodeBusy, fmt.Errorf("%w: at most %d bytes of webhooks are read at once on this node; retry", err, n.hooks.max))
+		return
+	case errors.Is(err, github.ErrSignature):
+		n.webhookRefused(r, err)
+		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, err)
+		return
+	case err != nil:
+		writeError(w, github.HTTPStatus(err), api.CodeBadRequest, err)
+		return
+	}
+	if n.currentDispatcher() == nil {
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		n.leaderOnly(func(w http.ResponseWriter, r *http.Request, _ Principal) { n.webhookLocal(w, r, body) })(w, r, Principal{})
+		return
+	}
+	n.webhookLocal(w, r, body)
+}
+
+// webhookRefused logs a refused webhook, at most once per client address
+// per interval (anyone can send them).
+func (n *Node) webhookRefused(r *http.Request, err error) {
+	host, _, e := net.SplitHostPort(r.RemoteAddr)
+	if e != nil {
+		host = r.RemoteAddr
+	}
+	if ok, suppressed, _ := n.refused.log.Allow("webhook " + host); ok {
+		args := []any{"err", err, "client", host, "delivery", r.Header.Get(github.HeaderDelivery)}
+		if suppressed > 0 {
+			args = append(args, "suppressed", suppressed)
+		}
+		n.log.Warn("github: refused a webhook", args...)
+	}
+}
+
+// webhookLocal handles a verified body on the leader.
+func (n *Node) webhookLocal(w http.ResponseWriter, r *http.Request, body []byte) {
+	ev, err := github.Parse(r.Header.Get(github.HeaderEvent), r.Header.Get(github.HeaderDelivery), body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 		return
@@ -72,16 +137,33 @@ func (n *Node) webhookLocal(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "pong": true})
 		return
 	}
-	ok, why := github.Trigger(ev, gh.PushBranches)
+	ok, why := github.Trigger(ev, n.cfg.GitHub.PushBranches)
 	if !ok {
 		writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "ignored": why})
 		return
 	}
-	cmds, job, err := n.webhookCommands(ev)
+	// One delivery at a time decides and commits: what the ledger holds
+	// for the pull request (its newest job, the deliveries seen) is then
+	// exact when the next is judged.
+	n.hookMu.Lock()
+	defer n.hookMu.Unlock()
+	d, err := n.webhookCommands(ev)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 		return
 	}
+	switch {
+	case d.dup != nil:
+		n.log.Info("github: this event was delivered before (same event, repository, pull request or branch, head commit and action); no new job",
+			"delivery", ev.Delivery, "job", d.dup.Job, "event", d.event)
+		writeJSON(w, http.StatusOK, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: d.dup.Job, Task: d.dup.ID})
+		return
+	case d.stale != "":
+		n.log.Warn("github: ignored a delivery for a commit older than its pull request's current head (a replay?)", "delivery", ev.Delivery, "why", d.stale)
+		writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "ignored": d.stale})
+		return
+	}
+	cmds := d.cmds
 	c := cmds[0]
 	if len(cmds) > 1 {
 		c = raftfsm.Command{Type: raftfsm.CmdBatch, Batch: cmds}
@@ -95,21 +177,57 @@ func (n *Node) webhookLocal(w http.ResponseWriter, r *http.Request) {
 		writeLedgerError(w, err)
 		return
 	}
-	if res.Job != job {
+	if res.Job != d.job {
 		n.log.Info("github: delivery seen before; no new job", "delivery", ev.Delivery, "job", res.Job)
-	} else {
-		n.log.Info("github: opened a job", "job", res.Job, "repo", ev.Repo.FullName, "pr", ev.PR, "sha", ev.HeadSHA)
+		writeJSON(w, http.StatusOK, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: res.Job, Task: res.Task})
+		return
 	}
+	n.log.Info("github: opened a job", "job", res.Job, "repo", ev.Repo.FullName, "pr", ev.PR, "sha", ev.HeadSHA)
 	writeJSON(w, http.StatusCreated, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: res.Job, Task: res.Task})
 }
 
-// webhookCommands builds the entry a triggering event proposes: the
-// superseded jobs' closes, then the new job with its root task. A repeated
-// delivery maps to the same idempotency key and opens nothing new.
-func (n *Node) webhookCommands(ev github.Event) ([]raftfsm.Command, string, error) {
+// hookDecision is what the leader makes of a triggering event.
+type hookDecision struct {
+	cmds  []raftfsm.Command // the entry to propose: superseded jobs' closes, then the spawn
+	job   string            // the job the spawn opens
+	event string            // the event's content key (raftfsm.GitHub.Event)
+	dup   *raftfsm.Task     // the root of the job this same event opened before
+	stale string            // why the event is older than its pull request's current head
+}
+
+// eventKey is what deduplicates a delivery by its content (whatever its
+// X-GitHub-Delivery, which the signature does not cover): the event, the
+// pull request or the ref, the head commit and the action; the repository
+// is the job's Owner and Name.
+func eventKey(ev github.Event) string {
+	if ev.Kind == github.KindPullRequest {
+		return fmt.Sprintf("%s %s #%d %s", ev.Kind, ev.Action, ev.PR, ev.HeadSHA)
+	}
+	return fmt.Sprintf("%s %s %s", ev.Kind, ev.Ref, ev.HeadSHA)
+}
+
+// webhookCommands decides what a triggering event does, from the local
+// replica (the leader's): nothing if the same event opened a job before
+// (dup: same content, and not stamped later by GitHub than that job's,
+// which a force-push back to a head built before is) or it is for a commit
+// older than its pull request's current head (stale); else the entry that opens its job, closing the pull request's
+// open jobs as superseded. A repeated delivery ID maps to the same
+// idempotency key, so the ledger opens nothing for it either.
+//
+// "Older" is decided against the pull request's newest job (the current
+// head): by the payloads' pull_request.updated_at, which GitHub moves on
+// every push and a replayed body cannot, when both have one and they
+// differ; else by the commits: a head that an earlier job of the pull
+// request had, and the newest job has not, is older. The leader stamps the
+// event's key and time in the job's GitHub record; Apply only records them.
+func (n *Node) webhookCommands(ev github.Event) (hookDecision, error) {
 	gh := n.cfg.GitHub
+	if ev.Delivery == "" {
+		return hookDecision{}, errors.New("github: delivery without X-GitHub-Delivery")
+	}
 	now := n.cfg.Clock.Now().UTC()
-	job, task := newID(), newID()
+	d := hookDecision{job: newID(), event: eventKey(ev)}
+	task := newID()
 	held := ev.Fork && !gh.TrustForks
 	nj := &raftfsm.NewJob{
 		Source:  raftfsm.Source{Repo: gh.cloneURL(ev), SHA: ev.HeadSHA, Branch: ev.HeadRef, PR: ev.PR},
@@ -118,34 +236,77 @@ func (n *Node) webhookCommands(ev github.Event) ([]raftfsm.Command, string, erro
 		GitHub: &raftfsm.GitHub{
 			Owner: ev.Repo.Owner, Name: ev.Repo.Name, Delivery: ev.Delivery, Fork: ev.Fork,
 			Author: raftfsm.Author{Name: ev.Author.Name, Email: ev.Author.Email, Login: ev.Author.Login},
+			Event:  d.event, Updated: ev.Updated,
 		},
 	}
 	if !held {
 		nj.Deadline = now.Add(n.cfg.JobTimeout)
 	}
 	sp := &raftfsm.Spawn{
-		NewJob: nj, Job: job, Task: task, Topic: gh.Topic, Image: gh.Image, Args: gh.Command,
+		NewJob: nj, Job: d.job, Task: task, Topic: gh.Topic, Image: gh.Image, Args: gh.Command,
 		Key: "github:" + ev.Delivery, At: now,
 	}
-	if ev.Delivery == "" {
-		return nil, "", errors.New("github: delivery without X-GitHub-Delivery")
-	}
-	var cmds []raftfsm.Command
-	if ev.PR > 0 && !gh.NoSupersede {
-		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-			if _, seen := s.Keys[sp.Key]; seen {
-				return // a replay supersedes nothing
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		if _, seen := s.Keys[sp.Key]; seen {
+			return // a replayed delivery ID: the ledger answers with its job and supersedes nothing
+		}
+		var current *raftfsm.Job // the pull request's newest job
+		atHead := false          // the event is at or past the current head
+		for i := len(s.JobOrder) - 1; i >= 0; i-- {
+			j := s.Jobs[s.JobOrder[i]]
+			if j == nil || j.GitHub == nil || !strings.EqualFold(j.GitHub.Owner, ev.Repo.Owner) || !strings.EqualFold(j.GitHub.Name, ev.Repo.Name) {
+				continue
 			}
-			for _, j := range s.OpenJobs() {
-				if j.GitHub != nil && j.GitHub.Owner == ev.Repo.Owner && j.GitHub.Name == ev.Repo.Name && j.Source.PR == ev.PR {
-					cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdCloseJob, CloseJob: &raftfsm.CloseJob{
-						Job: j.ID, Reason: raftfsm.ReasonSuperseded, By: job, At: now}})
+			// The same content is a repeat, unless GitHub stamped it later
+			// (a force-push back to a head built before).
+			if j.GitHub.Event == d.event && !newerByTime(ev.Updated, j.GitHub.Updated) && s.Tasks[j.Root] != nil {
+				d.dup = s.Tasks[j.Root]
+				return
+			}
+			if ev.PR == 0 || j.Source.PR != ev.PR {
+				continue
+			}
+			if current == nil {
+				current = j
+				switch {
+				case olderByTime(ev.Updated, j.GitHub.Updated):
+					d.stale = fmt.Sprintf("pull request #%d: this delivery's head %s was updated %s, before the current head %s (job %s, updated %s)",
+						ev.PR, short(ev.HeadSHA), ev.Updated.Format(time.RFC3339), short(j.Source.SHA), j.ID, j.GitHub.Updated.Format(time.RFC3339))
+				case newerByTime(ev.Updated, j.GitHub.Updated), ev.HeadSHA == j.Source.SHA:
+					atHead = true
 				}
+				continue
 			}
-		})
-	}
-	return append(cmds, raftfsm.Command{Type: raftfsm.CmdSpawn, Spawn: sp}), job, nil
+			if !atHead && d.stale == "" && j.Source.SHA == ev.HeadSHA {
+				d.stale = fmt.Sprintf("pull request #%d: head %s is older than its current head %s (job %s): job %s built it before",
+					ev.PR, short(ev.HeadSHA), short(current.Source.SHA), current.ID, j.ID)
+			}
+		}
+		if d.dup != nil || d.stale != "" || ev.PR == 0 || gh.NoSupersede {
+			return
+		}
+		for _, j := range s.OpenJobs() {
+			if j.GitHub != nil && strings.EqualFold(j.GitHub.Owner, ev.Repo.Owner) && strings.EqualFold(j.GitHub.Name, ev.Repo.Name) && j.Source.PR == ev.PR {
+				d.cmds = append(d.cmds, raftfsm.Command{Type: raftfsm.CmdCloseJob, CloseJob: &raftfsm.CloseJob{
+					Job: j.ID, Reason: raftfsm.ReasonSuperseded, By: d.job, At: now}})
+			}
+		}
+	})
+	d.cmds = append(d.cmds, raftfsm.Command{Type: raftfsm.CmdSpawn, Spawn: sp})
+	return d, nil
 }
+
+// olderByTime and newerByTime compare two pull_request.updated_at stamps,
+// when both are known.
+func olderByTime(ev, current time.Time) bool {
+	return !ev.IsZero() && !current.IsZero() && ev.Before(current)
+}
+
+func newerByTime(ev, current time.Time) bool {
+	return !ev.IsZero() && !current.IsZero() && ev.After(current)
+}
+
+func short(sha string) string { return sha[:min(len(sha), 12)] }
 
 // handleApprove lets a held job (a pull request from a fork) run.
 func (n *Node) handleApprove(w http.ResponseWriter, r *http.Request, p Principal) {

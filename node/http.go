@@ -41,7 +41,7 @@ func (n *Node) routes(peer bool) http.Handler {
 	mux.HandleFunc("POST /v1/operator/snapshot", n.auth(n.clusterOnly(n.snapshotRoute(n.handleSnapshotRestore)))) // restore
 	mux.HandleFunc("GET /v1/operator/raft", n.auth(n.clusterOnly(n.leaderOnly(n.handleRaftPeers))))               // list-peers (operator_raft.go)
 	mux.HandleFunc("POST /v1/operator/raft/remove-peer", n.auth(n.clusterOnly(n.leaderOnly(n.handleRemovePeer)))) // remove-peer
-	mux.HandleFunc("POST /webhook/github", n.handleWebhook)
+	mux.HandleFunc("POST /webhook/github", n.webhookRoute(peer))
 	mux.HandleFunc("POST /v1/jobs/{id}/approve", n.auth(n.operateOnly(n.leaderOnly(n.handleApprove))))
 	n.registerUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams
 	mux.HandleFunc("GET /v1/jobs/{id}", n.auth(n.handleJob))

@@ -25,13 +25,17 @@ import (
 // blob store (read at scrape time). It runs in Start once those exist.
 func (n *Node) newMetrics() *metrics.Metrics {
 	return metrics.New(n.cfg.Name, metrics.Sources{
-		Ledger:      n.fsm,
-		RaftState:   func() string { return n.raft.State().String() },
-		Members:     func() int { return len(n.gossip.Members()) },
-		BlobUsage:   n.blobs.Usage,
-		PeerRefused: n.peerRefused.Load,
-		CertExpiry:  n.peer.NotAfter(),
-		Unhealthy:   func() bool { return n.Unhealthy() != "" },
+		Ledger:          n.fsm,
+		RaftState:       func() string { return n.raft.State().String() },
+		Members:         func() int { return len(n.gossip.Members()) },
+		BlobUsage:       n.blobs.Usage,
+		PeerRefused:     n.peerRefused.Load,
+		GossipBad:       n.gossip.BadPackets,
+		HTTPRefused:     n.refused.http.Load,
+		WebhookBusy:     n.hooks.busy.Load,
+		WebhookInflight: n.hooks.inUse,
+		CertExpiry:      n.peer.NotAfter(),
+		Unhealthy:       func() bool { return n.Unhealthy() != "" },
 	})
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ourci/ourci/blobs"
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node/lograte"
 	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/checkout"
@@ -48,6 +49,10 @@ type Node struct {
 	peerURL string // https://RAFT-ADDRESS
 	// peerRefused counts connections the peer port refused.
 	peerRefused atomic.Uint64
+	refused     refusals      // the public API's refusals, throttled logs (netguard.go)
+	httpLimit   *connLimit    // the public listener's per-client cap
+	hooks       hookBudget    // webhook bytes in flight (webhook_budget.go)
+	hookMu      sync.Mutex    // the leader judges and commits one webhook at a time
 	peer        *meshtls.Peer // this node's mesh certificate
 
 	runner   *runner
@@ -99,6 +104,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM(), started: time.Now(),
+		refused: refusals{log: lograte.Limiter{Every: cfg.LogEvery}}, hooks: hookBudget{max: cfg.WebhookInflight},
 		done: make(chan struct{}), dockers: map[string]*executor.Docker{}, ready: make(chan struct{}),
 		health: health{kick: make(chan struct{}, 1)},
 	}
@@ -144,10 +150,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.raft, err = raftfsm.OpenRaft(raftfsm.RaftConfig{
 		ID: n.id.ID, Dir: cfg.DataDir, Listener: raftLn, Advertise: raftAdv,
 		TLS: peer, PeerHTTP: true, Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log}, OnLogStore: n.noteRaftLog, StrictVotes: true,
-		OnRefused: func(remote net.Addr, err error) {
-			n.peerRefused.Add(1)
-			n.log.Warn("peer port: refused a connection that is not from a node of this mesh", "remote", remote.String(), "err", err)
-		},
+		OnRefused: n.peerRefusedConn,
 	}, n.fsm)
 	if err != nil {
 		raftLn.Close()
@@ -184,7 +187,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n.gossip, err = gossip.Start(gossip.Config{
 		Name: cfg.Name, Bind: cfg.Bind, Advertise: advertiseFor(cfg.Bind, advHost),
-		Keys: keys, Profile: cfg.GossipProfile, Logger: n.log, Meta: n.meta,
+		Keys: keys, Profile: cfg.GossipProfile, Logger: n.log, Meta: n.meta, LogEvery: cfg.LogEvery,
 	})
 	if err != nil {
 		return nil, err
@@ -216,10 +219,11 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.metrics = n.newMetrics() // before anything that observes (runner, leader loops, HTTP)
 	n.runner = newRunner(n)
 	n.runner.previous = previous
-	n.httpSrv = &http.Server{Handler: n.routes(false), ReadHeaderTimeout: 10 * time.Second}
-	n.peerSrv = &http.Server{Handler: n.routes(true), ReadHeaderTimeout: 10 * time.Second}
+	n.httpSrv = n.newServer(n.routes(false))
+	n.peerSrv = n.newServer(n.routes(true))
+	n.httpLimit = newConnLimit(n.httpLn, cfg.MaxConnsPerClient, cfg.MaxConnsLoopback, n.connRefused)
 	n.goFunc(func() {
-		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.httpSrv.Serve(n.httpLimit); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("node: http server stopped", "err", err)
 		}
 	})

@@ -71,6 +71,12 @@ type GitHub struct {
 	Reported string `json:"reported,omitempty"`
 	// Notified is the last notification sent about the job ("failed", "recovered").
 	Notified string `json:"notified,omitempty"`
+	// Event is the delivery's content, what deduplicates it whatever its
+	// delivery ID: "pull_request ACTION #PR HEAD" or "push REF HEAD".
+	Event string `json:"event,omitempty"`
+	// Updated is the pull request's updated_at in the delivery: a later
+	// delivery stamped before it is for an older head.
+	Updated time.Time `json:"updated,omitzero"`
 }
 
 // Author is a commit author as GitHub names them.

@@ -61,6 +61,8 @@ func runJoin(args []string) int {
 	gh.register(fs)
 	var tf tlsFlags
 	tf.register(fs)
+	var nf netFlags
+	nf.register(fs)
 	var secretEnv listFlag
 	fs.Var(&secretEnv, "secret-env", "TOPIC=NAME: pass this node's $NAME into the topic's tasks, masked in logs (repeatable)")
 	var topicMem, topicCPUs, topicPull, topicNet listFlag
@@ -115,6 +117,10 @@ func runJoin(args []string) int {
 	cfg.MaxTasksPerJob, cfg.MaxOpenJobs = noLimit(*maxTasks), noLimit(*maxOpen)
 	if *infraTries == 0 {
 		cfg.MaxInfraRetries = -1 // none (0 would mean the default)
+	}
+	if err := nf.apply(&cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "ourci-node join: %v\n", err)
+		return exitUsage
 	}
 	if cfg.MinFreeDisk, err = parseSize(*minFree); err != nil {
 		fmt.Fprintf(os.Stderr, "ourci-node join: --min-free-disk %s: %v\n", *minFree, err)

@@ -89,6 +89,7 @@ const (
 	CodeNoSpace      = "no_space" // 507: the node's disk is full
 	CodeQuota        = "quota"    // 413 or 429: a quota (flags --max-*) would be passed
 	CodeUnhealthy    = "unhealthy"
+	CodeBusy         = "busy" // 503 with Retry-After: a cap of work in flight is reached
 )
 
 // Status is the mesh as one node sees it.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Event kinds (X-GitHub-Event) that OurCI reads.
@@ -35,6 +36,10 @@ type Event struct {
 	Tag string
 	// BaseRef is the branch a pull request targets.
 	BaseRef string
+	// Updated is a pull request's updated_at (UTC; zero when absent or
+	// malformed): GitHub moves it on every push to the pull request, and
+	// the signature covers it, so a replayed body keeps its old time.
+	Updated time.Time
 }
 
 // Repo names a GitHub repository.
@@ -125,6 +130,9 @@ func parsePullRequest(e *Event, doc []byte) string {
 	e.HeadSHA = strings.ToLower(pr.Head.SHA)
 	e.HeadRef = pr.Head.Ref
 	e.BaseRef = pr.Base.Ref
+	if t, err := time.Parse(time.RFC3339, pr.UpdatedAt); err == nil {
+		e.Updated = t.UTC()
+	}
 	e.Ref = fmt.Sprintf("refs/pull/%d/head", e.PR)
 	if h := pr.Head.Repo; h != nil {
 		e.HeadRepo = h.FullName

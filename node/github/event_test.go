@@ -30,6 +30,7 @@ func TestParsePullRequest(t *testing.T) {
 					CloneURL: "https://github.com/acme/widget.git", HTMLURL: "https://github.com/acme/widget"},
 				PR: 12, HeadSHA: sha1, HeadRef: "fix/login", HeadRepo: "acme/widget",
 				Author: github.Author{Login: "acme"}, Ref: "refs/pull/12/head", BaseRef: "main",
+				Updated: githubtest.PullRequestTime,
 			}
 			if fork {
 				want.HeadRepo, want.Fork, want.Author.Login = "contributor/widget", true, "contributor"

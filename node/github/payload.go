@@ -30,10 +30,11 @@ type ghBranch struct {
 }
 
 type ghPullRequest struct {
-	Number int      `json:"number"`
-	User   ghUser   `json:"user"`
-	Head   ghBranch `json:"head"`
-	Base   ghBranch `json:"base"`
+	Number    int      `json:"number"`
+	UpdatedAt string   `json:"updated_at"`
+	User      ghUser   `json:"user"`
+	Head      ghBranch `json:"head"`
+	Base      ghBranch `json:"base"`
 }
 
 type prPayload struct {

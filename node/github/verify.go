@@ -39,29 +39,111 @@ const sigPrefix = "sha256="
 // wrong → an error wrapping ErrSignature. An empty secret verifies nothing
 // (anyone could sign with it) and is refused too. It never parses the body.
 func Verify(secret []byte, body []byte, header string) error {
-	if len(secret) == 0 {
-		return fmt.Errorf("%w: no webhook secret is configured", ErrSignature)
-	}
-	if header == "" {
-		return fmt.Errorf("%w: missing %s header", ErrSignature, HeaderSignature)
-	}
-	hexSig, ok := strings.CutPrefix(header, sigPrefix)
-	if !ok {
-		return fmt.Errorf("%w: %s must start with %q", ErrSignature, HeaderSignature, sigPrefix)
-	}
-	if len(hexSig) != 2*sha256.Size {
-		return fmt.Errorf("%w: want %d hex digits after %q", ErrSignature, 2*sha256.Size, sigPrefix)
-	}
-	got, err := hex.DecodeString(hexSig)
+	want, err := ParseSignature(secret, header)
 	if err != nil {
-		return fmt.Errorf("%w: not hex", ErrSignature)
+		return err
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
+	return checkMAC(mac.Sum(nil), want)
+}
+
+// ParseSignature checks the form of an X-Hub-Signature-256 header, and
+// that there is a secret to check it with, before a byte of the body is
+// read; it returns the signature's bytes. Errors wrap ErrSignature.
+func ParseSignature(secret []byte, header string) ([]byte, error) {
+	if len(secret) == 0 {
+		return nil, fmt.Errorf("%w: no webhook secret is configured", ErrSignature)
+	}
+	if header == "" {
+		return nil, fmt.Errorf("%w: missing %s header", ErrSignature, HeaderSignature)
+	}
+	hexSig, ok := strings.CutPrefix(header, sigPrefix)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s must start with %q", ErrSignature, HeaderSignature, sigPrefix)
+	}
+	if len(hexSig) != 2*sha256.Size {
+		return nil, fmt.Errorf("%w: want %d hex digits after %q", ErrSignature, 2*sha256.Size, sigPrefix)
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not hex", ErrSignature)
+	}
+	return got, nil
+}
+
+func checkMAC(sum, want []byte) error {
+	if !hmac.Equal(want, sum) {
 		return fmt.Errorf("%w: does not match the body", ErrSignature)
 	}
 	return nil
+}
+
+// ErrBusy marks a webhook refused because the bytes its node may hold
+// unverified are taken by others in flight; retry later (503).
+var ErrBusy = errors.New("github: too many webhook bytes in flight")
+
+// firstChunk is the buffer a body of unknown or larger size starts with;
+// it doubles from there as bytes arrive.
+const firstChunk = 64 << 10
+
+// ReadSigned reads a webhook body of declared size (-1: unknown) into a
+// buffer that grows as bytes arrive, at most MaxBody, computing the
+// HMAC-SHA256 while it reads, and checks it against sig (ParseSignature).
+// Before the buffer grows by k bytes it asks grow(k): false stops the read
+// with ErrBusy; the caller releases what grow granted once it is done with
+// the body, whatever the outcome. A size over MaxBody is refused before a
+// byte is read (ErrTooLarge); so is a body that turns out longer.
+func ReadSigned(body io.Reader, size int64, secret, sig []byte, grow func(k int64) bool) ([]byte, error) {
+	if size > MaxBody {
+		return nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrTooLarge, size, MaxBody)
+	}
+	if len(secret) == 0 {
+		return nil, fmt.Errorf("%w: no webhook secret is configured", ErrSignature)
+	}
+	mac := hmac.New(sha256.New, secret)
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > MaxBody {
+				return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxBody)
+			}
+			next := int64(max(2*cap(buf), firstChunk))
+			if size >= 0 {
+				if int64(cap(buf)) > size {
+					return nil, fmt.Errorf("%w: longer than its declared %d bytes", ErrTooLarge, size)
+				}
+				// Room for the declared bytes and one more, to see the end.
+				next = min(next, size+1)
+			}
+			next = min(next, MaxBody+1)
+			if !grow(next - int64(cap(buf))) {
+				return nil, ErrBusy
+			}
+			nb := make([]byte, len(buf), next)
+			copy(nb, buf)
+			buf = nb
+		}
+		k, err := body.Read(buf[len(buf):cap(buf)])
+		mac.Write(buf[len(buf) : len(buf)+k])
+		buf = buf[:len(buf)+k]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("github: read webhook body: %w", err)
+		}
+	}
+	if len(buf) > MaxBody {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxBody)
+	}
+	if size >= 0 && int64(len(buf)) < size {
+		return nil, fmt.Errorf("github: read webhook body: %d of its declared %d bytes: %w", len(buf), size, io.ErrUnexpectedEOF)
+	}
+	if err := checkMAC(mac.Sum(nil), sig); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 // ReadBody reads a webhook request's body, refusing (ErrTooLarge) one whose
@@ -101,9 +183,9 @@ func ReadDelivery(r *http.Request, secret []byte) (Event, []byte, error) {
 	return e, body, nil
 }
 
-// HTTPStatus is the response code for an error from ReadDelivery: 401 for a
-// bad signature, 413 for a body too large, 400 for a bad payload, 500 for
-// anything else, 200 for nil.
+// HTTPStatus is the response code for an error from ReadDelivery or
+// ReadSigned: 401 for a bad signature, 413 for a body too large, 400 for a
+// bad payload or a body cut short, 503 when busy, 500 for anything else, 200 for nil.
 func HTTPStatus(err error) int {
 	switch {
 	case err == nil:
@@ -112,8 +194,10 @@ func HTTPStatus(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrPayload):
+	case errors.Is(err, ErrPayload), errors.Is(err, io.ErrUnexpectedEOF):
 		return http.StatusBadRequest
+	case errors.Is(err, ErrBusy):
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}

@@ -43,6 +43,17 @@ type Sources struct {
 	// PeerRefused returns how many connections the peer port refused
 	// (no node certificate of this mesh's CA, or no TLS at all).
 	PeerRefused func() uint64
+	// GossipBad returns how many gossip packets and streams this node's
+	// memberlist refused or could not use (from its source-naming lines).
+	GossipBad func() uint64
+	// HTTPRefused returns how many connections the public API refused for
+	// its per-client cap.
+	HTTPRefused func() uint64
+	// WebhookBusy returns how many webhooks were answered 503 because the
+	// unverified webhook bytes in flight were at their cap.
+	WebhookBusy func() uint64
+	// WebhookInflight returns the webhook body bytes in flight now.
+	WebhookInflight func() int64
 	// CertExpiry is when this node's mesh certificate expires.
 	CertExpiry time.Time
 	// Unhealthy reports whether the node takes no work because its data
@@ -173,6 +184,24 @@ func New(node string, src Sources) *Metrics {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "ourci_peer_refused_total",
 			Help: "Connections the peer port (Raft and node-to-node API, mutual TLS) refused: no node certificate of this mesh's CA, a client certificate, or no TLS.",
+		}, func() float64 { return float64(f()) }))
+	}
+	for _, c := range []struct {
+		f          func() uint64
+		name, help string
+	}{
+		{src.GossipBad, "ourci_gossip_bad_packets_total", "Gossip packets and streams this node refused or could not use (undecryptable, malformed, failed), each logged at most once per source per interval."},
+		{src.HTTPRefused, "ourci_http_refused_total", "Connections the public API refused because their client address already had its cap of open connections."},
+		{src.WebhookBusy, "ourci_webhook_busy_total", "GitHub webhooks answered 503 because the unverified webhook body bytes in flight were at their cap."},
+	} {
+		if f := c.f; f != nil {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(f()) }))
+		}
+	}
+	if f := src.WebhookInflight; f != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ourci_webhook_inflight_bytes",
+			Help: "GitHub webhook body bytes this node holds for requests in progress (reserved from the first byte read until the request is answered).",
 		}, func() float64 { return float64(f()) }))
 	}
 	if f := src.Unhealthy; f != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"time"
 )
 
 // Webhook bodies shaped like GitHub's documented payloads
@@ -75,11 +76,20 @@ func marshal(v any) []byte {
 	return b
 }
 
+// PullRequestTime is the pull request's updated_at in PullRequest's bodies.
+var PullRequestTime = time.Date(2019, 5, 15, 15, 20, 33, 0, time.UTC)
+
 // PullRequest is a pull_request delivery: action on pull request #pr of
 // owner/repo, head commit headSHA on branch headRef. With fork, the head is
 // in contributor/REPO, a fork, opened by "contributor"; else the head is a
-// branch of owner/repo opened by owner.
+// branch of owner/repo opened by owner. Its updated_at is PullRequestTime.
 func PullRequest(action, owner, repo string, pr int, headSHA, headRef string, fork bool) []byte {
+	return PullRequestAt(PullRequestTime, action, owner, repo, pr, headSHA, headRef, fork)
+}
+
+// PullRequestAt is PullRequest with the pull request updated at updated,
+// as GitHub stamps each push to it.
+func PullRequestAt(updated time.Time, action, owner, repo string, pr int, headSHA, headRef string, fork bool) []byte {
 	base := repoJSON(owner, repo, false)
 	head, login := base, owner
 	if fork {
@@ -110,7 +120,7 @@ func PullRequest(action, owner, repo string, pr int, headSHA, headRef string, fo
 			"user":                user(login, fakeID(login)),
 			"body":                "This is a pretty simple change that we need to pull into main.",
 			"created_at":          "2019-05-15T15:20:33Z",
-			"updated_at":          "2019-05-15T15:20:33Z",
+			"updated_at":          updated.UTC().Format(time.RFC3339),
 			"closed_at":           closedAt,
 			"merged_at":           nil,
 			"merge_commit_sha":    nil,
