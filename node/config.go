@@ -55,7 +55,7 @@ type Config struct {
 	Topics    []Topic
 	Slots     int // tasks run at once (default: number of CPUs)
 	// WorkDir holds the workspaces of the node's tasks, one per attempt
-	// (default DATA_DIR/work; with TaskUser, TMPDIR/ourci-work/NAME, as
+	// (default DATA_DIR/work; with TaskUser, TMPDIR/ourci-work/NAME-ID, as
 	// DATA_DIR is 0700). It must be the node's own.
 	WorkDir string
 	// TaskUser runs host and agent-script tasks as this unprivileged
