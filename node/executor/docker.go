@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -221,7 +222,7 @@ func (d *Docker) Start(ctx context.Context, s Spec) (Process, error) {
 		return nil, err
 	}
 	hcfg.NetworkMode = container.NetworkMode(netID)
-	release, err := d.prepareWorkspace(cfg.WorkingDir, cfg.User)
+	release, err := d.prepareWorkspace(cfg.WorkingDir, cfg.User, out)
 	if err != nil {
 		return nil, err
 	}
@@ -441,6 +442,9 @@ func (d *Docker) config(s Spec) (*container.Config, *container.HostConfig, error
 	return cfg, hcfg, nil
 }
 
+// mountWorkspace is mountNosuid (tests make it fail).
+var mountWorkspace = mountNosuid
+
 // limit applies a limit field's convention: 0 is def, negative none (0).
 func limit(v, def int64) int64 {
 	switch {
@@ -483,19 +487,29 @@ func userIDs(user string) (uid, gid int, ok bool) {
 // is gone: it clears every setuid and setgid bit left in the workspace,
 // then undoes the mount, so no such file is ever on a mount that honours
 // it; it is a no-op once it succeeded.
-func (d *Docker) prepareWorkspace(dir, user string) (release func() error, err error) {
+//
+// A root node that may not mount (in a container without CAP_SYS_ADMIN)
+// still runs a container whose user is not root, whose files can never be
+// setuid root, and says so in the task's output (out); it refuses to run a
+// root container there.
+func (d *Docker) prepareWorkspace(dir, user string, out io.Writer) (release func() error, err error) {
 	none := func() error { return nil }
 	if os.Geteuid() != 0 {
 		return none, nil // the task runs as the node: nothing to give, no setuid to gain
 	}
-	if uid, gid, _ := userIDs(user); uid != 0 {
+	uid, gid, _ := userIDs(user)
+	if uid != 0 {
 		if err := handOver(dir, uid, gid); err != nil {
 			return none, err
 		}
 	}
-	unmount, err := mountNosuid(dir)
+	unmount, err := mountWorkspace(dir)
 	if err != nil {
-		return none, err
+		if uid == 0 || !(errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)) {
+			return none, err
+		}
+		fmt.Fprintf(out, "docker: the workspace is not mounted nosuid on node %s (%v); the task's user %s is not root\n", d.Node, err, user)
+		unmount = none
 	}
 	var once sync.Mutex
 	done := false

@@ -1043,3 +1043,26 @@ func TestDockerWorkspaceHandedOver(t *testing.T) {
 		t.Errorf("output:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestDockerWorkspaceMountRefused: a root node that may not mount (in a
+// container without CAP_SYS_ADMIN) still runs a non-root container, saying
+// so in the task's output, and refuses to run a root one.
+func TestDockerWorkspaceMountRefused(t *testing.T) { // not parallel: it replaces mountWorkspace
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: only a root node mounts workspaces")
+	}
+	d := newDocker(t)
+	mountWorkspace = func(string) (func() error, error) { return nil, fmt.Errorf("mount: %w", syscall.EPERM) }
+	defer func() { mountWorkspace = mountNosuid }()
+	out := newLiveOutput()
+	if code := dwait(t, dstart(t, context.Background(), d, dspec(t, out, "id -u"))); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, out)
+	}
+	if got := out.String(); !strings.Contains(got, "not mounted nosuid") || !strings.HasSuffix(got, "65534\n") {
+		t.Errorf("output %q, want the note and the unprivileged uid", got)
+	}
+	d.User = "0:0"
+	if _, err := d.Start(context.Background(), dspec(t, out, "true")); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("a root container without a nosuid workspace: got %v, want the mount's EPERM", err)
+	}
+}
