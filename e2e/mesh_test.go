@@ -20,6 +20,7 @@ type nodeSpec struct {
 	Topics []string // --topic values: "TOPIC" or "TOPIC=/abs/agent.sh"
 	Slots  int      // --slots; 0 leaves the node's default
 	Flags  []string // more join flags
+	Env    []string // more environment variables of the node (KEY=VALUE)
 }
 
 // node is one running ourci-node join process.
@@ -136,7 +137,7 @@ func (m *mesh) startNode(t *testing.T, i int) {
 	}
 	defer logFile.Close() // the child keeps its own descriptor
 	n.cmd = exec.Command(m.bin, args...)
-	n.cmd.Env = cleanEnv()
+	n.cmd.Env = append(cleanEnv(), n.spec.Env...)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", n.spec.Name, err)

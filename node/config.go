@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,11 +30,14 @@ type Topic struct {
 	Secrets map[string]string
 	// Docker runs each task in the Docker image it names (`--topic T=docker`).
 	Docker bool
-	// Container limits and policy for Docker topics.
-	Memory  int64   // bytes; 0: no limit
-	CPUs    float64 // 0: no limit
+	// Container limits and policy for Docker topics (executor.Docker's
+	// fields say more).
+	Memory  int64   // bytes; 0: executor.DefaultMemory; negative: no limit
+	CPUs    float64 // 0: executor.DefaultCPUs; negative: no limit
+	Pids    int64   // 0: executor.DefaultPids; negative: no limit
 	Pull    bool    // may pull a missing image (off: a missing image fails the task)
-	Network string  // container network mode; "": host, so tasks reach their node on 127.0.0.1
+	Network string  // "": the node-managed bridge network "ourci", which reaches the node on its gateway; "host": the host's network
+	User    string  // UID:GID in the container; "": executor.DefaultUser (65534:65534) for a root node, else the node's own
 	// Timeout is the default task timeout for the topic; 0 means the node's.
 	Timeout time.Duration
 	// Accept lists which spawns the node runs on this topic (accept.go);
@@ -55,6 +60,14 @@ type Config struct {
 	Peers     []string // gossip addresses of members to join; none starts a new mesh
 	Topics    []Topic
 	Slots     int // tasks run at once (default: number of CPUs)
+	// WorkDir holds the workspaces of the node's tasks, one per attempt
+	// (default DATA_DIR/work; with TaskUser, TMPDIR/ourci-work/NAME-ID, as
+	// DATA_DIR is 0700). It must be the node's own.
+	WorkDir string
+	// TaskUser runs host and agent-script tasks as this unprivileged
+	// account (name or uid; the node must run as root): they own their
+	// workspace and cannot read the data directory or the secret.
+	TaskUser string
 
 	Secret Secret // the cluster secret (see LoadConfigSecret)
 	// TLS is the node's mesh certificate for node-to-node mutual TLS (Raft
@@ -162,6 +175,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DataDir == "" {
 		return c, fmt.Errorf("%w: a node needs a data directory", ErrConfig)
+	}
+	if c.WorkDir == "" {
+		c.WorkDir = filepath.Join(c.DataDir, "work")
+		if c.TaskUser != "" { // its tasks cannot reach into the 0700 data directory
+			c.WorkDir = filepath.Join(os.TempDir(), "ourci-work", nodeKey(c.Name, c.DataDir))
+		}
 	}
 	if c.Bind == "" {
 		c.Bind = "0.0.0.0:7946"
@@ -300,8 +319,16 @@ func validateTopics(topics []Topic) error {
 		if err := validateAccept(t.Name, t.Accept); err != nil {
 			return err
 		}
-		if !t.Docker && (t.Memory != 0 || t.CPUs != 0 || t.Pull || t.Network != "") {
+		if !t.Docker && (t.Memory != 0 || t.CPUs != 0 || t.Pids != 0 || t.Pull || t.Network != "" || t.User != "") {
 			return fmt.Errorf("%w: topic %q: container limits apply only to Docker topics (--topic %s=docker)", ErrConfig, t.Name, t.Name)
+		}
+		if t.User != "" {
+			u, g, ok := strings.Cut(t.User, ":")
+			_, err1 := strconv.ParseUint(u, 10, 32)
+			_, err2 := strconv.ParseUint(g, 10, 32)
+			if !ok || err1 != nil || err2 != nil {
+				return fmt.Errorf("%w: topic %q: container user %q: want UID:GID (numbers, as the node hands the workspace to them)", ErrConfig, t.Name, t.User)
+			}
 		}
 	}
 	return nil

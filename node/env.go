@@ -46,11 +46,12 @@ func (r *runner) env(t *raftfsm.Task, job raftfsm.Job, workdir string) []string 
 	set("OURCI_ATTEMPT", strconv.Itoa(t.Attempt))
 	set("OURCI_TOPIC", t.Topic)
 	set("OURCI_IMAGE", t.Image)
-	set("OURCI_NODE", n.httpURL)
+	api := n.taskAPI(t.Topic) // a container on a bridge network reaches the node on its gateway
+	set("OURCI_NODE", api)
 	set("OURCI_NODE_NAME", n.cfg.Name)
 	tok := n.cfg.Secret.TaskToken(t.ID, t.Attempt)
 	set("OURCI_TOKEN", tok)
-	set("BLOB_URL", n.httpURL+"/v1/blob/"+tok) // curl ${BLOB_URL}/NAME_OR_HASH
+	set("BLOB_URL", api+"/v1/blob/"+tok) // curl ${BLOB_URL}/NAME_OR_HASH
 	set("OURCI_WORKSPACE", workdir)
 	src := job.Source
 	set("OURCI_REPO", src.Repo)

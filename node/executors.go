@@ -2,13 +2,176 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
+	"sync"
+	"syscall"
 
 	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/raftfsm"
 )
+
+// execState is how this node runs its tasks: set up by setupExecutors when
+// the node starts.
+type execState struct {
+	host     executor.Host // for host and agent-script topics
+	cgErr    error         // why host tasks run without cgroups
+	warnOnce sync.Once
+
+	apiMu sync.Mutex
+	apis  map[netip.Addr]string // container network gateway → this node's API URL on it
+	topic map[string]string     // Docker topic → the API URL its containers reach
+}
+
+// nodeKey names this node's own things on the machine (its cgroup, its
+// default work directory with a task user): the node's name and a digest
+// of its data directory, as nodes of several meshes may share a name.
+func nodeKey(name, dataDir string) string {
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	return name + "-" + hex.EncodeToString(sum[:4])
+}
+
+// setupExecutors prepares the host executor before the node starts tasks
+// (and before killOrphans sweeps): the task user and its work directory,
+// and a cgroup of the node's own for its attempts, or the reason it has
+// none.
+func (n *Node) setupExecutors() error {
+	if n.cfg.Executor != nil {
+		return nil
+	}
+	if name := n.cfg.TaskUser; name != "" {
+		u, err := executor.LookupUser(name)
+		if err != nil {
+			return fmt.Errorf("%w: --task-user: %w", ErrConfig, err)
+		}
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("%w: --task-user %s: running tasks as another user needs the node to run as root", ErrConfig, name)
+		}
+		// The data directory (ledger, secret, logs, blobs, mirrors) is the
+		// node's alone, whatever mode it was made with.
+		if err := os.Chmod(n.cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("node: data dir: %w", err)
+		}
+		if err := taskWorkDir(n.cfg.WorkDir, u); err != nil {
+			return err
+		}
+		n.exec.host.User = u
+		n.log.Info("host tasks run as their own user", "task_user", u.String(), "work_dir", n.cfg.WorkDir)
+	}
+	c, err := executor.OpenCgroups(nodeKey(n.cfg.Name, n.cfg.DataDir))
+	if err != nil {
+		n.exec.cgErr = err
+	} else {
+		n.exec.host.Cgroups = c
+	}
+	if slices.ContainsFunc(n.cfg.Topics, func(t Topic) bool { return !t.Docker }) {
+		n.warnNoCgroups()
+	}
+	return nil
+}
+
+// warnNoCgroups says once that host tasks cannot be fully contained.
+func (n *Node) warnNoCgroups() {
+	if n.exec.cgErr == nil {
+		return
+	}
+	n.exec.warnOnce.Do(func() {
+		n.log.Warn("host tasks run in process groups only, without cgroups: a process a task starts outside its process group (setsid, a daemon) can outlive its cancel, timeout and the crash sweep; run the node as root on a machine with cgroup v2", "err", n.exec.cgErr)
+	})
+}
+
+// closeExecutors removes what setupExecutors made (the node's cgroup, once
+// its attempts are gone).
+func (n *Node) closeExecutors() {
+	if c := n.exec.host.Cgroups; c != nil {
+		if err := c.Close(); err != nil {
+			n.log.Warn("cgroups", "err", err)
+		}
+	}
+}
+
+// taskWorkDir makes the work directory for a task user: the node's (0711,
+// so the user can reach its workspace but not list the others), on a path
+// every directory of which the user may pass, and no other user could have
+// put there in the node's stead.
+func taskWorkDir(dir string, u *executor.User) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("node: work dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return fmt.Errorf("node: work dir: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("node: work dir: %w", err)
+	}
+	for d := real; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("node: work dir: %w", err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 0 && int(st.Uid) != os.Geteuid() || fi.Mode()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+			return fmt.Errorf("%w: --work-dir %s: %s (mode %v, owner %d) may be changed by another user: give a work directory on a path only root controls", ErrConfig, dir, d, fi.Mode(), st.Uid)
+		}
+		if !searchable(fi, st, u) {
+			return fmt.Errorf("%w: --task-user %s cannot reach the workspaces in %s: %s is mode %v (the data directory is 0700): give --work-dir a directory outside it that the user may reach", ErrConfig, u, dir, d, fi.Mode().Perm())
+		}
+		if d == "/" || d == "." {
+			return nil
+		}
+	}
+}
+
+// searchable reports whether u may pass through the directory fi.
+func searchable(fi fs.FileInfo, st *syscall.Stat_t, u *executor.User) bool {
+	m := fi.Mode().Perm()
+	switch {
+	case st.Uid == u.UID:
+		return m&0o100 != 0
+	case st.Gid == u.GID || slices.Contains(u.Groups, st.Gid):
+		return m&0o010 != 0
+	}
+	return m&0o001 != 0
+}
+
+// workspaceName matches the workspaces the runner makes: TASK.ATTEMPT.
+var workspaceName = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[0-9]+$`)
+
+// clearWorkDir removes the workspaces a previous life of the node left (it
+// crashed while they were in use), first detaching the nosuid mounts of its
+// Docker tasks' workspaces.
+func (n *Node) clearWorkDir() {
+	dir := n.cfg.WorkDir
+	if os.Geteuid() == 0 {
+		if k, err := executor.UnmountBelow(dir); err != nil {
+			n.log.Warn("work dir: unmounting the workspaces of a previous run", "err", err)
+		} else if k > 0 {
+			n.log.Info("work dir: unmounted workspaces of a previous run", "mounts", k)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() && workspaceName.MatchString(e.Name()) {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}
 
 // executorFor returns what runs a topic's tasks: the configured override
 // (tests), a Docker executor for Docker topics, else host processes.
@@ -17,7 +180,8 @@ func (n *Node) executorFor(t Topic) Executor {
 		return n.cfg.Executor
 	}
 	if !t.Docker {
-		return executor.Host{}
+		n.warnNoCgroups()
+		return n.exec.host
 	}
 	n.dockerMu.Lock()
 	defer n.dockerMu.Unlock()
@@ -25,7 +189,8 @@ func (n *Node) executorFor(t Topic) Executor {
 		return d
 	}
 	d := &executor.Docker{
-		Node: n.cfg.Name, Mesh: n.cfg.Secret.MeshID(), Memory: t.Memory, NanoCPUs: int64(t.CPUs * 1e9), Pull: t.Pull, Network: t.Network,
+		Node: n.cfg.Name, Mesh: n.cfg.Secret.MeshID(), Memory: t.Memory, NanoCPUs: int64(t.CPUs * 1e9), Pids: t.Pids,
+		Pull: t.Pull, Network: t.Network, User: t.User,
 	}
 	if bin := n.binary(); bin != "" {
 		d.Binds = append(d.Binds, bin) // ourci-node, on PATH inside the container
@@ -37,14 +202,69 @@ func (n *Node) executorFor(t Topic) Executor {
 	return d
 }
 
+// prepareTopic makes sure a Docker topic's containers can reach this node
+// before a task of it starts: on a bridge network (the default), the node
+// listens on the network's gateway, on a port of its own, with its whole
+// API (every request still needs a token), and the task's OURCI_NODE and
+// BLOB_URL point there (taskAPI). On the host network the containers reach
+// the node on its own address, as host tasks do.
+func (n *Node) prepareTopic(ctx context.Context, t Topic) error {
+	d, ok := n.executorFor(t).(*executor.Docker)
+	if !ok {
+		return nil
+	}
+	gw, ok, err := d.Gateway(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	n.exec.apiMu.Lock()
+	defer n.exec.apiMu.Unlock()
+	url, ok := n.exec.apis[gw]
+	if !ok {
+		if err := n.ctx.Err(); err != nil {
+			return fmt.Errorf("node: stopping: %w", err)
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(gw.String(), "0"))
+		if err != nil {
+			return fmt.Errorf("node: listen for the containers of topic %s on their network's gateway %s: %w", t.Name, gw, err)
+		}
+		// The containers' own per-client cap, as on the public listener.
+		limited := newConnLimit(ln, n.cfg.MaxConnsPerClient, n.cfg.MaxConnsLoopback, n.connRefused)
+		n.goFunc(func() { // ends when the node closes its HTTP server (which closes ln)
+			if err := n.httpSrv.Serve(limited); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) && n.ctx.Err() == nil {
+				n.log.Warn("node: container network listener stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		})
+		url = "http://" + net.JoinHostPort(gw.String(), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+		if n.exec.apis == nil {
+			n.exec.apis, n.exec.topic = map[netip.Addr]string{}, map[string]string{}
+		}
+		n.exec.apis[gw] = url
+		n.log.Info("listening for Docker tasks on their network's gateway", "topic", t.Name, "url", url)
+	}
+	n.exec.topic[t.Name] = url
+	return nil
+}
+
+// taskAPI is the base URL of this node's API as a task of topic reaches it.
+func (n *Node) taskAPI(topic string) string {
+	n.exec.apiMu.Lock()
+	defer n.exec.apiMu.Unlock()
+	if url, ok := n.exec.topic[topic]; ok {
+		return url
+	}
+	return n.httpURL
+}
+
 // taskSpec fills in what an executor needs beyond the task's command.
 func taskSpec(t *raftfsm.Task, topic Topic, s executor.Spec) (executor.Spec, error) {
+	// Docker labels its container with them, Host names its cgroup after them.
+	s.Labels = map[string]string{"ourci.job": t.Job, "ourci.task": t.ID, "ourci.attempt": strconv.Itoa(t.Attempt)}
 	if topic.Docker {
 		if t.Image == "" {
 			return s, fmt.Errorf("topic %s runs tasks in Docker: spawn them with --image IMAGE", t.Topic)
 		}
 		s.Image = t.Image
-		s.Labels = map[string]string{"ourci.job": t.Job, "ourci.task": t.ID, "ourci.attempt": strconv.Itoa(t.Attempt)}
 	}
 	return s, nil
 }

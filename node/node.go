@@ -66,6 +66,7 @@ type Node struct {
 
 	dockerMu sync.Mutex
 	dockers  map[string]*executor.Docker // per Docker topic, made on first use
+	exec     execState                   // host executor, cgroups, container network listeners (executors.go)
 
 	health health // why it cannot take work, if it cannot (health.go)
 
@@ -193,6 +194,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 
+	if err := n.setupExecutors(); err != nil {
+		return nil, err
+	}
 	_, previous := n.killOrphans()
 	n.logs = newLogStore(filepath.Join(cfg.DataDir, "logs"), cfg.MaxLogBytes)
 	n.mirrors = &checkout.Mirrors{Dir: filepath.Join(cfg.DataDir, "git")}
@@ -563,6 +567,7 @@ func (n *Node) Close() error {
 	if n.blobs != nil {
 		errs = append(errs, n.blobs.Close())
 	}
+	n.closeExecutors()
 	return errors.Join(errs...)
 }
 
@@ -580,6 +585,7 @@ func (n *Node) Kill() {
 	n.gossip.Shutdown()
 	n.raft.Close()
 	n.wg.Wait()
+	n.closeExecutors() // its attempts were stopped: only the empty node cgroup is left
 }
 
 // slogWriter routes a library's log lines to slog.

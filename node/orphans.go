@@ -11,10 +11,13 @@ import (
 	"syscall"
 )
 
-// A host task runs in its own process group. If the node is killed (-9),
-// those groups live on. The runner records each group in DATA_DIR/run as
-// "PID STARTTIME" (STARTTIME from /proc, so a recycled PID is never hit),
-// and a node that starts again kills the groups its previous life left.
+// A host task runs in its own process group and, where cgroup v2 can be
+// used, in a cgroup of its own under the node's (executor.Cgroups). If the
+// node is killed (-9), those live on. The runner records each group in
+// DATA_DIR/run as "PID STARTTIME" (STARTTIME from /proc, so a recycled PID
+// is never hit), and a node that starts again kills the groups its previous
+// life left, then everything left in its attempt cgroups (processes that
+// left their group: setsid, daemons), and removes the workspaces.
 
 func (n *Node) runDir() string { return filepath.Join(n.cfg.DataDir, "run") }
 
@@ -130,8 +133,9 @@ func (n *Node) recordGroup(task string, attempt, pid int) {
 	f.Close()
 }
 
-// killOrphans kills the process groups a previous life of this node left
-// running. It returns how many it found alive, and every attempt the
+// killOrphans kills the process groups and attempt cgroups a previous life
+// of this node left running. It returns how many it found alive, and every
+// attempt the
 // previous life had started (task → attempt): those are handed back, never
 // run again.
 func (n *Node) killOrphans() (int, map[string]int) {
@@ -165,6 +169,19 @@ func (n *Node) killOrphans() (int, map[string]int) {
 			killed++
 			n.log.Warn("killed a task process group left by a previous run of this node", "pid", pid, "attempt_file", e.Name())
 		}
+	}
+	if c := n.exec.host.Cgroups; c != nil {
+		k, err := c.Sweep()
+		if err != nil {
+			n.log.Warn("could not clear every attempt cgroup left by a previous run of this node", "cgroup", c.Dir(), "err", err)
+		}
+		if k > 0 {
+			n.log.Warn("killed what tasks of a previous run of this node left in their cgroups", "cgroups", k, "cgroup", c.Dir())
+		}
+		killed += k
+	}
+	if n.cfg.WorkDir != "" {
+		n.clearWorkDir()
 	}
 	return killed, started
 }

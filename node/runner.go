@@ -206,7 +206,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 		out.Note("this node does not let a spawn set %s: dropped from the task's environment (--topic-env-allow %s=NAME allows one)", strings.Join(dropped, ", "), t.Topic)
 	}
 
-	workdir := filepath.Join(n.cfg.DataDir, "work", t.ID+"."+strconv.Itoa(t.Attempt))
+	workdir := filepath.Join(n.cfg.WorkDir, t.ID+"."+strconv.Itoa(t.Attempt))
 	os.RemoveAll(workdir)
 	if err := os.MkdirAll(workdir, 0o700); err != nil {
 		out.Note("cannot make workspace: %v", err)
@@ -221,6 +221,11 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 	}
 	if timeout == 0 {
 		timeout = n.cfg.TaskTimeout
+	}
+	if err := n.prepareTopic(a.ctx, topic); err != nil { // the containers' way to this node
+		out.Note("%v", err)
+		r.infraFailed(a, "cannot reach its containers' network", err)
+		return
 	}
 	env := r.env(t, job, workdir)
 	var values []string
@@ -241,7 +246,11 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 	}
 	if src := job.Source; src.Repo != "" && src.SHA != "" {
 		start := time.Now()
-		if err := n.mirrors.Checkout(a.ctx, src.Repo, src.SHA, src.Branch, workdir); err != nil {
+		checkout := n.mirrors.Checkout
+		if !topic.Docker && n.cfg.TaskUser != "" {
+			checkout = n.mirrors.CheckoutStandalone // its task cannot read the mirrors in the data directory
+		}
+		if err := checkout(a.ctx, src.Repo, src.SHA, src.Branch, workdir); err != nil {
 			out.Note("%v", err)
 			r.infraFailed(a, "checkout failed", err)
 			return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/node/github"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -46,6 +47,8 @@ func runJoin(args []string) int {
 		maxOpen     = fs.Int("max-open-jobs", 1000, "quota: jobs open at once (0: no limit)")
 		maxBlob     = fs.String("max-blob-bytes", "8g", "quota: bytes of one blob")
 		maxJobBlobs = fs.String("max-job-blob-bytes", "32g", "quota: blob bytes one job may refer to")
+		taskUser    = fs.String("task-user", env("OURCI_TASK_USER", ""), "run host and agent-script tasks as this unprivileged user (name or uid; the node must run as root): they own their workspace and cannot read the data directory or the secret (env OURCI_TASK_USER)")
+		workDir     = fs.String("work-dir", env("OURCI_WORK_DIR", ""), "directory of the tasks' workspaces, the node's own (env OURCI_WORK_DIR; default DATA_DIR/work, with --task-user TMPDIR/ourci-work/NAME-ID)")
 		verbose     = fs.Bool("v", false, "debug logging")
 		peers       listFlag
 		topics      listFlag
@@ -65,11 +68,13 @@ func runJoin(args []string) int {
 	nf.register(fs)
 	var secretEnv listFlag
 	fs.Var(&secretEnv, "secret-env", "TOPIC=NAME: pass this node's $NAME into the topic's tasks, masked in logs (repeatable)")
-	var topicMem, topicCPUs, topicPull, topicNet listFlag
-	fs.Var(&topicMem, "topic-memory", "TOPIC=SIZE: memory limit of a Docker topic's containers, e.g. 2g (repeatable)")
-	fs.Var(&topicCPUs, "topic-cpus", "TOPIC=N: CPU limit of a Docker topic's containers, e.g. 1.5 (repeatable)")
+	var topicMem, topicCPUs, topicPids, topicPull, topicNet, topicUser listFlag
+	fs.Var(&topicMem, "topic-memory", "TOPIC=SIZE: memory limit (swap included) of a Docker topic's containers, e.g. 2g, or none (default 4g) (repeatable)")
+	fs.Var(&topicCPUs, "topic-cpus", "TOPIC=N: CPU limit of a Docker topic's containers, e.g. 1.5, or none (default 2) (repeatable)")
+	fs.Var(&topicPids, "topic-pids", "TOPIC=N: processes and threads a Docker topic's container may have, or none (default 4096) (repeatable)")
 	fs.Var(&topicPull, "topic-pull", "TOPIC: let a Docker topic pull missing images (default: a missing image fails the task) (repeatable)")
-	fs.Var(&topicNet, "topic-network", "TOPIC=MODE: container network of a Docker topic (default host, so tasks reach this node on 127.0.0.1) (repeatable)")
+	fs.Var(&topicNet, "topic-network", "TOPIC=NETWORK: container network of a Docker topic (default: the bridge network ourci, without traffic between containers, reaching this node on its gateway; host: the host's network, as before) (repeatable)")
+	fs.Var(&topicUser, "topic-user", "TOPIC=UID:GID: user of a Docker topic's containers (default 65534:65534 for a root node, else the node's own; 0:0 for root) (repeatable)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitUsage
@@ -96,6 +101,13 @@ func runJoin(args []string) int {
 		MaxAttempts: *attempts, Grace: *grace, Logger: logger,
 		BlobReplicas: *replicas, BlobRetention: *retention, JobHistory: *history,
 		Voter: *voter, DeadServerAfter: *deadAfter, MaxInfraRetries: *infraTries,
+		TaskUser: *taskUser, WorkDir: *workDir,
+	}
+	if cfg.WorkDir != "" {
+		if cfg.WorkDir, err = filepath.Abs(cfg.WorkDir); err != nil {
+			fmt.Fprintf(os.Stderr, "ourci-node join: --work-dir: %v\n", err)
+			return exitUsage
+		}
 	}
 	sizes := []struct {
 		flag string
@@ -174,7 +186,7 @@ func runJoin(args []string) int {
 		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
 		return exitUsage
 	}
-	if err := dockerLimits(cfg.Topics, topicMem, topicCPUs, topicPull, topicNet); err != nil {
+	if err := dockerLimits(cfg.Topics, dockerFlags{topicMem, topicCPUs, topicPids, topicPull, topicNet, topicUser}); err != nil {
 		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
 		return exitUsage
 	}
@@ -186,6 +198,11 @@ func runJoin(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
 		return exitAuth
+	}
+	// Every secret is read: none stays in the node's environment, where
+	// its children and anyone who may read /proc/PID/environ would find it.
+	if err := scrubEnv(secretEnvNames(secretEnv)...); err != nil {
+		logger.Warn("secrets read from the environment could not be removed from /proc/self/environ", "err", err)
 	}
 	if cfg.TLS, err = tf.peer(cfg.Name); err != nil {
 		fmt.Fprintln(os.Stderr, "ourci-node join:", err)
@@ -260,52 +277,100 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// dockerLimits applies the --topic-memory/-cpus/-pull/-network flags.
-func dockerLimits(topics []node.Topic, mem, cpus, pull, network []string) error {
+// dockerFlags are the per-topic container flags of join.
+type dockerFlags struct {
+	mem, cpus, pids, pull, network, user []string
+}
+
+// dockerLimits applies the --topic-memory/-cpus/-pids/-pull/-network/-user
+// flags. "none" is no limit (a negative value in node.Topic).
+func dockerLimits(topics []node.Topic, f dockerFlags) error {
 	find := func(flag, name string) (*node.Topic, error) {
 		for i := range topics {
 			if topics[i].Name == name {
+				if !topics[i].Docker {
+					return nil, fmt.Errorf("--%s %s: topic %s is not a Docker topic (--topic %s=docker)", flag, name, name, name)
+				}
 				return &topics[i], nil
 			}
 		}
 		return nil, fmt.Errorf("--%s %s: no --topic %s", flag, name, name)
 	}
-	for _, s := range mem {
+	for _, s := range f.mem {
 		name, v, _ := strings.Cut(s, "=")
 		t, err := find("topic-memory", name)
 		if err != nil {
 			return err
 		}
-		if t.Memory, err = parseSize(v); err != nil {
-			return fmt.Errorf("--topic-memory %s: %w", s, err)
+		if v == "none" {
+			t.Memory = -1
+		} else if t.Memory, err = parseSize(v); err != nil {
+			return fmt.Errorf("--topic-memory %s: %w (or none)", s, err)
 		}
 	}
-	for _, s := range cpus {
+	for _, s := range f.cpus {
 		name, v, _ := strings.Cut(s, "=")
 		t, err := find("topic-cpus", name)
 		if err != nil {
 			return err
 		}
-		if t.CPUs, err = strconv.ParseFloat(v, 64); err != nil || t.CPUs <= 0 {
-			return fmt.Errorf("--topic-cpus %s: want TOPIC=N with N > 0", s)
+		if v == "none" {
+			t.CPUs = -1
+		} else if t.CPUs, err = strconv.ParseFloat(v, 64); err != nil || t.CPUs <= 0 {
+			return fmt.Errorf("--topic-cpus %s: want TOPIC=N with N > 0, or none", s)
 		}
 	}
-	for _, name := range pull {
+	for _, s := range f.pids {
+		name, v, _ := strings.Cut(s, "=")
+		t, err := find("topic-pids", name)
+		if err != nil {
+			return err
+		}
+		if v == "none" {
+			t.Pids = -1
+		} else if t.Pids, err = strconv.ParseInt(v, 10, 64); err != nil || t.Pids <= 0 {
+			return fmt.Errorf("--topic-pids %s: want TOPIC=N with N > 0, or none", s)
+		}
+	}
+	for _, name := range f.pull {
 		t, err := find("topic-pull", name)
 		if err != nil {
 			return err
 		}
 		t.Pull = true
 	}
-	for _, s := range network {
+	for _, s := range f.network {
 		name, v, _ := strings.Cut(s, "=")
 		t, err := find("topic-network", name)
 		if err != nil {
 			return err
 		}
+		if v == "" {
+			return fmt.Errorf("--topic-network %s: want TOPIC=NETWORK", s)
+		}
 		t.Network = v
 	}
+	for _, s := range f.user {
+		name, v, _ := strings.Cut(s, "=")
+		t, err := find("topic-user", name)
+		if err != nil {
+			return err
+		}
+		t.User = v // node.Config checks UID:GID
+	}
 	return nil
+}
+
+// secretEnvNames are the environment variables join reads secrets from:
+// the GitHub token, the SMTP password, a token, and each --secret-env NAME.
+func secretEnvNames(secretEnv []string) []string {
+	names := []string{github.TokenEnv, "OURCI_SMTP_PASSWORD", "OURCI_TOKEN"}
+	for _, s := range secretEnv {
+		if _, name, ok := strings.Cut(s, "="); ok && name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // parseSize reads 512m, 2g, 1048576 (bytes).

@@ -121,6 +121,20 @@ func Resolve(ctx context.Context, git, repo, rev string) (sha string, err error)
 // local branch of that name checked out at sha (otherwise HEAD is detached).
 // See the package documentation for what it costs and what it shares.
 func (m *Mirrors) Checkout(ctx context.Context, repo, sha, branch, dst string) (err error) {
+	return m.checkout(ctx, repo, sha, branch, dst, true)
+}
+
+// CheckoutStandalone is Checkout for a workspace that must not borrow from
+// the mirror (its task cannot read the node's data directory): `git clone
+// --local` hard-links the mirror's object files into the workspace (copies
+// them when it is on another file system) instead of pointing to them
+// through alternates. Git makes object files read-only (0444), so the
+// workspace can read but never change the mirror's objects.
+func (m *Mirrors) CheckoutStandalone(ctx context.Context, repo, sha, branch, dst string) error {
+	return m.checkout(ctx, repo, sha, branch, dst, false)
+}
+
+func (m *Mirrors) checkout(ctx context.Context, repo, sha, branch, dst string, shared bool) (err error) {
 	fail := func(what string, err error) error {
 		return fmt.Errorf("checkout: %s at %s: %s: %w", redact(repo), sha, what, err)
 	}
@@ -166,7 +180,11 @@ func (m *Mirrors) Checkout(ctx context.Context, repo, sha, branch, dst string) (
 		}
 	}()
 	r := m.runner()
-	if _, err := r.run(ctx, "", "clone", "--shared", "--no-checkout", "--quiet", "--", mirror, dst); err != nil {
+	borrow := "--shared"
+	if !shared {
+		borrow = "--local"
+	}
+	if _, err := r.run(ctx, "", "clone", borrow, "--no-checkout", "--quiet", "--", mirror, dst); err != nil {
 		return fail("clone workspace from mirror", err)
 	}
 	if _, err := r.run(ctx, dst, "remote", "set-url", "origin", "--", repo); err != nil {

@@ -2,12 +2,15 @@ package checkout
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -526,4 +529,54 @@ func assertDirHolds(t *testing.T, dir string, want ...string) {
 			return
 		}
 	}
+}
+
+// TestCheckoutStandalone: a standalone workspace has its own objects (no
+// alternates: its task need not reach the mirror), hard links to the
+// mirror's read-only object files when on one file system, and git works in
+// it after the mirror is gone.
+func TestCheckoutStandalone(t *testing.T) {
+	t.Parallel()
+	u, main, _ := newUpstream(t)
+	ctx := ctxT(t)
+	root := t.TempDir()
+	m := &Mirrors{Dir: filepath.Join(root, "git")}
+	repo := "file://" + u.bare
+	dst := filepath.Join(root, "ws")
+	if err := m.CheckoutStandalone(ctx, repo, main, "main", dst); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, ".git", "objects", "info", "alternates")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("alternates: got %v, want none", err)
+	}
+	linked := 0
+	filepath.WalkDir(filepath.Join(dst, ".git", "objects"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Nlink > 1 {
+			linked++
+			if fi.Mode().Perm()&0o222 != 0 {
+				t.Errorf("%s is shared with the mirror and writable (%v)", p, fi.Mode())
+			}
+		}
+		return nil
+	})
+	if linked == 0 {
+		t.Error("no object file is hard-linked to the mirror's")
+	}
+	if err := os.RemoveAll(m.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, dst, "rev-parse", "HEAD"); got != main {
+		t.Errorf("HEAD = %s, want %s", got, main)
+	}
+	if st := git(t, dst, "status", "--porcelain"); st != "" {
+		t.Errorf("workspace not clean: %q", st)
+	}
+	git(t, dst, "fsck", "--no-progress")
 }

@@ -52,7 +52,11 @@
 //     DST` (refs only, no objects copied), `git remote set-url origin REPO`,
 //     `git checkout --detach SHA` or `git checkout -B BRANCH SHA` (with
 //     checkout.workers=0: files are written by one worker per CPU). Writing
-//     the files is most of its cost.
+//     the files is most of its cost. [Mirrors.CheckoutStandalone] clones
+//     with --local instead: the workspace gets hard links to the mirror's
+//     (read-only) object files, or copies across file systems, and does
+//     not need to reach the mirror afterwards (a task running as a user
+//     that cannot read the node's data directory).
 //
 // Every git command runs with the node's environment plus Mirrors.Env, with
 // GIT_TERMINAL_PROMPT=0 and GIT_ASKPASS/SSH_ASKPASS empty, stdin on /dev/null

@@ -28,17 +28,34 @@
 // Writes. If Output fails, the rest of the output is drained and dropped so
 // the task never blocks on a full pipe.
 //
-// # Process groups and what Stop guarantees
+// # Process groups, cgroups and what Stop guarantees
 //
-// Every attempt runs in its own process group. Stop sends SIGTERM to the
-// group and, if the leader is still running after Spec.Grace (default 10s),
-// SIGKILL to the group. When the leader exits, for whatever reason, the rest
-// of its group is killed with SIGKILL at once: a task's background processes
-// never outlive it. The group is only ever signalled while its leader is
-// unreaped, so a recycled process ID can never be hit. Processes that leave
-// the group on purpose (setsid, setpgid) are not tracked; if one of them
-// keeps the output pipe open, Wait stops copying output a short, fixed time
-// after the leader exited instead of hanging.
+// Every attempt runs in its own process group and, with [Host.Cgroups], in
+// a cgroup v2 of its own (CGROUP2_MOUNT/ourci/NODE/TASK.ATTEMPT), into which
+// the child is born (clone3 with CLONE_INTO_CGROUP): nothing it starts can
+// run outside it unless it is root and moves itself out. Stop sends
+// SIGTERM to the group and, if the leader is still running after
+// Spec.Grace (default 10s), SIGKILL to the group and the whole cgroup.
+// When the leader exits, for whatever reason, the rest of its group and
+// everything left in its cgroup is killed with SIGKILL at once
+// (cgroup.kill; before Linux 5.14, freeze, SIGKILL every process listed,
+// thaw): a task's background processes never outlive it, also when they
+// left the group (setsid, a daemon's double fork). Wait returns once the
+// cgroup is empty and removed. The group is only ever signalled while its
+// leader is unreaped, so a recycled process ID can never be hit; a cgroup
+// is killed by its directory, never by PID. [Cgroups.Sweep] kills what a
+// crashed life of the node left in its attempt cgroups.
+//
+// Without cgroups (none mounted, or the node is not root) processes that
+// leave the group on purpose are not tracked; if one of them keeps the
+// output pipe open, Wait stops copying output a short, fixed time after
+// the leader exited instead of hanging.
+//
+// With [Host.User] the task runs as that unprivileged user (uid, gid,
+// supplementary groups; never root): Start hands Spec.Dir over to it
+// (chown of the tree, mode 0700; files hard-linked from a git mirror stay
+// the node's and read-only, see handOver) and sets HOME (the account's, or
+// the workspace if it has none), USER and LOGNAME.
 //
 // # Concurrency
 //
@@ -75,11 +92,16 @@
 //     same path and is the working directory; every path in Docker.Binds is
 //     bind-mounted read-only at the same path, so the ourci-node binary and
 //     scripts keep their host paths. The environment is exactly Spec.Env
-//     except PATH, which is rebuilt: the directories of the Binds that are
-//     files, then DockerPath. The task runs as Docker.User, by default the
-//     node's own uid:gid, so files it leaves in the workspace belong to the
-//     node, which removes them. The container is labelled with Spec.Labels
-//     (the caller's job, task, attempt) and ourci.node=Docker.Node.
+//     except PATH, which is rebuilt (the directories of the Binds that are
+//     files, then DockerPath), HOME, which is the workspace, and USER and
+//     LOGNAME, which are dropped. The task runs as Docker.User, by default
+//     DefaultUser (65534:65534) when the node is root and the node's own
+//     uid:gid otherwise. A root node first hands the workspace over to that
+//     user (chown, 0700) and makes it a nosuid,nodev bind mount of itself,
+//     which the container's bind mount inherits. The container joins
+//     Docker.Network, by default DefaultNetwork. It is labelled with
+//     Spec.Labels (the caller's job, task, attempt) and
+//     ourci.node=Docker.Node.
 //  3. Start attaches to stdout and stderr and registers the wait for the
 //     next exit before it starts the container, so no output and no exit can
 //     be missed. One goroutine demultiplexes both streams into Spec.Output,
@@ -94,7 +116,8 @@
 //     process exits, the container ends and every process left in it is
 //     killed. Cancelling Start's context is the same as Stop.
 //  6. Destroy force-removes the container (killing it if it still runs) and
-//     its anonymous volumes. Containers are never auto-removed: the exit
+//     its anonymous volumes, then clears every setuid and setgid bit left in
+//     the workspace and undoes its nosuid mount. Containers are never auto-removed: the exit
 //     code is read first. [Docker.Sweep] removes every container labelled
 //     with the node's name, the leftovers of a node that crashed; a node
 //     runs it when it starts, before it starts tasks.
@@ -103,28 +126,37 @@
 //
 //   - Not privileged, and no Docker socket mounted: a task cannot reach the
 //     engine, hence cannot start a privileged container or mount the host.
+//   - Not root: the task runs as DefaultUser (nobody) unless Docker.User
+//     says otherwise, so the kept capabilities are not in effect and a
+//     file it writes in the workspace is never root's.
 //   - All capabilities dropped except CHOWN, DAC_OVERRIDE, FOWNER, SETUID,
-//     SETGID and KILL, which root-run builds need for ordinary file handling
-//     and for dropping privileges (see dockerCaps for each). Gone are, among
-//     others, SYS_ADMIN (mount, namespaces), NET_RAW and NET_ADMIN (raw
-//     packets, changing the host's network, which the container shares),
-//     SYS_PTRACE, SYS_MODULE, SYS_TIME, MKNOD and AUDIT_WRITE. When the task
-//     runs as a non-root user, as it does for a non-root node, it has no
-//     capabilities in effect at all.
+//     SETGID and KILL, which root-run builds (Docker.User 0:0) need for
+//     ordinary file handling and for dropping privileges (see dockerCaps
+//     for each). Gone are, among others, SYS_ADMIN (mount, namespaces),
+//     NET_RAW and NET_ADMIN, SYS_PTRACE, SYS_MODULE, SYS_TIME, MKNOD and
+//     AUDIT_WRITE.
 //   - no-new-privileges: setuid and file-capability binaries in the image
 //     cannot give the task more than it started with.
-//   - A pids limit (DefaultPids unless Docker.Pids says otherwise) stops a
-//     fork bomb; Docker.Memory (memory plus swap) and Docker.NanoCPUs bound
-//     what one task takes from the others on the node.
+//   - The workspace is nosuid and nodev on the host while the container
+//     runs, and no setuid or setgid bit survives the container: a program a
+//     container (even as root) makes setuid there runs with its caller's
+//     uid on the host.
+//   - Limits: DefaultMemory (4 GiB, memory plus swap), DefaultNanoCPUs (2
+//     CPUs) and DefaultPids (4096) unless Docker.Memory, NanoCPUs and Pids
+//     say otherwise (negative: none): a fork bomb or a leak stays in its
+//     container, and one task cannot take the node from the others.
 //
 // # Network
 //
-// Containers share the host's network (Docker.Network "" means "host"), so
-// a task reaches its own node's API on 127.0.0.1, exactly as a host task
-// does: ourci-node, spawn_task, blob_upload and blob_download work
-// unchanged, with no more access than the task's token gives, and BLOB_URL
-// and OURCI_NODE need no rewriting. A bridge network would isolate the
-// task's ports from the host's, but would need the node's API to listen on
-// an address the bridge can reach and the task's URLs to be rewritten; set
-// Docker.Network to use one anyway.
+// Containers join DefaultNetwork ("ourci"), a bridge network made on first
+// use with traffic between its containers turned off
+// (com.docker.network.bridge.enable_icc=false): a task reaches the outside
+// and its node, but not the host's loopback (services bound to 127.0.0.1)
+// nor another task's container. The node listens on the network's gateway
+// ([Docker.Gateway]) and points the task's OURCI_NODE and BLOB_URL there,
+// so ourci-node, spawn_task, blob_upload and a plain `curl ${BLOB_URL}/NAME`
+// work unchanged. If two nodes make the network at once, all of them use
+// the oldest one and remove the others. Docker.Network "host" shares the
+// host's network instead (the task reaches its node on 127.0.0.1, as
+// before); any other value is used as the network's name as it is.
 package executor

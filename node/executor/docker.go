@@ -1,15 +1,21 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -17,6 +23,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 )
@@ -30,8 +37,25 @@ const LabelNode = "ourci.node"
 // other's containers.
 const LabelMesh = "ourci.mesh"
 
-// DefaultPids is the pids limit of a container when Docker.Pids is 0.
-const DefaultPids = 4096
+// Container defaults, used when the Docker field is 0 (see the package
+// documentation).
+const (
+	DefaultPids     = 4096    // processes and threads (Docker.Pids)
+	DefaultMemory   = 4 << 30 // bytes of memory, swap included (Docker.Memory)
+	DefaultNanoCPUs = 2e9     // two CPUs (Docker.NanoCPUs)
+	// DefaultUser is the container user of a node that runs as root
+	// (Docker.User): nobody:nogroup, so that a container's root is never
+	// the host's. A node that is not root runs containers as itself.
+	DefaultUser = "65534:65534"
+	// DefaultNetwork is the bridge network containers join when
+	// Docker.Network is "": made if missing, with traffic between its
+	// containers off, so a task reaches its node (on the network's
+	// gateway) and the outside, not the host's loopback or other tasks.
+	DefaultNetwork = "ourci"
+)
+
+// LabelManaged marks the network Docker made (DefaultNetwork).
+const LabelManaged = "ourci.managed"
 
 // DockerPath is the fixed part of the PATH a container gets, after the
 // directories of the files in Docker.Binds.
@@ -77,17 +101,20 @@ const dockerDestroyDelay = 10 * time.Second
 type Docker struct {
 	Client   *client.Client // nil: made from the environment (DOCKER_HOST, ...) on first use
 	Node     string         // node name: in the label ourci.node and in error messages; required
-	Memory   int64          // bytes; 0 = no limit
-	NanoCPUs int64          // 1e9 = one CPU; 0 = no limit
+	Memory   int64          // bytes, swap included; 0 = DefaultMemory, negative = no limit
+	NanoCPUs int64          // 1e9 = one CPU; 0 = DefaultNanoCPUs, negative = no limit
 	Pids     int64          // pids limit; 0 = DefaultPids, negative = no limit
 	Pull     bool           // may pull a missing image (off by default: a missing image fails the task)
-	Network  string         // container network mode; "" = "host" (so the task reaches its node's API on 127.0.0.1)
+	Network  string         // container network; "" = DefaultNetwork (made if missing), "host" = the host's network
 	Mesh     string         // mesh ID: label ourci.mesh; Sweep removes only this mesh's containers
 	Binds    []string       // extra absolute host paths mounted read-only at the same path inside (the ourci-node binary, scripts)
-	User     string         // "" = the node's uid:gid (so the node can clean up files the task made)
+	User     string         // UID:GID; "" = DefaultUser for a node running as root, else the node's own uid:gid
 
 	mu   sync.Mutex
 	made bool // Client was made here; Close closes it
+
+	netMu sync.Mutex
+	netID string // DefaultNetwork's ID, once known
 }
 
 // client returns the engine client, making it on first use.
@@ -190,8 +217,32 @@ func (d *Docker) Start(ctx context.Context, s Spec) (Process, error) {
 	if err := d.ensureImage(ctx, cli, s.Image, out); err != nil {
 		return nil, err
 	}
+	netID, err := d.networkID(ctx, cli)
+	if err != nil {
+		return nil, err
+	}
+	hcfg.NetworkMode = container.NetworkMode(netID)
+	release, err := d.prepareWorkspace(cfg.WorkingDir, cfg.User, out)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			release()
+		}
+	}()
 
 	created, err := cli.ContainerCreate(ctx, cfg, hcfg, nil, nil, "")
+	if err != nil && d.Network == "" && cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "network") {
+		// The network was removed since it was looked up: once more.
+		d.forgetNetwork()
+		if netID, err = d.networkID(ctx, cli); err != nil {
+			return nil, err
+		}
+		hcfg.NetworkMode = container.NetworkMode(netID)
+		created, err = cli.ContainerCreate(ctx, cfg, hcfg, nil, nil, "")
+	}
 	if err != nil {
 		if cerrdefs.IsNotFound(err) { // removed since ensureImage looked
 			return nil, d.missing(s.Image)
@@ -203,7 +254,6 @@ func (d *Docker) Start(ctx context.Context, s Spec) (Process, error) {
 	}
 	id := created.ID
 	pctx, pcancel := context.WithCancel(context.Background())
-	started := false
 	defer func() {
 		if !started {
 			pcancel()
@@ -241,12 +291,13 @@ func (d *Docker) Start(ctx context.Context, s Spec) (Process, error) {
 	started = true
 
 	p := &dockerProcess{
-		cli:    cli,
-		id:     id,
-		node:   d.Node,
-		grace:  s.grace(),
-		cancel: pcancel,
-		done:   make(chan struct{}),
+		cli:     cli,
+		id:      id,
+		node:    d.Node,
+		grace:   s.grace(),
+		cancel:  pcancel,
+		release: release,
+		done:    make(chan struct{}),
 	}
 	copied := make(chan struct{})
 	go func() {
@@ -316,15 +367,18 @@ func (d *Docker) config(s Spec) (*container.Config, *container.HostConfig, error
 	}
 	path = append(path, DockerPath)
 
-	env := make([]string, 0, len(s.Env)+1)
+	env := make([]string, 0, len(s.Env)+3)
 	for _, kv := range s.Env {
-		if k, _, _ := strings.Cut(kv, "="); k != "PATH" {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "PATH", "HOME", "USER", "LOGNAME": // the node's: meaningless inside
+		default:
 			env = append(env, kv)
 		}
 	}
 	// TINI_KILL_PROCESS_GROUP: the init process (tini) forwards signals to
-	// the task's whole process group, as Host signals its group.
-	env = append(env, "PATH="+strings.Join(path, ":"), "TINI_KILL_PROCESS_GROUP=1")
+	// the task's whole process group, as Host signals its group. HOME is
+	// the workspace: the only directory the task's user surely may write.
+	env = append(env, "PATH="+strings.Join(path, ":"), "HOME="+dir, "TINI_KILL_PROCESS_GROUP=1")
 
 	labels := make(map[string]string, len(s.Labels)+1)
 	for k, v := range s.Labels {
@@ -335,23 +389,19 @@ func (d *Docker) config(s Spec) (*container.Config, *container.HostConfig, error
 		labels[LabelMesh] = d.Mesh
 	}
 
-	user := d.User
-	if user == "" {
-		if uid, gid := os.Getuid(), os.Getgid(); uid >= 0 && gid >= 0 {
-			user = fmt.Sprintf("%d:%d", uid, gid)
-		}
+	user, err := d.user()
+	if err != nil {
+		return nil, nil, err
 	}
 	network := d.Network
 	if network == "" {
-		network = "host"
+		network = DefaultNetwork
 	}
-	pids := d.Pids
-	switch {
-	case pids == 0:
-		pids = DefaultPids
-	case pids < 0:
-		pids = -1
+	pids := limit(d.Pids, DefaultPids)
+	if pids == 0 {
+		pids = -1 // the engine's "no limit"
 	}
+	memory := limit(d.Memory, DefaultMemory)
 	useInit := true
 
 	cfg := &container.Config{
@@ -381,15 +431,240 @@ func (d *Docker) config(s Spec) (*container.Config, *container.HostConfig, error
 		AutoRemove:     false,
 		ReadonlyRootfs: false,
 		Resources: container.Resources{
-			Memory:    max(d.Memory, 0),
-			NanoCPUs:  max(d.NanoCPUs, 0),
+			Memory:    memory,
+			NanoCPUs:  limit(d.NanoCPUs, DefaultNanoCPUs),
 			PidsLimit: &pids,
 		},
 	}
-	if d.Memory > 0 {
-		hcfg.MemorySwap = d.Memory // the limit holds for memory plus swap
+	if memory > 0 {
+		hcfg.MemorySwap = memory // the limit holds for memory plus swap
 	}
 	return cfg, hcfg, nil
+}
+
+// mountWorkspace is mountNosuid (tests make it fail).
+var mountWorkspace = mountNosuid
+
+// limit applies a limit field's convention: 0 is def, negative none (0).
+func limit(v, def int64) int64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// user is the UID:GID containers run as (Docker.User's default applied).
+func (d *Docker) user() (string, error) {
+	if d.User != "" {
+		if _, _, ok := userIDs(d.User); !ok {
+			return "", fmt.Errorf("executor: container user %q on node %s: want UID:GID (numbers)", d.User, d.Node)
+		}
+		return d.User, nil
+	}
+	if os.Geteuid() == 0 {
+		return DefaultUser, nil
+	}
+	return fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()), nil
+}
+
+// userIDs parses UID:GID.
+func userIDs(user string) (uid, gid int, ok bool) {
+	u, g, found := strings.Cut(user, ":")
+	uid, err1 := strconv.Atoi(u)
+	gid, err2 := strconv.Atoi(g)
+	return uid, gid, found && err1 == nil && err2 == nil && uid >= 0 && gid >= 0
+}
+
+// prepareWorkspace gets the workspace ready for a container running as
+// user. A node running as root hands it over to that user (so a non-root
+// task can write its checkout) and makes it a nosuid,nodev bind mount of
+// itself: the container's bind mount inherits both flags, so a setuid (or
+// device) file the task writes there is inert on the host while the
+// container runs. The returned func, never nil, is for after the container
+// is gone: it clears every setuid and setgid bit left in the workspace,
+// then undoes the mount, so no such file is ever on a mount that honours
+// it; it is a no-op once it succeeded.
+//
+// A root node that may not mount (in a container without CAP_SYS_ADMIN)
+// still runs a container whose user is not root, whose files can never be
+// setuid root, and says so in the task's output (out); it refuses to run a
+// root container there.
+func (d *Docker) prepareWorkspace(dir, user string, out io.Writer) (release func() error, err error) {
+	none := func() error { return nil }
+	if os.Geteuid() != 0 {
+		return none, nil // the task runs as the node: nothing to give, no setuid to gain
+	}
+	uid, gid, _ := userIDs(user)
+	if uid != 0 {
+		if err := handOver(dir, uid, gid); err != nil {
+			return none, err
+		}
+	}
+	unmount, err := mountWorkspace(dir)
+	if err != nil {
+		if uid == 0 || !(errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)) {
+			return none, err
+		}
+		fmt.Fprintf(out, "docker: the workspace is not mounted nosuid on node %s (%v); the task's user %s is not root\n", d.Node, err, user)
+		unmount = none
+	}
+	var once sync.Mutex
+	done := false
+	return func() error {
+		once.Lock()
+		defer once.Unlock()
+		if done {
+			return nil
+		}
+		if err := clearSetuid(dir); err != nil {
+			return err
+		}
+		if err := unmount(); err != nil {
+			return err
+		}
+		done = true
+		return nil
+	}, nil
+}
+
+// clearSetuid removes the setuid and setgid bits of every file under dir
+// (symbolic links are not followed).
+func clearSetuid(dir string) error {
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if e.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil // gone meanwhile
+		}
+		if m := fi.Mode(); m&(fs.ModeSetuid|fs.ModeSetgid) != 0 && !m.IsDir() {
+			return os.Chmod(p, m&fs.ModePerm|m&fs.ModeSticky)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("executor: clear setuid bits in workspace %s: %w", dir, err)
+	}
+	return nil
+}
+
+// managedMu serialises making DefaultNetwork within this process.
+var managedMu sync.Mutex
+
+// networkID returns the network containers join: Docker.Network as it is,
+// or the ID of DefaultNetwork, made if missing. The engine may let two
+// nodes make it at once (its duplicate check is not atomic): every node
+// then picks the oldest of the networks so named and removes the others
+// it can, so all agree on one.
+func (d *Docker) networkID(ctx context.Context, cli *client.Client) (string, error) {
+	if d.Network != "" {
+		return d.Network, nil
+	}
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
+	if d.netID != "" {
+		return d.netID, nil
+	}
+	managedMu.Lock()
+	defer managedMu.Unlock()
+	id, err := pickNetwork(ctx, cli)
+	if err == nil && id == "" {
+		_, err = cli.NetworkCreate(ctx, DefaultNetwork, network.CreateOptions{
+			Driver: "bridge",
+			// Tasks reach their node and the outside, not one another.
+			Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"},
+			Labels:  map[string]string{LabelManaged: "true"},
+		})
+		if err != nil && (cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "already exists")) {
+			err = nil // another node made it meanwhile
+		}
+		if err == nil {
+			id, err = pickNetwork(ctx, cli)
+		}
+	}
+	if err == nil && id == "" {
+		err = errors.New("it vanished after it was made")
+	}
+	if err != nil {
+		return "", fmt.Errorf("executor: network %s on node %s: %w", DefaultNetwork, d.Node, err)
+	}
+	d.netID = id
+	return id, nil
+}
+
+// forgetNetwork drops the cached network ID (it was removed meanwhile).
+func (d *Docker) forgetNetwork() {
+	d.netMu.Lock()
+	d.netID = ""
+	d.netMu.Unlock()
+}
+
+// pickNetwork returns the ID of the oldest network named DefaultNetwork
+// ("" if there is none), and removes the other ones OurCI made that no
+// container uses.
+func pickNetwork(ctx context.Context, cli *client.Client) (string, error) {
+	list, err := cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", DefaultNetwork))})
+	if err != nil {
+		return "", err
+	}
+	var named []network.Summary
+	for _, n := range list {
+		if n.Name == DefaultNetwork { // the filter matches parts of names too
+			named = append(named, n)
+		}
+	}
+	if len(named) == 0 {
+		return "", nil
+	}
+	slices.SortFunc(named, func(a, b network.Summary) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+	})
+	for _, n := range named[1:] {
+		if n.Labels[LabelManaged] == "true" {
+			_ = cli.NetworkRemove(ctx, n.ID) // in use: its node moves over on its next start
+		}
+	}
+	return named[0].ID, nil
+}
+
+// Gateway returns the host's address on the containers' network, where the
+// node must listen to be reachable from its containers (making
+// DefaultNetwork first if needed). ok is false for the host network, whose
+// containers share the host's loopback, and for a network without an IPv4
+// gateway (none).
+func (d *Docker) Gateway(ctx context.Context) (addr netip.Addr, ok bool, err error) {
+	if d.Network == "host" {
+		return netip.Addr{}, false, nil
+	}
+	cli, err := d.client()
+	if err != nil {
+		return netip.Addr{}, false, err
+	}
+	id, err := d.networkID(ctx, cli)
+	if err != nil {
+		return netip.Addr{}, false, err
+	}
+	nw, err := cli.NetworkInspect(ctx, id, network.InspectOptions{})
+	if err != nil {
+		d.forgetNetwork()
+		return netip.Addr{}, false, fmt.Errorf("executor: look up network %s on node %s: %w", cmp.Or(d.Network, DefaultNetwork), d.Node, err)
+	}
+	for _, c := range nw.IPAM.Config {
+		if a, err := netip.ParseAddr(c.Gateway); err == nil && a.Is4() {
+			return a, true, nil
+		}
+	}
+	return netip.Addr{}, false, nil
 }
 
 // missing is the error for an image that is not on the node.
@@ -481,6 +756,8 @@ type dockerProcess struct {
 	grace  time.Duration
 	cancel context.CancelFunc // ends the wait request; called once the result is known
 
+	release func() error // clears setuid bits, undoes the workspace's nosuid mount (Destroy)
+
 	stopOnce sync.Once
 
 	destroyMu sync.Mutex
@@ -556,7 +833,8 @@ func (p *dockerProcess) Stop() {
 }
 
 // Destroy implements Process: it force-removes the container (killing it if
-// it still runs) with its anonymous volumes and waits for Wait's result.
+// it still runs) with its anonymous volumes, waits for Wait's result and
+// releases the workspace (prepareWorkspace).
 func (p *dockerProcess) Destroy() error {
 	p.destroyMu.Lock()
 	defer p.destroyMu.Unlock()
@@ -580,5 +858,6 @@ func (p *dockerProcess) Destroy() error {
 		<-p.done
 	}
 	_, err := p.Wait()
-	return err
+	// The container is gone: nothing writes in the workspace any more.
+	return errors.Join(err, p.release()) // release is a no-op once it succeeded
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 )
 
@@ -267,9 +269,10 @@ func TestDockerShellForm(t *testing.T) {
 	if code := dwait(t, p); code != 0 {
 		t.Fatalf("exit code %d, want 0; output:\n%s", code, out)
 	}
+	uid, gid := containerIDs()
 	for _, want := range []string{
 		"pwd=" + s.Dir + "\n",
-		fmt.Sprintf("uid=%d:%d\n", os.Getuid(), os.Getgid()),
+		fmt.Sprintf("uid=%d:%d\n", uid, gid),
 		"PATH=" + DockerPath + "\n", // the node's PATH is not passed on
 	} {
 		if !strings.Contains(out.String(), want) {
@@ -286,9 +289,19 @@ func TestDockerShellForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	sys := st.Sys().(*syscall.Stat_t)
-	if int(sys.Uid) != os.Getuid() || int(sys.Gid) != os.Getgid() {
-		t.Errorf("workspace file owned by %d:%d, want the node's %d:%d", sys.Uid, sys.Gid, os.Getuid(), os.Getgid())
+	if int(sys.Uid) != uid || int(sys.Gid) != gid {
+		t.Errorf("workspace file owned by %d:%d, want the container user's %d:%d", sys.Uid, sys.Gid, uid, gid)
 	}
+}
+
+// containerIDs is the uid:gid containers run as by default: DefaultUser
+// for a node running as root, else the node's own.
+func containerIDs() (uid, gid int) {
+	if os.Geteuid() == 0 {
+		uid, gid, _ := userIDs(DefaultUser)
+		return uid, gid
+	}
+	return os.Getuid(), os.Getgid()
 }
 
 func TestDockerExecForm(t *testing.T) {
@@ -444,12 +457,11 @@ func TestDockerBinds(t *testing.T) {
 	}
 }
 
-// The task reaches the node's API on 127.0.0.1: the container shares the
-// host's network.
-func TestDockerReachesNodeOnLoopback(t *testing.T) {
-	t.Parallel()
-	d := newDocker(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// serveHTTP answers "hello from the node" on addr (HOST:0) until the test
+// ends, and returns the address it listens on.
+func serveHTTP(t *testing.T, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,14 +470,78 @@ func TestDockerReachesNodeOnLoopback(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	out := newLiveOutput()
-	s := dspec(t, out, "wget -q -O - http://"+ln.Addr().String()+"/")
-	if code := dwait(t, dstart(t, context.Background(), d, s)); code != 0 {
-		t.Fatalf("exit code %d, want 0; output:\n%s", code, out)
-	}
-	if out.String() != "hello from the node\n" {
-		t.Errorf("output %q, want the node's answer", out)
-	}
+	return ln.Addr().String()
+}
+
+// TestDockerNetwork: by default a task runs on DefaultNetwork: it reaches
+// its node on the network's gateway (Gateway), not on the host's loopback,
+// and cannot reach another task's container. With Network "host" it shares
+// the host's network and reaches the node on 127.0.0.1, as before.
+func TestDockerNetwork(t *testing.T) {
+	t.Parallel()
+	t.Run("default", func(t *testing.T) {
+		d := newDocker(t)
+		gw, ok, err := d.Gateway(context.Background())
+		if err != nil || !ok || !gw.Is4() {
+			t.Fatalf("Gateway: got %v, %v, %v; want an IPv4 address", gw, ok, err)
+		}
+		nw, err := d.Client.NetworkInspect(context.Background(), DefaultNetwork, network.InspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nw.Driver != "bridge" || nw.Options["com.docker.network.bridge.enable_icc"] != "false" {
+			t.Errorf("network %s: driver %q options %v, want a bridge with enable_icc=false", DefaultNetwork, nw.Driver, nw.Options)
+		}
+		onGateway := serveHTTP(t, net.JoinHostPort(gw.String(), "0"))
+		onLoopback := serveHTTP(t, "127.0.0.1:0")
+
+		// Another task's container, serving on its own address.
+		out := newLiveOutput()
+		other := dstart(t, context.Background(), d, dspec(t, out, `echo hi > index.html; httpd -p 8080 -h . && echo serving; sleep 1000`))
+		out.await(t, "serving\n")
+		ids := containersOf(t, d.Node)
+		if len(ids) != 1 {
+			t.Fatalf("containers %v, want one", ids)
+		}
+		ep, ok := inspect(t, d.Client, ids[0]).NetworkSettings.Networks[DefaultNetwork]
+		if !ok || ep.IPAddress == "" {
+			t.Fatalf("the other container has no address on %s (%v)", DefaultNetwork, ep)
+		}
+		otherIP := ep.IPAddress
+
+		out = newLiveOutput()
+		s := dspec(t, out, strings.Join([]string{
+			// (busybox's wget -T crashes on a refused connection: timeout
+			// instead.)
+			`wget -q -O - http://` + onGateway + `/ || echo gateway-unreachable`,
+			`timeout 3 wget -q -O - http://` + onLoopback + `/ 2>/dev/null || echo loopback-unreachable`,
+			`timeout 3 wget -q -O - http://` + otherIP + `:8080/ 2>/dev/null || echo other-task-unreachable`,
+		}, "; "))
+		if code := dwait(t, dstart(t, context.Background(), d, s)); code != 0 {
+			t.Fatalf("exit code %d, want 0; output:\n%s", code, out)
+		}
+		if got, want := out.String(), "hello from the node\nloopback-unreachable\nother-task-unreachable\n"; got != want {
+			t.Errorf("output:\n got %q\nwant %q", got, want)
+		}
+		other.Stop()
+		dwait(t, other)
+	})
+	t.Run("host", func(t *testing.T) {
+		d := newDocker(t)
+		d.Network = "host"
+		if _, ok, err := d.Gateway(context.Background()); ok || err != nil {
+			t.Errorf("Gateway on the host network: got ok %v, %v; want none", ok, err)
+		}
+		onLoopback := serveHTTP(t, "127.0.0.1:0")
+		out := newLiveOutput()
+		s := dspec(t, out, "wget -q -O - http://"+onLoopback+"/")
+		if code := dwait(t, dstart(t, context.Background(), d, s)); code != 0 {
+			t.Fatalf("exit code %d, want 0; output:\n%s", code, out)
+		}
+		if out.String() != "hello from the node\n" {
+			t.Errorf("output %q, want the node's answer", out)
+		}
+	})
 }
 
 func TestDockerStopIgnoringTERM(t *testing.T) {
@@ -577,17 +653,47 @@ func TestDockerLabelsAndDefaults(t *testing.T) {
 	if hc.PidsLimit == nil || *hc.PidsLimit != DefaultPids {
 		t.Errorf("pids limit %v, want %d", hc.PidsLimit, DefaultPids)
 	}
-	if hc.NetworkMode != "host" {
-		t.Errorf("network mode %q, want host", hc.NetworkMode)
+	if _, ok := info.NetworkSettings.Networks[DefaultNetwork]; !ok || len(info.NetworkSettings.Networks) != 1 {
+		t.Errorf("networks %v, want only %s", slices.Collect(maps.Keys(info.NetworkSettings.Networks)), DefaultNetwork)
 	}
-	if hc.Memory != 0 || hc.NanoCPUs != 0 {
-		t.Errorf("memory %d, cpus %d: want no limits by default", hc.Memory, hc.NanoCPUs)
+	if hc.Memory != DefaultMemory || hc.MemorySwap != DefaultMemory || hc.NanoCPUs != DefaultNanoCPUs {
+		t.Errorf("memory %d, swap %d, cpus %d: want the defaults %d, %d, %d", hc.Memory, hc.MemorySwap, hc.NanoCPUs, DefaultMemory, DefaultMemory, int64(DefaultNanoCPUs))
 	}
 	if hc.AutoRemove {
 		t.Error("AutoRemove is set: the exit code could be lost")
 	}
 	if len(s.Labels) != 4 || s.Labels[LabelNode] != "someone-else" {
 		t.Errorf("Start changed the caller's labels: %v", s.Labels)
+	}
+}
+
+// TestDockerLimits: 0 takes the default limit, a negative value none, any
+// other value is the limit.
+func TestDockerLimits(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name               string
+		mem, cpus, pids    int64
+		wMem, wCPUs, wPids int64
+	}{
+		{"defaults", 0, 0, 0, DefaultMemory, DefaultNanoCPUs, DefaultPids},
+		{"none", -1, -1, -1, 0, 0, -1},
+		{"set", 64 << 20, 5e8, 100, 64 << 20, 5e8, 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &Docker{Node: "n", Memory: tt.mem, NanoCPUs: tt.cpus, Pids: tt.pids}
+			_, hc, err := d.config(Spec{Args: []string{"true"}, Image: testImage, Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := hc.Resources
+			if r.Memory != tt.wMem || r.NanoCPUs != tt.wCPUs || r.PidsLimit == nil || *r.PidsLimit != tt.wPids {
+				t.Errorf("memory %d, cpus %d, pids %v: want %d, %d, %d", r.Memory, r.NanoCPUs, *r.PidsLimit, tt.wMem, tt.wCPUs, tt.wPids)
+			}
+			if wantSwap := tt.wMem; r.MemorySwap != wantSwap {
+				t.Errorf("memory+swap %d, want %d", r.MemorySwap, wantSwap)
+			}
+		})
 	}
 }
 
@@ -602,12 +708,9 @@ func TestDockerSecurityDefaults(t *testing.T) {
 	if code := dwait(t, p); code != 0 {
 		t.Fatalf("exit code %d; output:\n%s", code, out)
 	}
-	// The kept capabilities are CHOWN(0), DAC_OVERRIDE(1), FOWNER(3),
-	// KILL(5), SETGID(6), SETUID(7); a non-root user has none in effect.
+	// The task runs as a user that is not root (DefaultUser for a root
+	// node), so none of the kept capabilities is in effect.
 	capEff := "0000000000000000"
-	if os.Getuid() == 0 {
-		capEff = fmt.Sprintf("%016x", 1<<0|1<<1|1<<3|1<<5|1<<6|1<<7)
-	}
 	for _, want := range []string{"CapEff:\t" + capEff + "\n", "NoNewPrivs:\t1\n", "no-socket\n", "docker-init"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("inside the container: output lacks %q; got:\n%s", want, out)
@@ -644,8 +747,9 @@ func TestDockerSecurityDefaults(t *testing.T) {
 			t.Errorf("the Docker socket is mounted: %+v", m)
 		}
 	}
-	if want := fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()); info.Config.User != want {
-		t.Errorf("user %q, want the node's %q", info.Config.User, want)
+	uid, gid := containerIDs()
+	if want := fmt.Sprintf("%d:%d", uid, gid); info.Config.User != want {
+		t.Errorf("user %q, want %q", info.Config.User, want)
 	}
 }
 
@@ -829,5 +933,136 @@ func TestDockerPing(t *testing.T) {
 	dead.Client = cli
 	if err := dead.Ping(ctx); err == nil || !strings.Contains(err.Error(), "node x") {
 		t.Errorf("Ping of no engine: got %v, want an error naming the node", err)
+	}
+}
+
+// TestMain lets the test binary stand in for a setuid program: with
+// OURCI_TEST_PRINT_EUID=1 it prints its effective uid and exits.
+func TestMain(m *testing.M) {
+	if os.Getenv("OURCI_TEST_PRINT_EUID") == "1" {
+		fmt.Println(os.Geteuid())
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestDockerWorkspaceNosuid: even a container running as root (User 0:0,
+// with the kept capabilities in effect) cannot leave a setuid-root program
+// for the host: while the container runs, the workspace is mounted nosuid
+// and nodev on the host (a program made setuid root there runs with the
+// caller's uid), and once the container is destroyed, no setuid bit is
+// left. The task's user and the workspace's owner are checked too.
+func TestDockerWorkspaceNosuid(t *testing.T) {
+	t.Parallel()
+	nobody := taskUser(t) // root only: runs the probe as nobody
+	d := newDocker(t)
+	d.User = "0:0"
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := newLiveOutput()
+	s := dspec(t, out, `grep " $PWD " /proc/self/mountinfo | grep -q nosuid,nodev && echo inside-nosuid,nodev; grep -E '^CapEff:' /proc/self/status; chmod 4755 probe && chmod 2755 probe2 && echo made-setuid; while [ ! -e release ]; do sleep 0.05; done`)
+	s.Dir = reachable(t)
+	if err := os.Chmod(s.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"probe", "probe2"} {
+		b, err := os.ReadFile(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.Dir, name), b, 0o755); err != nil { // root's, as a container's root would copy it
+			t.Fatal(err)
+		}
+	}
+	p := dstart(t, context.Background(), d, s)
+	out.await(t, "made-setuid\n")
+	capEff := fmt.Sprintf("CapEff:\t%016x\n", 1<<0|1<<1|1<<3|1<<5|1<<6|1<<7) // CHOWN DAC_OVERRIDE FOWNER KILL SETGID SETUID
+	if !strings.Contains(out.String(), capEff) {
+		t.Errorf("inside the container: output lacks %q (root's kept capabilities); got:\n%s", capEff, out)
+	}
+	if !strings.Contains(out.String(), "inside-nosuid,nodev\n") {
+		t.Errorf("inside the container: the workspace is not mounted nosuid,nodev; output:\n%s", out)
+	}
+
+	probe := filepath.Join(s.Dir, "probe")
+	if fi, err := os.Stat(probe); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		t.Fatalf("probe: mode %v (%v), want setuid as the container made it", fi.Mode(), err)
+	}
+	cmd := exec.Command(probe)
+	cmd.Env = []string{"OURCI_TEST_PRINT_EUID=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody.UID, Gid: nobody.GID}}
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("running the setuid probe as nobody: %v", err)
+	}
+	if want := fmt.Sprintf("%d\n", nobody.UID); string(got) != want {
+		t.Errorf("the setuid-root probe run by nobody on the host: effective uid %q, want %q (nosuid)", got, want)
+	}
+
+	if err := os.WriteFile(filepath.Join(s.Dir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := dwait(t, p); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, out)
+	}
+	destroy(t, p)
+	for _, name := range []string{"probe", "probe2"} {
+		fi, err := os.Stat(filepath.Join(s.Dir, name))
+		if err != nil || fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 || fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s after Destroy: mode %v (%v), want 0755 without setuid or setgid", name, fi.Mode(), err)
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err != nil || strings.Contains(string(b), " "+s.Dir+" ") {
+		t.Errorf("after Destroy the workspace %s is still a mount point (%v)", s.Dir, err)
+	}
+}
+
+// TestDockerWorkspaceHandedOver: a root node hands the workspace to the
+// container's (default, unprivileged) user, so the task can write its
+// checkout, files it makes there are its user's, and HOME is the
+// workspace.
+func TestDockerWorkspaceHandedOver(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: only a root node hands workspaces over")
+	}
+	d := newDocker(t)
+	out := newLiveOutput()
+	s := dspec(t, out, `echo more >> checked-out && echo edited; mkdir -p sub/dir && echo "home=$HOME"; id -u`)
+	s.Env = append(s.Env, "HOME=/root")
+	if err := os.WriteFile(filepath.Join(s.Dir, "checked-out"), []byte("src\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := dwait(t, dstart(t, context.Background(), d, s)); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, out)
+	}
+	uid, _ := containerIDs()
+	if got, want := out.String(), fmt.Sprintf("edited\nhome=%s\n%d\n", s.Dir, uid); got != want {
+		t.Errorf("output:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestDockerWorkspaceMountRefused: a root node that may not mount (in a
+// container without CAP_SYS_ADMIN) still runs a non-root container, saying
+// so in the task's output, and refuses to run a root one.
+func TestDockerWorkspaceMountRefused(t *testing.T) { // not parallel: it replaces mountWorkspace
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: only a root node mounts workspaces")
+	}
+	d := newDocker(t)
+	mountWorkspace = func(string) (func() error, error) { return nil, fmt.Errorf("mount: %w", syscall.EPERM) }
+	defer func() { mountWorkspace = mountNosuid }()
+	out := newLiveOutput()
+	if code := dwait(t, dstart(t, context.Background(), d, dspec(t, out, "id -u"))); code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, out)
+	}
+	if got := out.String(); !strings.Contains(got, "not mounted nosuid") || !strings.HasSuffix(got, "65534\n") {
+		t.Errorf("output %q, want the note and the unprivileged uid", got)
+	}
+	d.User = "0:0"
+	if _, err := d.Start(context.Background(), dspec(t, out, "true")); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("a root container without a nosuid workspace: got %v, want the mount's EPERM", err)
 	}
 }

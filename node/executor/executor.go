@@ -14,9 +14,13 @@ type Spec struct {
 	Output io.Writer     // stdout and stderr combined, written as produced; nil discards
 	Grace  time.Duration // SIGTERM → SIGKILL grace on Stop; 0 means DefaultGrace
 
+	// Labels describe the attempt (ourci.job, ourci.task, ourci.attempt):
+	// Docker puts them on the container, beside ourci.node; Host names the
+	// attempt's cgroup TASK.ATTEMPT after them.
+	Labels map[string]string
+
 	// Used by Docker only (Host ignores them):
-	Image  string            // the image the task names; required by Docker
-	Labels map[string]string // put on the container (job, task, attempt), beside ourci.node
+	Image string // the image the task names; required by Docker
 	// ReadOnly lists absolute host paths this attempt alone may read, mounted
 	// read-only at the same path inside its container (its job's git
 	// mirror); Host ignores it.
@@ -31,11 +35,13 @@ type Process interface {
 	// exits. Safe to call from several goroutines; all get the same result.
 	Wait() (exitCode int, err error)
 	// Stop ends the whole process group: SIGTERM to the group, then SIGKILL
-	// to the group after the grace period if the leader has not exited.
-	// Returns immediately; safe to call many times and after exit.
+	// to the group (and its cgroup, or container) after the grace period if
+	// the leader has not exited. Returns immediately; safe to call many
+	// times and after exit.
 	Stop()
-	// Destroy releases everything: kills the group with SIGKILL if it is
-	// still alive and waits for it. Safe to call twice.
+	// Destroy releases everything: kills the group, cgroup or container
+	// with SIGKILL if it is still alive, waits for it and removes what the
+	// attempt held. Safe to call twice.
 	Destroy() error
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // shell runs the shell form, non-executable scripts and ENOEXEC fallbacks.
@@ -18,14 +19,23 @@ const shell = "/bin/sh"
 // xOK is access(2)'s X_OK.
 const xOK = 1
 
-// Host runs tasks as processes on this machine.
-type Host struct{}
+// Host runs tasks as processes on this machine. The zero Host runs each
+// attempt in a process group of its own, as the node's user.
+type Host struct {
+	// Cgroups, if set, puts each attempt in a cgroup of its own under it
+	// (born there: clone3 with CLONE_INTO_CGROUP), which is killed whole
+	// when the attempt ends, is stopped or destroyed.
+	Cgroups *Cgroups
+	// User, if set, runs tasks as this unprivileged user: Start hands the
+	// workspace (Spec.Dir) over to it and sets HOME, USER and LOGNAME.
+	User *User
+}
 
-// Start starts the attempt described by s in a new process group. It fails,
-// without starting anything, when ctx is already done, when s names no
-// command, when the script or command cannot be found, or when the process
-// cannot be created.
-func (Host) Start(ctx context.Context, s Spec) (Process, error) {
+// Start starts the attempt described by s in a new process group (and
+// cgroup). It fails, without starting anything, when ctx is already done,
+// when s names no command, when the script or command cannot be found, or
+// when the process (or its cgroup) cannot be created.
+func (h Host) Start(ctx context.Context, s Spec) (Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("executor: not started: %w", err)
 	}
@@ -37,6 +47,46 @@ func (Host) Start(ctx context.Context, s Spec) (Process, error) {
 	if env == nil {
 		env = []string{} // a nil Env would make os/exec inherit the node's environment
 	}
+	attr := syscall.SysProcAttr{Setpgid: true}
+	if u := h.User; u != nil {
+		if s.Dir != "" {
+			if err := handOver(s.Dir, int(u.UID), int(u.GID)); err != nil {
+				return nil, err
+			}
+		}
+		env = u.env(env, s.Dir)
+		attr.Credential = u.credential()
+	}
+	var cg *cgroup
+	if h.Cgroups != nil {
+		if cg, err = h.Cgroups.create(attemptName(s)); err != nil {
+			return nil, err
+		}
+		fd, err := cg.open()
+		if err != nil {
+			cg.remove(time.Now())
+			return nil, err
+		}
+		defer syscall.Close(fd) // the child is in the cgroup once started
+		attr.UseCgroupFD, attr.CgroupFD = true, fd
+	}
+	p, err := h.start(ctx, s, path, argv, env, &attr, cg)
+	if err != nil && cg != nil {
+		cg.destroy()
+	}
+	return p, err
+}
+
+// attemptName names an attempt's cgroup after its task and attempt labels.
+func attemptName(s Spec) string {
+	task, attempt := s.Labels["ourci.task"], s.Labels["ourci.attempt"]
+	if task == "" {
+		return "attempt"
+	}
+	return task + "." + attempt
+}
+
+func (h Host) start(ctx context.Context, s Spec, path string, argv, env []string, attr *syscall.SysProcAttr, cg *cgroup) (Process, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("executor: output pipe: %w", err)
@@ -49,7 +99,7 @@ func (Host) Start(ctx context.Context, s Spec) (Process, error) {
 			Dir:         s.Dir,
 			Stdout:      w, // an *os.File: handed to the child as is, no copying goroutine in os/exec
 			Stderr:      w,
-			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+			SysProcAttr: attr,
 		}
 	}
 	cmd := newCmd(path, argv)
@@ -63,7 +113,7 @@ func (Host) Start(ctx context.Context, s Spec) (Process, error) {
 		r.Close()
 		return nil, fmt.Errorf("executor: start %q: %w", name(s), err)
 	}
-	p := newHostProcess(cmd, r, s.Output, s.grace())
+	p := newHostProcess(cmd, r, s.Output, s.grace(), cg)
 	if ctx.Done() != nil {
 		go func() {
 			select {

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,13 +14,15 @@ import (
 
 // outputDelay bounds how long Wait keeps copying output after the leader has
 // exited and the rest of its group has been killed. Only a process that left
-// the group (setsid) can hold the pipe open that long.
+// the group (setsid) without a cgroup to catch it can hold the pipe open
+// that long.
 const outputDelay = 2 * time.Second
 
 // hostProcess is a Process started by Host.
 type hostProcess struct {
 	cmd   *exec.Cmd
-	pgid  int // the leader's pid; valid while the leader is unreaped
+	pgid  int     // the leader's pid; valid while the leader is unreaped
+	cg    *cgroup // the attempt's cgroup; nil without Host.Cgroups
 	grace time.Duration
 
 	mu     sync.Mutex
@@ -27,17 +30,19 @@ type hostProcess struct {
 
 	stopOnce sync.Once
 
-	done chan struct{} // closed once code and err are final
-	code int
-	err  error
+	done    chan struct{} // closed once code and err are final
+	code    int
+	err     error
+	cleanup error // the cgroup could not be emptied or removed (Destroy's error)
 }
 
 // newHostProcess takes over a started cmd whose output is readable from r,
 // and starts copying the output and waiting for the leader.
-func newHostProcess(cmd *exec.Cmd, r *os.File, out io.Writer, grace time.Duration) *hostProcess {
+func newHostProcess(cmd *exec.Cmd, r *os.File, out io.Writer, grace time.Duration, cg *cgroup) *hostProcess {
 	p := &hostProcess{
 		cmd:   cmd,
 		pgid:  cmd.Process.Pid,
+		cg:    cg,
 		grace: grace,
 		done:  make(chan struct{}),
 	}
@@ -55,6 +60,9 @@ func (p *hostProcess) wait(r *os.File, copied <-chan struct{}) {
 	werr := waitExited(p.cmd.Process.Pid)
 	p.mu.Lock()
 	_ = syscall.Kill(-p.pgid, syscall.SIGKILL) // a task's leftovers must not outlive it
+	if p.cg != nil {
+		_ = p.cg.kill() // nor those that left the group; destroy reports a failure
+	}
 	p.reaped = true
 	p.mu.Unlock()
 
@@ -68,6 +76,10 @@ func (p *hostProcess) wait(r *os.File, copied <-chan struct{}) {
 	timer.Stop()
 	r.Close() // unblocks drain if it is still reading
 	<-copied
+	if p.cg != nil {
+		// Wait returns once nothing of the attempt runs any more.
+		p.cleanup = p.cg.destroy()
+	}
 
 	st := p.cmd.ProcessState
 	if st == nil {
@@ -110,15 +122,16 @@ func (p *hostProcess) Stop() {
 	})
 }
 
-// Destroy implements Process.
+// Destroy implements Process. Its error says that the attempt's cgroup
+// could not be emptied or removed, or that waiting failed.
 func (p *hostProcess) Destroy() error {
 	p.signal(syscall.SIGKILL)
 	_, err := p.Wait()
-	return err
+	return errors.Join(err, p.cleanup)
 }
 
 // signal sends sig to the whole group unless the leader has been reaped, and
-// reports whether it did.
+// reports whether it did. SIGKILL kills the whole cgroup too.
 func (p *hostProcess) signal(sig syscall.Signal) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -126,6 +139,9 @@ func (p *hostProcess) signal(sig syscall.Signal) bool {
 		return false
 	}
 	_ = syscall.Kill(-p.pgid, sig)
+	if sig == syscall.SIGKILL && p.cg != nil {
+		_ = p.cg.kill()
+	}
 	return true
 }
 
