@@ -244,7 +244,7 @@ func (n *Node) webhookCommands(ev github.Event) (hookDecision, error) {
 	}
 	sp := &raftfsm.Spawn{
 		NewJob: nj, Job: d.job, Task: task, Topic: gh.Topic, Image: gh.Image, Args: gh.Command,
-		Key: "github:" + ev.Delivery, At: now,
+		Key: "github:" + ev.Delivery, At: now, MaxOpenJobs: n.cfg.MaxOpenJobs,
 	}
 	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
 		if _, seen := s.Keys[sp.Key]; seen {
