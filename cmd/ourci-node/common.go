@@ -129,7 +129,7 @@ func exitFor(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "ourci-node:", err)
+	fmt.Fprintln(os.Stderr, "ourci-node:", safeText(err.Error())) // messages quote ledger data
 	var se *api.StatusError
 	switch {
 	case errors.As(err, &se):

@@ -11,8 +11,10 @@ import (
 	"github.com/ourci/ourci/raftfsm"
 )
 
-// renderStatus prints the mesh and recent jobs.
+// renderStatus prints the mesh and recent jobs (control characters in what
+// the ledger holds escaped: safe.go).
 func renderStatus(w io.Writer, st api.Status) {
+	sanitize(&st)
 	leader := st.Leader
 	if leader == "" {
 		leader = "(none: election in progress)"
@@ -90,8 +92,10 @@ func jobDuration(j api.JobView) string {
 // renderJob draws a job's task tree, indented by parent.
 func renderJob(w io.Writer, d api.JobDetail) { renderJobIn(w, d, palette{}) }
 
-// renderJobIn draws a job's task tree with states in pal's colours.
+// renderJobIn draws a job's task tree with states in pal's colours
+// (control characters in what the ledger holds escaped: safe.go).
 func renderJobIn(w io.Writer, d api.JobDetail, pal palette) {
+	sanitize(&d)
 	j := d.Job
 	fmt.Fprintf(w, "job %s: %s, %s · %d tasks (%d passed, %d failed, %d open) · %s", j.ID, j.State, pal.status(j.Status), j.Tasks, j.Passed, j.Failed, j.Open, jobDuration(j))
 	if j.Reason != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -50,4 +51,47 @@ func unsafeRune(r rune) bool {
 		return true // bidirectional controls
 	}
 	return !unicode.IsPrint(r) && !unicode.IsSpace(r)
+}
+
+// sanitize applies safeText to every string reachable from v (a pointer to
+// an API answer: a status, a job's detail), in place, before it is drawn
+// for a person. (JSON output needs none of this: encoding/json escapes
+// control characters itself.)
+func sanitize(v any) { sanitizeValue(reflect.ValueOf(v)) }
+
+func sanitizeValue(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			sanitizeValue(v.Elem())
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if f := v.Field(i); f.CanSet() || f.Kind() == reflect.Struct || f.Kind() == reflect.Slice || f.Kind() == reflect.Map || f.Kind() == reflect.Pointer {
+				sanitizeValue(f)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			sanitizeValue(v.Index(i))
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			sanitizeValue(e)
+			nk := k
+			if k.Kind() == reflect.String {
+				nk = reflect.ValueOf(safeText(k.String())).Convert(k.Type())
+				if nk.String() != k.String() {
+					v.SetMapIndex(k, reflect.Value{})
+				}
+			}
+			v.SetMapIndex(nk, e)
+		}
+	case reflect.String:
+		if v.CanSet() {
+			v.SetString(safeText(v.String()))
+		}
+	}
 }
