@@ -48,6 +48,12 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 	case req.Timeout < 0 || req.JobTimeout < 0:
 		return raftfsm.Command{}, errors.New("spawn: negative timeout")
 	}
+	if req.ImageFirst {
+		var err error
+		if req, err = n.imageFirst(req); err != nil {
+			return raftfsm.Command{}, err
+		}
+	}
 	for _, a := range req.Args {
 		if len(a) > maxArgLen {
 			return raftfsm.Command{}, fmt.Errorf("spawn: an arg longer than %d bytes", maxArgLen)
@@ -110,6 +116,44 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 	}
 	sp.MaxJobTasks, sp.MaxOpenJobs = n.cfg.MaxTasksPerJob, n.cfg.MaxOpenJobs
 	return raftfsm.Command{Type: raftfsm.CmdSpawn, Spawn: sp}, nil
+}
+
+// imageFirst resolves the seed's spawn_task form (api.SpawnRequest.ImageFirst)
+// by how the topic's live subscribers run it.
+func (n *Node) imageFirst(req api.SpawnRequest) (api.SpawnRequest, error) {
+	if req.Image != "" {
+		return req, errors.New("spawn: give the image either as --image or as the first argument, not both")
+	}
+	docker, other := 0, 0
+	for _, m := range n.gossip.Members() {
+		if !m.Meta.Subscribes(req.Topic) {
+			continue
+		}
+		if kind, _, ok := memberKind(m, req.Topic); ok && kind == KindDocker {
+			docker++
+		} else {
+			other++
+		}
+	}
+	first := ""
+	if len(req.Args) > 0 {
+		first = req.Args[0]
+	}
+	switch {
+	case docker > 0 && other > 0:
+		return req, fmt.Errorf("spawn: topic %s is served both in Docker (%d nodes) and without (%d): say which you mean: spawn_task -t %s IMAGE \"CMD ARGS\" for Docker, or spawn_task -t %s - ARG... for none", req.Topic, docker, other, req.Topic, req.Topic)
+	case docker > 0:
+		if first == "" || first == "-" {
+			return req, fmt.Errorf("spawn: topic %s runs its tasks in Docker: the first argument of spawn_task -t %s IMAGE \"CMD ARGS\" is the image", req.Topic, req.Topic)
+		}
+		req.Image, req.Args = first, req.Args[1:]
+	case len(req.Args) > 0 && (first == "" || first == "-"):
+		req.Args = req.Args[1:] // the no-image marker
+	}
+	if req.Args == nil {
+		req.Args = []string{}
+	}
+	return req, nil
 }
 
 // errQuotaSize: a request is larger than a quota allows (413).

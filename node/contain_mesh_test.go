@@ -197,3 +197,45 @@ func TestQuotasRefuseWithClearErrors(t *testing.T) {
 		}
 	}
 }
+
+// The seed's spawn_task form: the first argument is the image on a Docker
+// topic, an argument elsewhere ("-" dropped), refused where a topic is
+// served both ways.
+func TestSpawnImageFirst(t *testing.T) {
+	fakes := []*executor.Fake{autoExit(0), autoExit(0)}
+	m := nodetest.Start(t, 2, func(i int, c *node.Config) {
+		c.Executor = fakes[i]
+		c.Topics = []node.Topic{{Name: "build", Docker: true}, {Name: "rig", Agent: "/bin/true"}, {Name: "mixed", Docker: i == 0}}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cases := []struct {
+		topic       string
+		args        []string
+		wantImage   string
+		wantArgs    string
+		wantRefusal string
+	}{
+		{"build", []string{"base:1", "ci/v7.sh"}, "base:1", "ci/v7.sh", ""},
+		{"rig", []string{"fw.tar.gz", "test.sh"}, "", "fw.tar.gz test.sh", ""},
+		{"rig", []string{"-", "fw.tar.gz", "test.sh"}, "", "fw.tar.gz test.sh", ""},
+		{"build", []string{"-", "ci/v7.sh"}, "", "", "the first argument"},
+		{"mixed", []string{"base:1", "x"}, "", "", "both in Docker"},
+	}
+	for _, c := range cases {
+		res, err := m.Client(1).Spawn(ctx, api.SpawnRequest{Topic: c.topic, Args: c.args, ImageFirst: true})
+		if c.wantRefusal != "" {
+			if code, _ := statusErr(err); code != http.StatusBadRequest || !strings.Contains(err.Error(), c.wantRefusal) {
+				t.Errorf("%s %q: got %v, want 400 saying %q", c.topic, c.args, err, c.wantRefusal)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s %q: %v", c.topic, c.args, err)
+		}
+		d := m.WaitJob(1, res.Job, 30*time.Second)
+		if tk := d.Tasks[0]; tk.Image != c.wantImage || strings.Join(tk.Args, " ") != c.wantArgs {
+			t.Errorf("%s %q: got image %q args %q, want %q %q", c.topic, c.args, tk.Image, tk.Args, c.wantImage, c.wantArgs)
+		}
+	}
+}

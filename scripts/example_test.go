@@ -55,16 +55,23 @@ if [ "$1" = blob ]; then
 fi
 [ "$1" = spawn ] || exit 64
 shift
-topic= image= envs=
+topic= image= envs= first=
 while [ $# -gt 0 ]; do
 	case $1 in
 	-t) topic=$2; shift 2 ;;
 	--image) image=$2; shift 2 ;;
 	--env) envs="$envs $2"; shift 2 ;;
+	--image-first) first=1; shift ;;
 	--) shift; break ;;
 	*) exit 64 ;;
 	esac
 done
+# --image-first as the leader reads it here: the build topic runs in
+# Docker, the others do not ("" and "-" are the no-image marker).
+if [ -n "${first:-}" ]; then
+	if [ "$topic" = ourci/build/docker ] && [ "$1" != - ] && [ -n "$1" ]; then image=$1; shift
+	elif [ "$1" = - ] || [ -z "$1" ]; then shift; fi
+fi
 n=$(ls "$STATE" | wc -l)
 id=t$((n + 1))
 : >"$STATE/$id"

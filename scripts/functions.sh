@@ -19,26 +19,30 @@
 #                    task they make the new task a child of the current one, and
 #                    scope blob names to the task's job.
 
-# spawn_task -t TOPIC IMAGE ARGS...
+# spawn_task -t TOPIC IMAGE "CMD ARGS"   (a Docker topic)
+# spawn_task -t TOPIC ARG...             (a host or agent-script topic)
 #
 #   Publishes a new task on TOPIC, in the same job as the running task (a new job
 #   when run outside a task), and prints the new task's id on stdout.
-#   IMAGE is the Docker image for docker topics; "-" or "" means none.
-#   ARGS are the task's command: one ARGS is a shell command line (as the seed's
+#   As the seed means it: the first argument is the Docker image when the nodes
+#   serving TOPIC run it in Docker (they gossip so), else it is an argument like
+#   the others; a first argument "-" or "" is the no-image marker, dropped, so
+#   `spawn_task -t TOPIC - ARG...` also works everywhere. A topic served both in
+#   Docker and not is refused with a message saying how to write it.
+#   The task's command: one argument is a shell command line (as the seed's
 #   "OTA=1 ci/fw/esp8266.sh"), several are run directly; an agent-script topic
 #   passes them to its script.
 #   Returns 2 on a usage error, and the status of ourci-node spawn (non-zero,
 #   with a message on stderr naming the topic) when the spawn failed.
-#   Runs: $OURCI_BIN spawn -t TOPIC [--image IMAGE] [--env K=V]... -- ARGS...
+#   Runs: $OURCI_BIN spawn -t TOPIC [--env K=V]... --image-first -- ARGS...
 spawn_task() {
-	if [ "$#" -lt 4 ] || [ "$1" != "-t" ] || [ -z "$2" ]; then
-		echo "spawn_task: usage: spawn_task -t TOPIC IMAGE ARGS... (IMAGE '-' for none)" >&2
+	if [ "$#" -lt 3 ] || [ "$1" != "-t" ] || [ -z "$2" ]; then
+		echo "spawn_task: usage: spawn_task -t TOPIC IMAGE \"CMD ARGS\" (a Docker topic) or spawn_task -t TOPIC ARG... (host and agent topics)" >&2
 		return 2
 	fi
 	_ourci_topic=$2
-	_ourci_image=$3
-	shift 3
-	set -- -- "$@"
+	shift 2
+	set -- --image-first -- "$@"
 	for _ourci_var in ${OURCI_SPAWN_ENV:-}; do
 		case $_ourci_var in
 		'' | [0-9]* | *[!A-Za-z0-9_]*)
@@ -52,9 +56,6 @@ spawn_task() {
 			set -- --env "$_ourci_var=$_ourci_val" "$@"
 		fi
 	done
-	if [ -n "$_ourci_image" ] && [ "$_ourci_image" != "-" ]; then
-		set -- --image "$_ourci_image" "$@"
-	fi
 	if _ourci_id=$("${OURCI_BIN:-ourci-node}" spawn -t "$_ourci_topic" "$@"); then
 		printf '%s\n' "$_ourci_id"
 		return 0

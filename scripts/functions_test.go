@@ -101,19 +101,26 @@ func runShellCases(t *testing.T, cases []shellCase) {
 	}
 }
 
+// spawn_task passes its arguments on as they are, the first one included:
+// the leader reads it as the image or as an argument by how the topic is
+// served (--image-first; node/commands.go imageFirst).
 func TestSpawnTask(t *testing.T) {
 	runShellCases(t, []shellCase{
-		{name: "no image", call: `spawn_task -t ourci/build/docker - ci/v7.sh`,
-			wantArgv: []string{"spawn", "-t", "ourci/build/docker", "--", "ci/v7.sh"}, wantOut: "task-42\n"},
+		{name: "no image marker", call: `spawn_task -t ourci/build/docker - ci/v7.sh`,
+			wantArgv: []string{"spawn", "-t", "ourci/build/docker", "--image-first", "--", "-", "ci/v7.sh"}, wantOut: "task-42\n"},
 		{name: "empty image", call: `spawn_task -t T "" "a b" c`,
-			wantArgv: []string{"spawn", "-t", "T", "--", "a b", "c"}, wantOut: "task-42\n"},
+			wantArgv: []string{"spawn", "-t", "T", "--image-first", "--", "", "a b", "c"}, wantOut: "task-42\n"},
 		{name: "image", call: `spawn_task -t T sdk:1 "OTA=1 ci/fw/esp8266.sh"`,
-			wantArgv: []string{"spawn", "-t", "T", "--image", "sdk:1", "--", "OTA=1 ci/fw/esp8266.sh"}, wantOut: "task-42\n"},
+			wantArgv: []string{"spawn", "-t", "T", "--image-first", "--", "sdk:1", "OTA=1 ci/fw/esp8266.sh"}, wantOut: "task-42\n"},
+		{name: "the seed's hardware test", call: `spawn_task -t ourci/test/esp-12e fw.tar.gz test.sh`,
+			wantArgv: []string{"spawn", "-t", "ourci/test/esp-12e", "--image-first", "--", "fw.tar.gz", "test.sh"}, wantOut: "task-42\n"},
+		{name: "one argument", call: `spawn_task -t T ci/all.sh`,
+			wantArgv: []string{"spawn", "-t", "T", "--image-first", "--", "ci/all.sh"}, wantOut: "task-42\n"},
 		{name: "spawn env", call: `A='x y'; OURCI_SPAWN_ENV='A UNSET B'; B=2; spawn_task -t T - -t`,
-			wantArgv: []string{"spawn", "-t", "T", "--env", "B=2", "--env", "A=x y", "--", "-t"}, wantOut: "task-42\n"},
+			wantArgv: []string{"spawn", "-t", "T", "--env", "B=2", "--env", "A=x y", "--image-first", "--", "-", "-t"}, wantOut: "task-42\n"},
 		{name: "failure", env: "FAKE_FAIL=1", call: `spawn_task -t ourci/test/esp-12e - x`, wantRC: 5,
 			wantErr: "topic 'ourci/test/esp-12e' failed (exit 5)"},
-		{name: "no args", call: `spawn_task -t T img`, wantRC: 2, wantErr: "usage", wantArgv: []string{}},
+		{name: "no args", call: `spawn_task -t T`, wantRC: 2, wantErr: "usage", wantArgv: []string{}},
 		{name: "no -t", call: `spawn_task T img x`, wantRC: 2, wantErr: "usage", wantArgv: []string{}},
 		{name: "bad spawn env", call: `OURCI_SPAWN_ENV='A;rm' spawn_task -t T - x`, wantRC: 2, wantErr: "bad variable", wantArgv: []string{}},
 	})

@@ -19,6 +19,7 @@ func runSpawn(args []string) int {
 	var (
 		topic      = fs.String("t", "", "topic to publish the task to (required)")
 		image      = fs.String("image", "", "Docker image for docker topics")
+		imageFirst = fs.Bool("image-first", false, "the seed's form (spawn_task -t TOPIC ARG...): the first argument is the image if TOPIC runs in Docker, else an argument (\"-\" or \"\": no image, dropped)")
 		timeout    = fs.Duration("timeout", 0, "task timeout (default: the topic's on the running node)")
 		jobTimeout = fs.Duration("job-timeout", 0, "new jobs: deadline (default: the node's --job-timeout)")
 		wait       = fs.Bool("wait", false, "follow the job to its end; exit 0 only if it passed")
@@ -50,7 +51,7 @@ func runSpawn(args []string) int {
 	key := make([]byte, 12)
 	rand.Read(key)
 	req := api.SpawnRequest{
-		Topic: *topic, Image: *image, Args: pos, Env: envs, Timeout: api.Duration(*timeout),
+		Topic: *topic, Image: *image, Args: pos, Env: envs, Timeout: api.Duration(*timeout), ImageFirst: *imageFirst,
 		JobTimeout: api.Duration(*jobTimeout), Key: hex.EncodeToString(key),
 		Source:  raftfsm.Source{Repo: *repo, SHA: *sha, Branch: *branch, PR: *pr},
 		Trigger: "cli",

@@ -21,6 +21,12 @@ type SpawnRequest struct {
 	Source     raftfsm.Source `json:"source,omitzero"`       // new jobs: the code they build
 	Trigger    string         `json:"trigger,omitempty"`     // new jobs: who opened it
 	Key        string         `json:"key,omitempty"`         // idempotency key: a retry with the same key lands once
+	// ImageFirst is the seed's spawn_task form, `spawn_task -t TOPIC ARG...`:
+	// the leader reads Args[0] as the image when the topic runs in Docker
+	// (as its live subscribers gossip), else as an argument, unless it is
+	// "" or "-" (the no-image marker, dropped). A topic served both ways is
+	// refused with a message saying how to write it. Image must be empty.
+	ImageFirst bool `json:"image_first,omitempty"`
 }
 
 // SpawnResponse names the task created (or found again by its key).
