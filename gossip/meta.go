@@ -45,6 +45,12 @@ type Meta struct {
 	// "=RULE,RULE..." when its --topic-accept differs from the kind's
 	// default (node/accept.go reads it). Absent for a topic: unknown.
 	Kinds map[string]string `json:"k,omitempty"`
+	// Schema is the newest ledger schema the node's binary applies
+	// (raftfsm.LedgerSchema); absent: 1. The leader proposes a command only
+	// once every voter knows its schema.
+	Schema int `json:"ls,omitempty"`
+	// Binary is the node's binary version (ourci-node version).
+	Binary string `json:"bv,omitempty"`
 	// EnvAllow lists, per topic, the --env names the node lets a spawn set
 	// beyond the defaults (--topic-env-allow).
 	EnvAllow map[string][]string `json:"ea,omitempty"`

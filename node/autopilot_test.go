@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/raftfsm"
 )
 
 func voter(id string) raft.Server {
@@ -216,5 +217,30 @@ func TestPlanRaftDeadClock(t *testing.T) {
 	planRaft(in)
 	if _, ok := dead["c@3"]; ok {
 		t.Errorf("c@3 came back: got it still in DeadSince %v", dead)
+	}
+}
+
+// A command of a newer ledger schema waits until every voter knows it; a
+// voter gossip does not see counts as the oldest schema, and non-voters do
+// not count.
+func TestVoterSchema(t *testing.T) {
+	next := raftfsm.LedgerSchema + 1
+	schema := func(v int) func(*gossip.Meta) { return func(m *gossip.Meta) { m.Schema = v } }
+	cases := []struct {
+		name    string
+		servers []raft.Server
+		members []gossip.Member
+		want    int
+	}{
+		{"every voter on this schema", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(raftfsm.LedgerSchema)), alive("b@2", 2, schema(raftfsm.LedgerSchema))}, raftfsm.LedgerSchema},
+		{"a voter from before schemas were gossiped", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2)}, 1},
+		{"an old non-voter does not hold it back", []raft.Server{voter("a@1"), nonvoter("b@2")}, []gossip.Member{alive("a@1", 1, schema(raftfsm.LedgerSchema)), alive("b@2", 2)}, raftfsm.LedgerSchema},
+		{"a dead voter counts as old", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next))}, 1},
+		{"every voter on the next schema", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2, schema(next + 1))}, next},
+	}
+	for _, c := range cases {
+		if got, _ := voterSchema(c.servers, c.members); got != c.want {
+			t.Errorf("%s: got %d, want %d", c.name, got, c.want)
+		}
 	}
 }

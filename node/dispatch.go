@@ -103,8 +103,17 @@ func newDispatcher(n *Node) *dispatcher {
 	return d
 }
 
+// ErrNotYet: a command needs a ledger schema some voter's binary does not
+// know yet; it is held back until every voter runs one that does.
+var ErrNotYet = errors.New("node: not every voter knows this command yet")
+
 // submit proposes c and waits until it is applied (or refused).
 func (d *dispatcher) submit(ctx context.Context, c raftfsm.Command) (raftfsm.Result, error) {
+	if need := c.NeedsSchema(); need > 1 {
+		if err := d.n.schemaReady(need); err != nil {
+			return raftfsm.Result{}, err
+		}
+	}
 	p := &proposal{cmd: c, done: make(chan outcome, 1)}
 	select {
 	case d.reqs <- p:

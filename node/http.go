@@ -408,6 +408,8 @@ func writeLedgerError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusTooManyRequests, api.CodeQuota, err)
 	case errors.Is(err, raftfsm.ErrInvalid):
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
+	case errors.Is(err, ErrNotYet):
+		writeError(w, http.StatusServiceUnavailable, api.CodeNotYet, err)
 	case errors.Is(err, errNotLeader):
 		writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

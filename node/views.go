@@ -50,6 +50,7 @@ func (n *Node) Status() api.Status {
 				Slots: m.Meta.Slots, Used: s.Load(m.Name), Raft: suffrage[memberID(m)], Leader: m.Name == st.Leader, Alive: true,
 				Blobs: usage[m.Name][0], Bytes: usage[m.Name][1], Draining: m.Meta.Draining,
 				ID: string(memberID(m)), Unhealthy: m.Meta.Unhealthy, CatchingUp: m.Meta.CatchingUp, NoVote: m.Meta.NoVote,
+				Version: m.Meta.Binary, Schema: memberSchema(m),
 			}
 			if mv.Raft == "" {
 				mv.Raft = "none"

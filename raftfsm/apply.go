@@ -29,31 +29,8 @@ func (s *State) Apply(idx uint64, c Command) Result {
 			r.Batch[i] = s.Apply(idx, part)
 		}
 		return r
-	case CmdSpawn:
-		return s.applySpawn(c.Spawn, idx)
-	case CmdAssign:
-		return Result{Err: s.applyAssign(c.Assign)}
-	case CmdTaskStarted:
-		return Result{Err: s.applyTaskStarted(c.TaskStarted)}
-	case CmdTaskFinished:
-		return Result{Err: s.applyTaskFinished(c.TaskFinished)}
-	case CmdCloseJob:
-		return Result{Err: s.applyCloseJob(c.CloseJob)}
-	case CmdRequeue:
-		return Result{Err: s.applyRequeue(c.Requeue)}
-	case CmdBlobAdded:
-		return Result{Err: s.applyBlobAdded(c.BlobAdded, idx)}
-	case CmdBlobDropped:
-		return Result{Err: s.applyBlobDropped(c.BlobDropped)}
-	case CmdExpire:
-		return Result{Err: s.applyExpire(c.Expire)}
-	case CmdApprove:
-		return Result{Err: s.applyApprove(c.Approve)}
-	case CmdReported:
-		return Result{Err: s.applyReported(c.Reported)}
 	}
-	// Decode never yields an unknown type; reaching here is a programming error.
-	panic(fmt.Sprintf("raftfsm: apply: unhandled %v", c.Type))
+	return s.applyRegistered(idx, c)
 }
 
 func (s *State) applySpawn(c *Spawn, idx uint64) Result {

@@ -29,36 +29,6 @@ const (
 	CmdReported     CommandType = 12 // GitHub acknowledged a commit status, or a notification went out
 )
 
-func (t CommandType) String() string {
-	switch t {
-	case CmdBatch:
-		return "batch"
-	case CmdSpawn:
-		return "spawn"
-	case CmdAssign:
-		return "assign"
-	case CmdTaskStarted:
-		return "task_started"
-	case CmdTaskFinished:
-		return "task_finished"
-	case CmdCloseJob:
-		return "close_job"
-	case CmdRequeue:
-		return "requeue"
-	case CmdBlobAdded:
-		return "blob_added"
-	case CmdBlobDropped:
-		return "blob_dropped"
-	case CmdExpire:
-		return "expire"
-	case CmdApprove:
-		return "approve"
-	case CmdReported:
-		return "reported"
-	}
-	return fmt.Sprintf("command(%d)", uint8(t))
-}
-
 // Spawn adds one task. With NewJob set it opens that job first and the task
 // becomes its root. Assign, when set, is the node the leader chose; the task
 // then skips the queue.
@@ -217,13 +187,20 @@ type Command struct {
 	Expire       *Expire
 	Approve      *Approve
 	Reported     *Reported
+	// Raw is the whole entry of a command type this binary does not know
+	// that its writer marked ignorable: kept to re-encode it as it was.
+	Raw []byte
 }
 
 // ErrDecode marks an entry that cannot be decoded.
 var ErrDecode = errors.New("raftfsm: undecodable command")
 
-// Encode returns the wire form of a command: its type byte, then its payload.
+// Encode returns the wire form of a command: its type byte (with
+// ignorableBit set for a command type marked ignorable), then its payload.
 func Encode(c Command) ([]byte, error) {
+	if c.Raw != nil {
+		return append([]byte(nil), c.Raw...), nil
+	}
 	if c.Type == CmdBatch {
 		var buf bytes.Buffer
 		buf.WriteByte(byte(CmdBatch))
@@ -240,7 +217,11 @@ func Encode(c Command) ([]byte, error) {
 		}
 		return buf.Bytes(), nil
 	}
-	v := c.payload()
+	sp := specOf(c.Type)
+	if sp == nil {
+		return nil, fmt.Errorf("raftfsm: encode %v: unknown command type", c.Type)
+	}
+	v := sp.payload(&c)
 	if v == nil {
 		return nil, fmt.Errorf("raftfsm: encode %v: no payload", c.Type)
 	}
@@ -248,59 +229,33 @@ func Encode(c Command) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftfsm: encode %v: %w", c.Type, err)
 	}
-	return append([]byte{byte(c.Type)}, p...), nil
-}
-
-func (c Command) payload() any {
-	switch c.Type {
-	case CmdSpawn:
-		return nonNil(c.Spawn)
-	case CmdAssign:
-		return nonNil(c.Assign)
-	case CmdTaskStarted:
-		return nonNil(c.TaskStarted)
-	case CmdTaskFinished:
-		return nonNil(c.TaskFinished)
-	case CmdCloseJob:
-		return nonNil(c.CloseJob)
-	case CmdRequeue:
-		return nonNil(c.Requeue)
-	case CmdBlobAdded:
-		return nonNil(c.BlobAdded)
-	case CmdBlobDropped:
-		return nonNil(c.BlobDropped)
-	case CmdExpire:
-		return nonNil(c.Expire)
-	case CmdApprove:
-		return nonNil(c.Approve)
-	case CmdReported:
-		return nonNil(c.Reported)
+	tb := byte(c.Type)
+	if sp.ignorable {
+		tb |= ignorableBit
 	}
-	return nil
-}
-
-func nonNil[T any](p *T) any {
-	if p == nil {
-		return nil
-	}
-	return p
+	return append([]byte{tb}, p...), nil
 }
 
 // maxBatchDepth bounds nesting so a hostile entry cannot exhaust the stack.
 const maxBatchDepth = 1
 
-// Decode parses the wire form written by Encode.
+// Decode parses the wire form written by Encode. It is tolerant: fields
+// this binary does not know are ignored (a newer binary may add them; the
+// API decodes strictly at the edge), and a command type it does not know
+// decodes to a Command holding the entry (Raw) when its writer marked it
+// ignorable, else fails with ErrDecode.
 func Decode(b []byte) (Command, error) { return decode(b, 0) }
 
 func decode(b []byte, depth int) (Command, error) {
 	if len(b) == 0 {
 		return Command{}, fmt.Errorf("%w: empty entry", ErrDecode)
 	}
-	c := Command{Type: CommandType(b[0])}
+	c := Command{Type: CommandType(b[0] &^ ignorableBit)}
 	p := b[1:]
-	var err error
-	switch c.Type {
-	case CmdBatch:
+	if c.Type == CmdBatch {
+		if b[0]&ignorableBit != 0 {
+			return Command{}, fmt.Errorf("%w: a batch marked ignorable", ErrDecode)
+		}
 		if depth >= maxBatchDepth {
 			return Command{}, fmt.Errorf("%w: nested batch", ErrDecode)
 		}
@@ -317,51 +272,26 @@ func decode(b []byte, depth int) (Command, error) {
 			p = p[k+int(n):]
 		}
 		return c, nil
-	case CmdSpawn:
-		c.Spawn = new(Spawn)
-		err = unmarshal(p, c.Spawn)
-	case CmdAssign:
-		c.Assign = new(Assign)
-		err = unmarshal(p, c.Assign)
-	case CmdTaskStarted:
-		c.TaskStarted = new(TaskStarted)
-		err = unmarshal(p, c.TaskStarted)
-	case CmdTaskFinished:
-		c.TaskFinished = new(TaskFinished)
-		err = unmarshal(p, c.TaskFinished)
-	case CmdCloseJob:
-		c.CloseJob = new(CloseJob)
-		err = unmarshal(p, c.CloseJob)
-	case CmdRequeue:
-		c.Requeue = new(Requeue)
-		err = unmarshal(p, c.Requeue)
-	case CmdBlobAdded:
-		c.BlobAdded = new(BlobAdded)
-		err = unmarshal(p, c.BlobAdded)
-	case CmdBlobDropped:
-		c.BlobDropped = new(BlobDropped)
-		err = unmarshal(p, c.BlobDropped)
-	case CmdExpire:
-		c.Expire = new(Expire)
-		err = unmarshal(p, c.Expire)
-	case CmdApprove:
-		c.Approve = new(Approve)
-		err = unmarshal(p, c.Approve)
-	case CmdReported:
-		c.Reported = new(Reported)
-		err = unmarshal(p, c.Reported)
-	default:
-		return Command{}, fmt.Errorf("%w: unknown type %d", ErrDecode, b[0])
 	}
-	if err != nil {
+	sp := specOf(c.Type)
+	switch {
+	case sp == nil && b[0]&ignorableBit != 0:
+		return Command{Type: c.Type, Raw: append([]byte(nil), b...)}, nil
+	case sp == nil:
+		return Command{}, fmt.Errorf("%w: unknown type %d", ErrDecode, b[0])
+	case (b[0]&ignorableBit != 0) != sp.ignorable:
+		return Command{}, fmt.Errorf("%w: %v: ignorable bit %v, registered %v", ErrDecode, c.Type, b[0]&ignorableBit != 0, sp.ignorable)
+	}
+	if err := sp.decode(&c, p); err != nil {
 		return Command{}, fmt.Errorf("%w: %v: %w", ErrDecode, c.Type, err)
 	}
 	return c, nil
 }
 
+// unmarshal decodes one payload: a JSON object, unknown fields ignored,
+// nothing after it.
 func unmarshal(p []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(p))
-	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
 		return err
 	}

@@ -87,7 +87,6 @@ func TestFSMApplyPanicsOnUndecodable(t *testing.T) {
 		{"unknown type", []byte{99, '{', '}'}},
 		{"zero type", []byte{0}},
 		{"bad json", []byte{byte(CmdSpawn), '{'}},
-		{"unknown field", append([]byte{byte(CmdCloseJob)}, `{"job":"j","reason":"cancelled","extra":1}`...)},
 		{"nested batch", []byte{byte(CmdBatch), 1, byte(CmdBatch)}},
 	}
 	for _, tt := range tests {

@@ -36,7 +36,7 @@ func fuzzState() *State {
 }
 
 func fuzzDecodeSeeds(t testing.TB) [][]byte {
-	var seeds [][]byte
+	seeds := tableSeeds(t)
 	for _, c := range everyCommand() {
 		seeds = append(seeds, mustEncode(t, c.cmd))
 	}

@@ -26,6 +26,7 @@ func commands() []command {
 		{"approve", "let a held job (a pull request from a fork) run", runApprove},
 		{"drain", "take a node out of the mesh gracefully: running tasks finish, then it leaves", runDrain},
 		{"blob", "put FILE [--name NAME] | get REF [-o FILE]: content-addressed artifacts", runBlob},
+		{"version", "print this binary's version and the ledger schema it applies", runVersion},
 		{"bench", "measure dispatch, throughput, failover, gossip, blobs and the ledger against the floor", runBench},
 		{"operator", "backups and disaster recovery: snapshot save|restore FILE, raft recover (docs/OPERATIONS.md)", runOperator},
 	}
@@ -36,6 +37,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		return runVersion(args[1:])
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
 		if len(args) == 0 {

@@ -95,7 +95,8 @@ const (
 	CodeNoSpace      = "no_space" // 507: the node's disk is full
 	CodeQuota        = "quota"    // 413 or 429: a quota (flags --max-*) would be passed
 	CodeUnhealthy    = "unhealthy"
-	CodeBusy         = "busy" // 503 with Retry-After: a cap of work in flight is reached
+	CodeNotYet       = "not_yet" // 503: a voter runs a binary that does not know the command yet
+	CodeBusy         = "busy"    // 503 with Retry-After: a cap of work in flight is reached
 )
 
 // Status is the mesh as one node sees it.
@@ -143,6 +144,8 @@ type Member struct {
 	Unhealthy  string `json:"unhealthy,omitempty"`   // why it takes no work (disk full, Raft log not writable)
 	CatchingUp bool   `json:"catching_up,omitempty"` // its replica is catching up: no work yet
 	NoVote     bool   `json:"no_vote,omitempty"`     // --voter=never
+	Version    string `json:"version,omitempty"`     // its binary's version
+	Schema     int    `json:"ledger_schema,omitempty"`
 }
 
 // Topic sums up who serves a topic.
