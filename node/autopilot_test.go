@@ -236,7 +236,7 @@ func TestVoterSchema(t *testing.T) {
 		{"a voter from before schemas were gossiped", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2)}, 1},
 		{"an old non-voter does not hold it back", []raft.Server{voter("a@1"), nonvoter("b@2")}, []gossip.Member{alive("a@1", 1, schema(raftfsm.LedgerSchema)), alive("b@2", 2)}, raftfsm.LedgerSchema},
 		{"a dead voter counts as old", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next))}, 1},
-		{"every voter on the next schema", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2, schema(next + 1))}, next},
+		{"every voter on the next schema", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2, schema(next+1))}, next},
 	}
 	for _, c := range cases {
 		if got, _ := voterSchema(c.servers, c.members); got != c.want {
