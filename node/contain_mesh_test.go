@@ -95,7 +95,7 @@ func TestBlobURLCapability(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the task puts a blob: %v", err)
 	}
-	other := spawn(t, c, "nobody-serves-this", "other")
+	other := spawn(t, c, "t", "other")
 	foreign, err := c.PutBlob(ctx, strings.NewReader("another job's secret\n"), url.Values{"name": {"fw.bin"}, "job": {other.Job}})
 	if err != nil {
 		t.Fatalf("put another job's blob: %v", err)
@@ -157,15 +157,17 @@ func TestBlobURLCapability(t *testing.T) {
 // tasks), not its detail, log or log stream (also relayed through another
 // node), not its blobs by hash, not its pages in the web UI.
 func TestTaskSeesOnlyItsJob(t *testing.T) {
-	m, fakes := startFakes(t, 2, func(i int, c *node.Config) { c.Topics = topics("t") })
+	m, fakes := startFakes(t, 2, func(i int, c *node.Config) { c.Topics, c.Slots = topics("t"), 1 })
 	ctx := testCtx(t)
 	c := m.Client(0)
 	root := spawn(t, c, "t", "root")
 	proc, at := procOf(t, fakes, root.Task)
 	waitTask(t, c, root.Job, root.Task, "running")
 	tok := specEnv(proc.Spec, "OURCI_TOKEN")
+	filler := spawn(t, c, "t", "filler") // takes the other node's slot: the next job waits
+	procOf(t, fakes, filler.Task)
 	src := raftfsm.Source{Repo: "https://git.example.com/secret-project.git", SHA: "0123456789abcdef0123456789abcdef01234567", Branch: "feature/confidential"}
-	other, err := c.Spawn(ctx, api.SpawnRequest{Topic: "nobody-serves-this", Args: []string{"x"}, Source: src, Key: key()})
+	other, err := c.Spawn(ctx, api.SpawnRequest{Topic: "t", Args: []string{"x"}, Source: src, Key: key()})
 	if err != nil {
 		t.Fatalf("spawn another job: %v", err)
 	}
@@ -193,7 +195,7 @@ func TestTaskSeesOnlyItsJob(t *testing.T) {
 	if code != 200 || !strings.Contains(body, root.Job) || !strings.Contains(body, `"topics"`) {
 		t.Errorf("status with a task token: got %d %s, want 200 with its own job and the topics", code, body)
 	}
-	for _, leak := range []string{other.Job, other.Task, src.Repo, src.SHA, src.Branch} {
+	for _, leak := range []string{other.Job, other.Task, filler.Job, src.Repo, src.SHA, src.Branch} {
 		if strings.Contains(body, leak) {
 			t.Errorf("status with a task token shows %q of another job:\n%s", leak, body)
 		}
@@ -230,6 +232,9 @@ func TestTaskSeesOnlyItsJob(t *testing.T) {
 	// An operator still reads anything by hash.
 	if code, body := call(t, "GET", base+"/v1/blobs/"+foreign.Ref, read, false, nil); code != 200 {
 		t.Errorf("another job's blob by hash with a read token: got %d %q, want 200", code, body)
+	}
+	if _, err := c.Cancel(ctx, other.Job); err != nil { // its repository does not exist
+		t.Fatalf("cancel the other job: %v", err)
 	}
 	proc.Finish(0)
 	m.WaitJob(0, root.Job, waitLong)
