@@ -110,10 +110,19 @@ func TestBlobHandOffSurvivesNodeLoss(t *testing.T) {
 	}
 
 	// functions.sh with the real binary, in a task on node2: blob_download by
-	// hash, blob_upload under a name, blob_download of that name.
+	// hash of a blob put in its job through node1 while it waits, blob_upload
+	// under a name, blob_download of that name; a blob outside its job
+	// (crossRef, put in no job) is not found for it.
 	functions := filepath.Join(dir, "functions.sh")
+	inJob := m.randomFile(t, "injob.bin", 64<<10) // small: node2 holding 2 MiB means it holds the lone blob (below)
+	inJobData, err := os.ReadFile(inJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag := filepath.Join(m.dir, "injob.put")
 	script := fmt.Sprintf(`set -eu
 . %s
+while [ ! -f %s ]; do sleep 0.05; done
 blob_download %s a.bin
 sha256sum a.bin
 ref=$(blob_upload a.bin copies/a.bin)
@@ -125,18 +134,26 @@ cmp a.bin ../a.bin
 echo "round trip ok"
 if blob_download no-such-blob 2>err; then echo "unexpected success"; exit 1; fi
 cat err
-`, shq(functions), crossRef)
+if blob_download %s other.bin 2>err; then echo "another job's blob: unexpected success"; exit 1; fi
+cat err
+`, shq(functions), shq(flag), "sha256:"+sha256Hex(inJobData), crossRef)
 	fjob, ftask := m.spawn(t, 1, "-t", "other", "--", script)
+	inJobRef := m.blobPut(t, 0, inJob, "--job", fjob)
+	distinct[strings.TrimPrefix(inJobRef, "sha256:")] = true
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fv := m.waitClosed(t, 1, fjob, time.Minute)
 	lr := m.runOn(t, 1, "logs", ftask)
 	if fv.Job.Status != "passed" {
 		t.Errorf("functions.sh task on node2: %v\nlog: %v", fv, lr)
 	}
 	for _, line := range []string{
-		strings.TrimPrefix(crossRef, "sha256:") + "  a.bin\n",
-		"uploaded " + crossRef + "\n",
+		strings.TrimPrefix(inJobRef, "sha256:") + "  a.bin\n",
+		"uploaded " + inJobRef + "\n",
 		"round trip ok\n",
 		"blob_download: downloading 'no-such-blob' to 'no-such-blob' failed (exit 5)",
+		"refers to no blob " + crossRef,
 	} {
 		if !strings.Contains(lr.stdout, line) {
 			t.Errorf("functions.sh task log lacks %q: %v", line, lr)

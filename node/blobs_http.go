@@ -21,10 +21,13 @@ import (
 var ErrNoHolder = errors.New("node: no live node holds the blob")
 
 // blobJob is the job a blob request acts in: a task's own job, or the
-// ?job= a cluster-token caller names.
+// ?job= an operator's or the cluster token's caller names.
 func (n *Node) blobJob(r *http.Request, p Principal) (string, error) {
 	q := r.URL.Query().Get("job")
 	if !p.IsTask() {
+		if !p.May(RoleRead) {
+			return "", errors.New("this token cannot read blobs")
+		}
 		return q, nil
 	}
 	var job string
@@ -189,26 +192,37 @@ func unwrapRefusal(err error) error {
 }
 
 // handleBlobGet serves a blob by hash or by name in the caller's job,
-// fetching it from a holder first if this node lacks it.
+// fetching it from a holder first if this node lacks it. A task token gets
+// only the blobs its job refers to.
 func (n *Node) handleBlobGet(w http.ResponseWriter, r *http.Request, p Principal) {
-	n.serveBlobRef(w, r, p, r.PathValue("ref"))
-}
-
-// handleBlobURL serves GET /v1/blob/{token}/{ref...}: the task's BLOB_URL,
-// which carries its token in the path so a plain curl needs no flags.
-func (n *Node) handleBlobURL(w http.ResponseWriter, r *http.Request) {
-	r.Header.Set("Authorization", "Bearer "+r.PathValue("token"))
-	n.auth(func(w http.ResponseWriter, r *http.Request, p Principal) {
-		n.serveBlobRef(w, r, p, r.PathValue("ref"))
-	})(w, r)
-}
-
-func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, p Principal, ref string) {
 	job, err := n.blobJob(r, p)
 	if err != nil {
 		writeError(w, http.StatusForbidden, api.CodeForbidden, err)
 		return
 	}
+	n.serveBlobRef(w, r, job, p.IsTask(), r.PathValue("ref"))
+}
+
+// handleBlobURL serves GET /v1/blob/{token}/{ref...}: the task's BLOB_URL,
+// which carries its blob capability in the path so a plain curl needs no
+// flags. Only a capability is taken here (no token that could do more
+// belongs in a URL), and it reads only the blobs its job refers to.
+func (n *Node) handleBlobURL(w http.ResponseWriter, r *http.Request) {
+	p, ok := n.authenticate(w, r.PathValue("token"))
+	if !ok {
+		return
+	}
+	if !p.Blob {
+		writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("BLOB_URL takes a task's blob capability (the token in its $BLOB_URL), not an API token: use GET /v1/blobs/REF with the token as a bearer"))
+		return
+	}
+	n.serveBlobRef(w, r, p.Job, true, r.PathValue("ref"))
+}
+
+// serveBlobRef serves ref (a hash, or a name in job). Confined (a task's
+// request), a hash is served only if job refers to it: put in it, or named
+// in it.
+func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, job string, confined bool, ref string) {
 	// ?index= (BlobInfo.Index of the put): the blob's record is at or
 	// before it. Unless a local copy already answers a hash, wait until
 	// this replica applied it, as a relayed write's answer does.
@@ -217,12 +231,12 @@ func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, p Principal,
 			n.waitIndex(r.Context(), idx, 10*time.Second)
 		}
 	}
-	h, name, err := n.resolveBlob(job, ref)
+	h, name, err := n.resolveBlob(job, confined, ref)
 	if errors.Is(err, blobs.ErrNotFound) {
-		// A name put through another node a moment ago may not have
-		// reached this replica yet.
+		// A name (or, for a task, a hash) put through another node a
+		// moment ago may not have reached this replica yet.
 		n.waitReplica(r.Context(), 3*time.Second, func(s *raftfsm.State) bool {
-			h, name, err = resolveBlobIn(s, job, ref)
+			h, name, err = resolveBlobIn(s, job, confined, ref)
 			return !errors.Is(err, blobs.ErrNotFound)
 		})
 	}
@@ -257,14 +271,17 @@ func (n *Node) serveBlobRef(w http.ResponseWriter, r *http.Request, p Principal,
 }
 
 // resolveBlob turns a reference (sha256:<hex>, <hex>, or a name in job)
-// into a hash.
-func (n *Node) resolveBlob(job, ref string) (h blobs.Hash, name string, err error) {
-	n.fsm.Read(func(s *raftfsm.State, _ uint64) { h, name, err = resolveBlobIn(s, job, ref) })
+// into a hash; confined, only a hash job refers to.
+func (n *Node) resolveBlob(job string, confined bool, ref string) (h blobs.Hash, name string, err error) {
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) { h, name, err = resolveBlobIn(s, job, confined, ref) })
 	return h, name, err
 }
 
-func resolveBlobIn(s *raftfsm.State, job, ref string) (blobs.Hash, string, error) {
+func resolveBlobIn(s *raftfsm.State, job string, confined bool, ref string) (blobs.Hash, string, error) {
 	if h, ok := blobs.ParseRef(ref); ok {
+		if confined && !jobRefers(s, job, string(h)) {
+			return "", "", fmt.Errorf("%w: job %s refers to no blob %s (a task reads only the blobs its own job put or names)", blobs.ErrNotFound, job, h.Ref())
+		}
 		return h, "", nil
 	}
 	if err := blobs.ValidName(ref); err != nil {
@@ -281,6 +298,17 @@ func resolveBlobIn(s *raftfsm.State, job, ref string) (blobs.Hash, string, error
 		return "", "", fmt.Errorf("%w: no blob named %q in job %s", blobs.ErrNotFound, ref, job)
 	}
 	return blobs.Hash(h), ref, nil
+}
+
+// jobRefers reports whether job refers to the blob hash h (its BlobRef,
+// which holds every blob put in the job or named in it).
+func jobRefers(s *raftfsm.State, job, h string) bool {
+	j := s.Jobs[job]
+	if j == nil {
+		return false
+	}
+	_, ok := slices.BinarySearch(j.BlobRef, h)
+	return ok
 }
 
 // ensureBlob makes sure this node holds a verified copy of h: a corrupt

@@ -51,7 +51,9 @@ func (r *runner) env(t *raftfsm.Task, job raftfsm.Job, workdir string) []string 
 	set("OURCI_NODE_NAME", n.cfg.Name)
 	tok := n.cfg.Secret.TaskToken(t.ID, t.Attempt)
 	set("OURCI_TOKEN", tok)
-	set("BLOB_URL", api+"/v1/blob/"+tok) // curl ${BLOB_URL}/NAME_OR_HASH
+	// curl ${BLOB_URL}/NAME_OR_HASH: the path carries a capability that
+	// reads this job's blobs and nothing else, not the task's token.
+	set("BLOB_URL", api+"/v1/blob/"+n.cfg.Secret.BlobToken(t.Job, t.ID, t.Attempt))
 	set("OURCI_WORKSPACE", workdir)
 	src := job.Source
 	set("OURCI_REPO", src.Repo)

@@ -30,7 +30,7 @@ const forwardedHeader = "X-Ourci-Forwarded"
 func (n *Node) routes(peer bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", n.handleHealth)
-	mux.HandleFunc("GET /metrics", n.auth(n.clusterOnly(n.handleMetrics))) // Prometheus; cluster token (metrics_hooks.go)
+	mux.HandleFunc("GET /metrics", n.metricsAuth(n.handleMetrics)) // Prometheus; cluster or metrics token (metrics_hooks.go)
 	mux.HandleFunc("POST /v1/spawn", n.auth(n.spawners(n.leaderOnly(n.handleSpawn))))
 	mux.HandleFunc("GET /v1/status", n.auth(n.handleStatus))
 	mux.HandleFunc("GET /v1/ledger", n.auth(n.clusterOnly(n.handleLedger)))
@@ -70,43 +70,91 @@ type handler func(w http.ResponseWriter, r *http.Request, p Principal)
 
 type principalKey struct{}
 
-// auth admits a request only with a valid token: the cluster token, or the
-// token of a task attempt that the local replica shows still live.
+// bearer is the request's bearer token, or "".
+func bearer(r *http.Request) string {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return tok
+	}
+	return ""
+}
+
+// authenticate checks tok: its signature and, for a token bound to an
+// attempt (a task token, a blob capability), that the local replica shows
+// that attempt still live (and, for a capability, in the job it names). It
+// sets a task token's Job from the ledger. A refusal is written to w.
+func (n *Node) authenticate(w http.ResponseWriter, tok string) (Principal, bool) {
+	if tok == "" {
+		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, errors.New("missing token: give the cluster secret (--secret-file) or $OURCI_TOKEN"))
+		return Principal{}, false
+	}
+	p, err := n.cfg.Secret.Authenticate(tok)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, errors.New("invalid token for this mesh"))
+		return Principal{}, false
+	}
+	if p.Task == "" {
+		return p, true
+	}
+	live, closed := false, ""
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		t := s.Tasks[p.Task]
+		if t == nil || (p.Blob && t.Job != p.Job) {
+			return
+		}
+		p.Job = t.Job
+		live = t.Attempt == p.Attempt && t.State.Active()
+		if !live {
+			if j := s.Jobs[t.Job]; j.State == raftfsm.JobClosed {
+				closed = fmt.Sprintf("job %s is closed (%s", j.ID, j.Status)
+				if j.Reason != "" {
+					closed += ": " + j.Reason
+				}
+				closed += ")"
+			}
+		}
+	})
+	switch {
+	case closed != "":
+		writeError(w, http.StatusConflict, api.CodeJobClosed, fmt.Errorf("%s; task %s can no longer act in it or spawn into it", closed, p.Task))
+		return Principal{}, false
+	case !live:
+		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, fmt.Errorf("task token expired: task %s attempt %d is not running", p.Task, p.Attempt))
+		return Principal{}, false
+	}
+	return p, true
+}
+
+// auth admits a request with the cluster token, an operator token of the
+// read or operate role, or the token of a task attempt that the local
+// replica shows still live. A metrics token and a blob capability get 403:
+// each has its one route (metricsAuth, handleBlobURL).
 func (n *Node) auth(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
-			writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, errors.New("missing token: give the cluster secret (--secret-file) or $OURCI_TOKEN"))
+		p, ok := n.authenticate(w, bearer(r))
+		switch {
+		case !ok:
+			return
+		case p.Blob:
+			writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("a BLOB_URL capability only reads its job's blobs, through BLOB_URL (GET /v1/blob/TOKEN/REF): give the task's $OURCI_TOKEN here"))
+			return
+		case p.Role == RoleMetrics:
+			writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("a metrics token only scrapes /metrics: give a read or operate token (ourci-node token create --role read|operate)"))
 			return
 		}
-		p, err := n.cfg.Secret.Authenticate(tok)
-		if err != nil {
-			writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, errors.New("invalid token for this mesh"))
+		h(w, r, p)
+	}
+}
+
+// metricsAuth admits the cluster token and metrics tokens (Prometheus).
+func (n *Node) metricsAuth(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := n.authenticate(w, bearer(r))
+		if !ok {
 			return
 		}
-		if p.IsTask() {
-			live, closed := false, ""
-			n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-				t := s.Tasks[p.Task]
-				live = t != nil && t.Attempt == p.Attempt && t.State.Active()
-				if t != nil && !live {
-					if j := s.Jobs[t.Job]; j.State == raftfsm.JobClosed {
-						closed = fmt.Sprintf("job %s is closed (%s", j.ID, j.Status)
-						if j.Reason != "" {
-							closed += ": " + j.Reason
-						}
-						closed += ")"
-					}
-				}
-			})
-			switch {
-			case closed != "":
-				writeError(w, http.StatusConflict, api.CodeJobClosed, fmt.Errorf("%s; task %s can no longer act in it or spawn into it", closed, p.Task))
-				return
-			case !live:
-				writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, fmt.Errorf("task token expired: task %s attempt %d is not running", p.Task, p.Attempt))
-				return
-			}
+		if !p.Cluster && p.Role != RoleMetrics {
+			writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("scraping /metrics needs a metrics token (ourci-node token create --role metrics) or the cluster token"))
+			return
 		}
 		h(w, r, p)
 	}

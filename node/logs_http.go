@@ -57,7 +57,7 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("no task %s", id))
 			return
 		case !n.mayRead(p, t.Job):
-			writeError(w, http.StatusForbidden, api.CodeForbidden, errors.New("a task token reads only its own job"))
+			writeError(w, http.StatusForbidden, api.CodeForbidden, errOtherJob(p, "the log of task "+id+", which is in another job"))
 			return
 		}
 		attempt := t.Attempt

@@ -39,7 +39,7 @@ func (n *Node) newMetrics() *metrics.Metrics {
 	})
 }
 
-// handleMetrics serves GET /metrics (cluster token only).
+// handleMetrics serves GET /metrics (the cluster token or a metrics token).
 func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request, _ Principal) {
 	if n.metrics == nil {
 		writeError(w, http.StatusInternalServerError, api.CodeInternal, errors.New("node: metrics are not set up"))

@@ -228,13 +228,22 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 		return
 	}
 	env := r.env(t, job, workdir)
-	var values []string
+	// Masked in its log: its own credentials (its token, its BLOB_URL and
+	// the capability in it) and the topic's secrets; any other OurCI
+	// token the masker finds by its shape.
+	values := []string{n.cfg.Secret.TaskToken(t.ID, t.Attempt), n.cfg.Secret.BlobToken(t.Job, t.ID, t.Attempt)}
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == "OURCI_TOKEN" || k == "BLOB_URL" {
+			values = append(values, v)
+		}
+	}
 	for k, v := range topic.Secrets { // set last: a task's --env cannot replace them
 		env = append(env, k+"="+v)
 		values = append(values, v)
 	}
 	masked := newMasker(out, values)
 	defer masked.Close()
+	out.maskNotes(masked.maskAll) // the node's own lines name arguments, which may hold a token
 	spec, err := taskSpec(t, topic, executor.Spec{
 		Args: t.Args, Script: topic.Agent, Env: env, Dir: workdir,
 		Output: masked, Grace: n.cfg.Grace,

@@ -24,18 +24,25 @@ const (
 	labelTLS     = "ourci/tls/v1"
 	labelCluster = "ourci/api/cluster/v1"
 	labelTask    = "ourci/api/task/v1"
+	labelBlob    = "ourci/api/blob/v1"
 
 	labelOperator = "ourci/api/operator/v1"
 
 	clusterTokenPrefix  = "ourci-c1."
 	taskTokenPrefix     = "ourci-t1."
 	operatorTokenPrefix = "ourci-o1."
+	blobTokenPrefix     = "ourci-b1."
 )
+
+// tokenPrefixes are the prefixes of every credential OurCI makes; the task
+// log masker treats anything that starts with one as a credential.
+var tokenPrefixes = []string{clusterTokenPrefix, taskTokenPrefix, operatorTokenPrefix, blobTokenPrefix, secretPrefix}
 
 // Operator roles, for people and scripts (ourci-node token create).
 const (
 	RoleRead    = "read"    // status, jobs, logs, blobs, the web UI
 	RoleOperate = "operate" // read, plus spawn, cancel, approve, blob put
+	RoleMetrics = "metrics" // GET /metrics, nothing else (Prometheus)
 )
 
 // ErrSecret marks a missing or malformed cluster secret.
@@ -126,12 +133,22 @@ func (s Secret) TaskToken(task string, attempt int) string {
 	return taskTokenPrefix + task + "." + a + "." + hex.EncodeToString(s.derive(labelTask, task, a))
 }
 
-// OperatorToken makes a token with a role (RoleRead, RoleOperate) that
-// expires at expires (zero: never). Tokens are stateless: they can be
-// revoked only by changing the cluster secret.
+// BlobToken is the capability in a running attempt's BLOB_URL: it names
+// the job, task and attempt, and reads that job's blobs through the
+// BLOB_URL route only, while the attempt is live. It cannot spawn or read
+// anything else, so a BLOB_URL that leaks (into a log, a shell history, a
+// proxy's access log) gives away no more than the job's own artifacts.
+func (s Secret) BlobToken(job, task string, attempt int) string {
+	a := strconv.Itoa(attempt)
+	return blobTokenPrefix + job + "." + task + "." + a + "." + hex.EncodeToString(s.derive(labelBlob, job, task, a))
+}
+
+// OperatorToken makes a token with a role (RoleRead, RoleOperate,
+// RoleMetrics) that expires at expires (zero: never). Tokens are
+// stateless: they can be revoked only by changing the cluster secret.
 func (s Secret) OperatorToken(role string, expires time.Time) (string, error) {
-	if role != RoleRead && role != RoleOperate {
-		return "", fmt.Errorf("node: token role %q: want %s or %s", role, RoleRead, RoleOperate)
+	if role != RoleRead && role != RoleOperate && role != RoleMetrics {
+		return "", fmt.Errorf("node: token role %q: want %s, %s or %s", role, RoleRead, RoleOperate, RoleMetrics)
 	}
 	exp := "0"
 	if !expires.IsZero() {
@@ -146,21 +163,28 @@ func (s Secret) OperatorToken(role string, expires time.Time) (string, error) {
 // Principal is who a request comes from.
 type Principal struct {
 	Cluster bool   // the cluster token: full access (operators' admin, node to node)
-	Role    string // an operator token: RoleRead or RoleOperate
-	Task    string // a task token: this task...
+	Role    string // an operator token: RoleRead, RoleOperate or RoleMetrics
+	Task    string // a task token or a blob capability: this task...
 	Attempt int    // ...in this attempt
+	// Job is the job a blob capability names; for a task token, auth sets
+	// it from the ledger (Authenticate leaves it empty).
+	Job  string
+	Blob bool // a blob capability (BLOB_URL): the blobs of Job, nothing else
 }
 
-// IsTask reports whether p is a task's token.
-func (p Principal) IsTask() bool { return p.Task != "" }
+// IsTask reports whether p is a task's token (not its blob capability).
+func (p Principal) IsTask() bool { return p.Task != "" && !p.Blob }
 
 // May reports whether p may act with role: a cluster token may do
 // anything; an operate token may read; a task token's rights are checked
-// by each handler (own job only).
+// by each handler (own job only); a metrics token and a blob capability
+// have none of these (the /metrics and BLOB_URL routes admit them).
 func (p Principal) May(role string) bool {
 	switch {
 	case p.Cluster:
 		return true
+	case p.Blob || p.IsTask():
+		return false
 	case role == RoleRead:
 		return p.Role == RoleRead || p.Role == RoleOperate
 	case role == RoleOperate:
@@ -190,6 +214,9 @@ func (s Secret) Authenticate(token string) (Principal, error) {
 		if subtle.ConstantTimeCompare([]byte(mac), []byte(want)) != 1 {
 			break
 		}
+		if role != RoleRead && role != RoleOperate && role != RoleMetrics {
+			break
+		}
 		if e, err := strconv.ParseInt(exp, 10, 64); err != nil || (e != 0 && time.Now().Unix() >= e) {
 			return Principal{}, fmt.Errorf("%w: the token expired", ErrToken)
 		}
@@ -197,7 +224,7 @@ func (s Secret) Authenticate(token string) (Principal, error) {
 	case strings.HasPrefix(token, taskTokenPrefix):
 		rest := strings.TrimPrefix(token, taskTokenPrefix)
 		parts := strings.Split(rest, ".")
-		if len(parts) != 3 {
+		if len(parts) != 3 || parts[0] == "" {
 			break
 		}
 		attempt, err := strconv.Atoi(parts[1])
@@ -206,6 +233,18 @@ func (s Secret) Authenticate(token string) (Principal, error) {
 		}
 		if subtle.ConstantTimeCompare([]byte(token), []byte(s.TaskToken(parts[0], attempt))) == 1 {
 			return Principal{Task: parts[0], Attempt: attempt}, nil
+		}
+	case strings.HasPrefix(token, blobTokenPrefix):
+		parts := strings.Split(strings.TrimPrefix(token, blobTokenPrefix), ".")
+		if len(parts) != 4 || parts[0] == "" || parts[1] == "" {
+			break
+		}
+		attempt, err := strconv.Atoi(parts[2])
+		if err != nil || attempt < 1 {
+			break
+		}
+		if subtle.ConstantTimeCompare([]byte(token), []byte(s.BlobToken(parts[0], parts[1], attempt))) == 1 {
+			return Principal{Job: parts[0], Task: parts[1], Attempt: attempt, Blob: true}, nil
 		}
 	}
 	return Principal{}, ErrToken

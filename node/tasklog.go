@@ -48,6 +48,8 @@ type liveLog struct {
 	capped  bool
 	err     error         // the first write that failed
 	failed  chan struct{} // closed when err is set
+
+	mask func([]byte) []byte // masks the node's notes (maskNotes)
 }
 
 // create opens the log of an attempt (adding to a leftover of a previous
@@ -109,15 +111,26 @@ func (l *liveLog) write(p []byte) {
 }
 
 // Note writes a line of the node's own about the attempt into its log
-// (past the output limit too).
+// (past the output limit too), masked as the output is.
 func (l *liveLog) Note(format string, args ...any) {
 	l.mu.Lock()
-	broken := l.err != nil
+	broken, mask := l.err != nil, l.mask
 	l.mu.Unlock()
 	if !broken {
-		l.write([]byte(fmt.Sprintf("[ourci] "+format+"\n", args...)))
+		b := []byte(fmt.Sprintf("[ourci] "+format+"\n", args...))
+		if mask != nil {
+			b = mask(b)
+		}
+		l.write(b)
 	}
 	l.signal(false)
+}
+
+// maskNotes has every later Note masked by mask.
+func (l *liveLog) maskNotes(mask func([]byte) []byte) {
+	l.mu.Lock()
+	l.mask = mask
+	l.mu.Unlock()
 }
 
 // writeErr returns the first write that failed, and how much of the output

@@ -19,7 +19,32 @@ import (
 const recentJobs = 20
 
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request, p Principal) {
-	writeJSON(w, http.StatusOK, n.Status())
+	st := n.Status()
+	if !p.May(RoleRead) {
+		st = confineStatus(st, p.Job)
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// confineStatus is what a task sees of the status: the mesh (members,
+// topics, slots and queue lengths, which it needs to spawn) and of the jobs
+// and waiting tasks only its own job's: no other job's repository, commit,
+// branch or author.
+func confineStatus(st api.Status, job string) api.Status {
+	jobs := []api.JobView{}
+	for _, j := range st.Jobs {
+		if job != "" && j.ID == job {
+			jobs = append(jobs, j)
+		}
+	}
+	waiting := []api.Waiting{}
+	for _, wt := range st.Waiting {
+		if job != "" && wt.Job == job {
+			waiting = append(waiting, wt)
+		}
+	}
+	st.Jobs, st.Waiting = jobs, waiting
+	return st
 }
 
 // Status is the mesh as this node sees it: gossip for who is alive, its own
@@ -181,7 +206,7 @@ func (n *Node) jobDetail(id string) (api.JobDetail, bool) {
 func (n *Node) handleJob(w http.ResponseWriter, r *http.Request, p Principal) {
 	id := r.PathValue("id")
 	if !n.mayRead(p, id) {
-		writeError(w, http.StatusForbidden, api.CodeForbidden, fmt.Errorf("a task token reads only its own job"))
+		writeError(w, http.StatusForbidden, api.CodeForbidden, errOtherJob(p, "job "+id))
 		return
 	}
 	var after uint64
@@ -226,10 +251,14 @@ func (n *Node) handleJob(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 }
 
-// mayRead reports whether p may read job's details and logs.
+// mayRead reports whether p may read job's details and logs: a read,
+// operate or cluster token any job, a task token only its own.
 func (n *Node) mayRead(p Principal, job string) bool {
-	if !p.IsTask() {
+	if p.May(RoleRead) {
 		return true
+	}
+	if !p.IsTask() {
+		return false
 	}
 	ok := false
 	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
@@ -237,6 +266,12 @@ func (n *Node) mayRead(p Principal, job string) bool {
 		ok = t != nil && t.Job == job
 	})
 	return ok
+}
+
+// errOtherJob is the refusal of a task token that asks for what (another
+// job, another job's log).
+func errOtherJob(p Principal, what string) error {
+	return fmt.Errorf("task %s may read only its own job %s, not %s: use an operator token (ourci-node token create --role read) for other jobs", p.Task, p.Job, what)
 }
 
 // taskWaiting says why a queued task does not run yet.

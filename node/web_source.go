@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
@@ -26,16 +25,20 @@ type webSource struct{ n *Node }
 
 var _ web.Source = webSource{}
 
-// Authenticate admits the cluster token and operator tokens (they see
-// everything: the UI only reads), and a task token while its attempt runs
-// (it sees only its job), as the API does.
+// Authenticate admits the cluster token and read and operate tokens (they
+// see everything: the UI only reads), and a task token while its attempt
+// runs (it sees only its job), as the API does. A metrics token and a blob
+// capability open no page.
 func (s webSource) Authenticate(token string) (web.Access, error) {
 	p, err := s.n.cfg.Secret.Authenticate(token)
 	if err != nil {
-		return web.Access{}, errors.New("invalid token for this mesh: give the cluster token (ourci-node token) or a running task's token")
+		return web.Access{}, errors.New("invalid token for this mesh: give the cluster token (ourci-node token), a read token (ourci-node token create --role read) or a running task's token")
 	}
-	if p.May(RoleRead) {
+	switch {
+	case p.May(RoleRead):
 		return web.Access{Cluster: true}, nil
+	case !p.IsTask():
+		return web.Access{}, errors.New("this token opens no page (a metrics token only scrapes /metrics, a BLOB_URL capability only reads blobs): give a read token (ourci-node token create --role read) or a running task's token")
 	}
 	var a web.Access
 	live := false
@@ -113,11 +116,10 @@ func (s webSource) Log(ctx context.Context, task string, follow bool) (io.ReadCl
 	return s.n.clusterClient(s.n.httpURL).Log(ctx, task, follow)
 }
 
-// ServeBlob serves the blob job names name, as GET /v1/blobs/NAME?job=JOB
-// does: the UI has checked that the browser may read the job, and a browser
-// sends HTTP Basic credentials, which the API does not take.
+// ServeBlob serves the blob job names name (or a hash job refers to), as
+// GET /v1/blobs/NAME?job=JOB does: the UI has checked that the browser may
+// read the job, and a browser sends HTTP Basic credentials, which the API
+// does not take. Nothing outside the job is served, whoever asks.
 func (s webSource) ServeBlob(w http.ResponseWriter, r *http.Request, job, name string) {
-	r2 := r.Clone(r.Context())
-	r2.URL.RawQuery = url.Values{"job": {job}}.Encode()
-	s.n.serveBlobRef(w, r2, Principal{Cluster: true}, name)
+	s.n.serveBlobRef(w, r, job, true, name)
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/ourci/ourci/node"
 )
 
 func TestParseInterspersed(t *testing.T) {
@@ -35,5 +38,22 @@ func TestParseInterspersed(t *testing.T) {
 func TestUnknownCommand(t *testing.T) {
 	if got := run([]string{"frobnicate"}); got != exitUsage {
 		t.Errorf("got exit %d, want %d", got, exitUsage)
+	}
+}
+
+// TestTokenCreateRoles: token create makes a token of each role, and an
+// unknown role is a usage error.
+func TestTokenCreateRoles(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "cluster.secret")
+	if err := node.WriteSecret(secret, node.NewSecret()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		role string
+		want int
+	}{{"read", exitOK}, {"operate", exitOK}, {"metrics", exitOK}, {"admin", exitUsage}, {"", exitUsage}} {
+		if got := run([]string{"token", "create", "--secret-file", secret, "--role", tt.role}); got != tt.want {
+			t.Errorf("token create --role %q: got exit %d, want %d", tt.role, got, tt.want)
+		}
 	}
 }

@@ -18,7 +18,7 @@ func commands() []command {
 		{"keygen", "print a new cluster secret", runKeygen},
 		{"keyring", "rotate the gossip key on every member: generate, install, use, remove, list", runKeyring},
 		{"tls", "make the mesh CA (tls ca) and node or client certificates (tls cert NAME)", runTLS},
-		{"token", "print the full-access API token derived from the cluster secret", runToken},
+		{"token", "print the full-access API token derived from the cluster secret; token create --role read|operate|metrics makes a narrower one", runToken},
 		{"spawn", "add a task: a child of the current task, or the root of a new job", runSpawn},
 		{"status", "show the mesh and recent jobs, or one job's task tree", runStatus},
 		{"logs", "print (or follow) a task's output", runLogs},

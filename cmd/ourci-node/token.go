@@ -8,12 +8,12 @@ import (
 
 // runToken prints the full-access API token derived from the cluster
 // secret, for scripts and HTTP clients (Authorization: Bearer TOKEN);
-// `token create --role read|operate [--ttl D]` makes a narrower one.
+// `token create --role read|operate|metrics [--ttl D]` makes a narrower one.
 func runToken(args []string) int {
 	if len(args) > 0 && args[0] == "create" {
 		return runTokenCreate(args[1:])
 	}
-	fs := newFlagSet("token", "[--secret-file F] | create --role read|operate [--ttl DURATION]")
+	fs := newFlagSet("token", "[--secret-file F] | create --role read|operate|metrics [--ttl DURATION]")
 	secretFile := fs.String("secret-file", env("OURCI_SECRET_FILE", ""), "cluster secret file (env OURCI_SECRET_FILE; default DATA_DIR/cluster.secret)")
 	if _, err := parse(fs, args); err != nil {
 		return exitUsage
@@ -27,9 +27,9 @@ func runToken(args []string) int {
 }
 
 func runTokenCreate(args []string) int {
-	fs := newFlagSet("token create", "--role read|operate [--ttl DURATION]")
+	fs := newFlagSet("token create", "--role read|operate|metrics [--ttl DURATION]")
 	secretFile := fs.String("secret-file", env("OURCI_SECRET_FILE", ""), "cluster secret file (env OURCI_SECRET_FILE; default DATA_DIR/cluster.secret)")
-	role := fs.String("role", "", "read: status, jobs, logs, blobs, the web UI; operate: also spawn, cancel, approve, blob put")
+	role := fs.String("role", "", "read: status, jobs, logs, blobs, the web UI; operate: also spawn, cancel, approve, blob put; metrics: scrape /metrics (Prometheus), nothing else")
 	ttl := fs.Duration("ttl", 0, "the token expires after this long (default: never; revoke by changing the cluster secret)")
 	if _, err := parse(fs, args); err != nil {
 		return exitUsage
@@ -44,7 +44,7 @@ func runTokenCreate(args []string) int {
 	}
 	tok, err := s.OperatorToken(*role, exp)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ourci-node token create:", err)
+		fmt.Fprintf(os.Stderr, "ourci-node token create: --role %q: give read (status, jobs, logs, blobs, the web UI), operate (also spawn, cancel, approve, blob put) or metrics (scrape /metrics, for Prometheus)\n", *role)
 		return exitUsage
 	}
 	fmt.Fprintln(os.Stdout, tok)
