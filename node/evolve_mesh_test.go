@@ -85,7 +85,7 @@ func TestNewerEntriesApplyAlike(t *testing.T) {
 	if leader == nil {
 		t.Fatal("no leader")
 	}
-	spawn := append([]byte{byte(raftfsm.CmdSpawn)}, `{"new_job":{"deadline":"2030-01-01T00:00:00Z","merge_group":{"head":"abc"}},"job":"j-newer","task":"t-newer","topic":"t","args":["x"],"priority":9,"at":"2026-12-01T00:00:00Z"}`...)
+	spawn := append([]byte{byte(raftfsm.CmdSpawn)}, `{"new_job":{"deadline":"2030-01-01T00:00:00Z","merge_group":{"head":"abc"}},"job":"j-newer","task":"t-newer","topic":"t","args":["x"],"weight":9,"at":"2026-12-01T00:00:00Z"}`...)
 	unknown := append([]byte{0x70 | 0x80}, `{"job":"j-newer","annotations":[{"file":"a.c","line":3}]}`...)
 	for _, b := range [][]byte{spawn, unknown} {
 		if err := leader.raft.Apply(b, 5*time.Second).Error(); err != nil {

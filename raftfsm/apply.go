@@ -47,6 +47,8 @@ func (s *State) applySpawn(c *Spawn, idx uint64) Result {
 		return Result{Err: fmt.Errorf("%w: spawn needs a topic", ErrInvalid)}
 	case s.Tasks[c.Task] != nil:
 		return Result{Err: fmt.Errorf("%w: task %s exists", ErrConflict, c.Task)}
+	case c.Assign != "" && c.Device != "" && s.LeaseOf(c.Assign, c.Device) != nil:
+		return Result{Err: fmt.Errorf("%w: device %s of %s is held", ErrConflict, c.Device, c.Assign)}
 	}
 	job := s.Jobs[c.Job]
 	if c.NewJob != nil {
@@ -90,11 +92,12 @@ func (s *State) applySpawn(c *Spawn, idx uint64) Result {
 	}
 	t := &Task{
 		ID: c.Task, Job: job.ID, Parent: c.Parent, Topic: c.Topic, Image: c.Image,
-		Args: c.Args, Env: c.Env, Timeout: c.Timeout, ParentKind: c.ParentKind,
+		Args: c.Args, Env: c.Env, Timeout: c.Timeout, ParentKind: c.ParentKind, Priority: c.Priority,
 		State: TaskQueued, Attempt: 1, CreatedAt: c.At, Index: idx,
 	}
 	if c.Assign != "" && !job.Held {
 		t.State, t.Node, t.AssignedAt = TaskAssigned, c.Assign, c.At
+		_ = s.takeLease(t, c.Assign, c.Device, c.At, c.LeaseFor) // free: checked above
 	}
 	s.Tasks[t.ID] = t
 	if c.Key != "" {
@@ -124,8 +127,11 @@ func (s *State) applyAssign(c *Assign) error {
 			errs = append(errs, fmt.Errorf("%w: assign task %s: job %s waits for approval", ErrConflict, a.Task, t.Job))
 		case a.Node == "":
 			errs = append(errs, fmt.Errorf("%w: assign task %s to no node", ErrInvalid, a.Task))
+		case a.Device != "" && s.LeaseOf(a.Node, a.Device) != nil:
+			errs = append(errs, fmt.Errorf("%w: assign task %s: device %s of %s is held", ErrConflict, a.Task, a.Device, a.Node))
 		default:
 			t.State, t.Node, t.AssignedAt = TaskAssigned, a.Node, c.At
+			_ = s.takeLease(t, a.Node, a.Device, c.At, a.LeaseFor) // free: checked above
 			s.index(t.ID, "", t)
 		}
 	}
@@ -180,6 +186,7 @@ func (s *State) applyTaskFinished(c *TaskFinished) error {
 		v := *c.ExitCode
 		t.ExitCode = &v
 	}
+	s.noteInfra(c.Node, t.Topic, c.State == TaskInfraFailed, c.QuarantineAfter, c.Error, c.At)
 	if c.State == TaskInfraFailed {
 		s.infraRetry(t, c.Node, c.Error, c.MaxInfra, c.At)
 		return nil
@@ -210,6 +217,7 @@ func (s *State) infraRetry(t *Task, node, reason string, maxInfra int, at time.T
 		return
 	}
 	old := t.Node
+	s.endLease(t, old)
 	t.Attempt++
 	t.InfraRetries++
 	if i, found := slices.BinarySearch(t.Avoid, node); !found && node != "" {
@@ -257,6 +265,7 @@ func (s *State) applyRequeue(c *Requeue) error {
 		return nil
 	}
 	old := t.Node
+	s.endLease(t, old)
 	t.Attempt++
 	t.State, t.Node, t.Error = TaskQueued, "", c.Reason
 	t.AssignedAt, t.StartedAt = time.Time{}, time.Time{}
@@ -267,6 +276,7 @@ func (s *State) applyRequeue(c *Requeue) error {
 // finish moves an active or queued task to a terminal state and settles its job.
 func (s *State) finish(t *Task, st TaskState, at time.Time) {
 	old := t.Node
+	s.endLease(t, old)
 	t.State, t.FinishedAt = st, at
 	s.index(t.ID, old, t)
 	j := s.Jobs[t.Job]

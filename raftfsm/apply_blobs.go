@@ -115,12 +115,18 @@ func (s *State) applyExpire(c *Expire) error {
 			continue // raced with another expiry; nothing to do
 		}
 		for _, h := range j.BlobRef {
+			if _, log := slices.BinarySearch(j.LogRefs, h); log {
+				continue // also a sealed log, kept for the log retention
+			}
 			if b := s.Blobs[h]; b != nil {
 				b.Jobs = removeSorted(b.Jobs, id)
 			}
 		}
 		j.BlobRef, j.Blobs, j.Expired = nil, nil, true
 		s.touch(id)
+	}
+	for _, id := range c.Logs {
+		s.expireLogs(id)
 	}
 	for _, h := range c.Blobs {
 		if b := s.Blobs[h]; b != nil && len(b.Jobs) == 0 {
@@ -133,6 +139,7 @@ func (s *State) applyExpire(c *Expire) error {
 		if j == nil || j.State != JobClosed || !j.Expired {
 			continue
 		}
+		s.expireLogs(id) // a job forgotten keeps no logs
 		for _, tid := range j.Tasks {
 			delete(s.Tasks, tid)
 		}

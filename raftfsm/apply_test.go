@@ -982,7 +982,28 @@ func genSequence(t testing.TB, seed uint64, n int) []Command {
 	jobIDsSorted := func() []string { return slices.Sorted(maps.Keys(scratch.Jobs)) }
 	blobName := []string{"logs", "bin", "report"}
 	one := func() Command {
-		switch k := rng.IntN(120); {
+		switch k := rng.IntN(135); {
+		case k >= 120 && len(scratch.Tasks) > 0:
+			node := nodes[rng.IntN(len(nodes))]
+			tk := pickTask(func(t *Task) bool { return true })
+			switch {
+			case k < 124:
+				c := Command{Type: CmdQuarantine, Quarantine: &Quarantine{Node: node, Topic: []string{"build", "test"}[rng.IntN(2)], Reason: "flaky", By: "op", At: now()}}
+				return c
+			case k < 127:
+				return Command{Type: CmdRelease, Release: &Release{Node: node, Topic: []string{"build", "test"}[rng.IntN(2)], At: now()}}
+			case k < 131:
+				a := Assignment{Task: tk.ID, Attempt: tk.Attempt, Node: node, Device: []string{"esp0", "esp1"}[rng.IntN(2)], LeaseFor: time.Duration(rng.IntN(3)) * time.Minute}
+				c := assign(a)
+				c.Assign.At = now()
+				return c
+			case k < 133 && len(scratch.Leases) > 0:
+				keys := slices.Sorted(maps.Keys(scratch.Leases))
+				l := scratch.Leases[keys[rng.IntN(len(keys))]]
+				return Command{Type: CmdLeaseExpire, LeaseExpire: &LeaseExpire{Node: l.Node, Device: l.Device, Task: l.Task, Attempt: l.Attempt, At: now().Add(time.Duration(rng.IntN(4)) * time.Minute)}}
+			default:
+				return Command{Type: CmdLogSealed, LogSealed: &LogSealed{Task: tk.ID, Log: LogRef{Attempt: 1 + rng.IntN(tk.Attempt), Hash: blobHash(10 + rng.IntN(4)), Size: 50, Bytes: 200, Lines: 3, Node: node}, At: now()}}
+			}
 		case k >= 100 && len(scratch.Jobs) > 0:
 			ids := jobIDsSorted()
 			switch {
@@ -1023,6 +1044,9 @@ func genSequence(t testing.TB, seed uint64, n int) []Command {
 				}
 				c := expire(jobs, blobs)
 				c.Expire.At = now()
+				if rng.IntN(3) == 0 {
+					c.Expire.Logs = jobs
+				}
 				return c
 			}
 		case k < 3 || len(scratch.OpenJobs()) == 0 && k < 40 || len(scratch.Jobs) == 0 || k >= 100:
@@ -1097,6 +1121,9 @@ func genSequence(t testing.TB, seed uint64, n int) []Command {
 			c.TaskFinished.At = now()
 			if st == TaskInfraFailed {
 				c.TaskFinished.ExitCode, c.TaskFinished.MaxInfra = nil, rng.IntN(3)
+			}
+			if rng.IntN(2) == 0 {
+				c.TaskFinished.QuarantineAfter = 1 + rng.IntN(3)
 			}
 			return c
 		case k < 92:

@@ -27,6 +27,10 @@ const (
 	CmdExpire       CommandType = 10 // retention ran out: drop jobs' blob references, forget unreferenced blobs
 	CmdApprove      CommandType = 11 // a held job may run
 	CmdReported     CommandType = 12 // GitHub acknowledged a commit status, or a notification went out
+	CmdQuarantine   CommandType = 13 // a node takes no tasks of a topic (schema 2)
+	CmdRelease      CommandType = 14 // a quarantined node serves its topic again (schema 2)
+	CmdLeaseExpire  CommandType = 15 // a device lease ran out (schema 2)
+	CmdLogSealed    CommandType = 16 // an attempt's log is a blob now (schema 2)
 )
 
 // Spawn adds one task. With NewJob set it opens that job first and the task
@@ -50,9 +54,14 @@ type Spawn struct {
 	ParentKind string `json:"parent_kind,omitempty"`
 	// MaxJobTasks and MaxOpenJobs are the leader's quotas (0: none): a
 	// spawn past them is refused with ErrQuota.
-	MaxJobTasks int       `json:"max_job_tasks,omitempty"`
-	MaxOpenJobs int       `json:"max_open_jobs,omitempty"`
-	At          time.Time `json:"at"`
+	MaxJobTasks int `json:"max_job_tasks,omitempty"`
+	MaxOpenJobs int `json:"max_open_jobs,omitempty"`
+	// Priority orders the queue (higher first); Device is the device of
+	// Assign the attempt holds (a lease until LeaseFor after At) (schema 2).
+	Priority int           `json:"priority,omitempty"`
+	Device   string        `json:"device,omitempty"`
+	LeaseFor time.Duration `json:"lease_for,omitempty"`
+	At       time.Time     `json:"at"`
 }
 
 // NewJob describes the job a Spawn opens.
@@ -91,6 +100,10 @@ type Assignment struct {
 	Task    string `json:"task"`
 	Attempt int    `json:"attempt"`
 	Node    string `json:"node"`
+	// Device: the attempt holds this device of Node exclusively, until it
+	// ends or LeaseFor after the assignment (schema 2).
+	Device   string        `json:"device,omitempty"`
+	LeaseFor time.Duration `json:"lease_for,omitempty"`
 }
 
 // TaskStarted reports that a node began running an attempt.
@@ -113,7 +126,11 @@ type TaskFinished struct {
 	ExitCode *int      `json:"exit_code,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	MaxInfra int       `json:"max_infra,omitempty"`
-	At       time.Time `json:"at"`
+	// QuarantineAfter > 0: the ledger tracks the node's run of
+	// infrastructure failures on the task's topic, and quarantines it
+	// there at this many in a row (schema 2).
+	QuarantineAfter int       `json:"quarantine_after,omitempty"`
+	At              time.Time `json:"at"`
 }
 
 // CloseJob closes an open job by force; its unfinished tasks are cancelled.
@@ -167,8 +184,45 @@ type Expire struct {
 	Blobs []string `json:"blobs,omitempty"`
 	// Forget lists expired jobs whose history period ran out too: they
 	// leave the ledger with their tasks, so it stays bounded.
-	Forget []string  `json:"forget,omitempty"`
+	Forget []string `json:"forget,omitempty"`
+	// Logs lists closed jobs whose log retention ran out: their sealed
+	// logs are forgotten (schema 2).
+	Logs []string  `json:"logs,omitempty"`
+	At   time.Time `json:"at"`
+}
+
+// Quarantine takes a node out of a topic's service, with the reason.
+type Quarantine struct {
+	Node   string    `json:"node"`
+	Topic  string    `json:"topic"`
+	Reason string    `json:"reason"`
+	By     string    `json:"by,omitempty"`
 	At     time.Time `json:"at"`
+}
+
+// Release puts a quarantined node back into a topic's service.
+type Release struct {
+	Node  string    `json:"node"`
+	Topic string    `json:"topic"`
+	By    string    `json:"by,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// LeaseExpire ends a device lease past its expiry, if the same attempt
+// still holds it.
+type LeaseExpire struct {
+	Node    string    `json:"node"`
+	Device  string    `json:"device"`
+	Task    string    `json:"task"`
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+}
+
+// LogSealed records an attempt's log as a blob on Node.
+type LogSealed struct {
+	Task string    `json:"task"`
+	Log  LogRef    `json:"log"`
+	At   time.Time `json:"at"`
 }
 
 // Command is one decoded ledger entry. Exactly one of the pointer fields
@@ -187,6 +241,10 @@ type Command struct {
 	Expire       *Expire
 	Approve      *Approve
 	Reported     *Reported
+	Quarantine   *Quarantine
+	Release      *Release
+	LeaseExpire  *LeaseExpire
+	LogSealed    *LogSealed
 	// Raw is the whole entry of a command type this binary does not know
 	// that its writer marked ignorable: kept to re-encode it as it was.
 	Raw []byte

@@ -148,7 +148,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"nil", nil},
 		{"empty", []byte{}},
 		{"type zero", withType(0, `{}`)},
-		{"unknown type 13", withType(13, `{}`)},
+		{"unknown type 99", withType(99, `{}`)},
 		{"unknown type 127", withType(127, `{}`)},
 		{"a known type marked ignorable", withType(CmdSpawn|ignorableBit, `{}`)},
 		{"a batch marked ignorable", withType(CmdBatch|ignorableBit, ``)},

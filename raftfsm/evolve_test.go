@@ -11,7 +11,7 @@ import (
 // applies as if they were absent: an older binary never panics on it, and
 // every replica of this binary reaches the same state.
 func TestDecodeIgnoresUnknownFields(t *testing.T) {
-	newer := []byte(`{"job":"job-1","task":"root","topic":"build","args":["make"],"new_job":{"deadline":"2025-03-14T16:09:26Z","priority":7,"merge_group":{"head":"abc"}},"priority":9,"at":"2025-03-14T15:09:26Z"}`)
+	newer := []byte(`{"job":"job-1","task":"root","topic":"build","args":["make"],"new_job":{"deadline":"2025-03-14T16:09:26Z","weight":7,"merge_group":{"head":"abc"}},"weight":9,"at":"2025-03-14T15:09:26Z"}`)
 	c, err := Decode(append([]byte{byte(CmdSpawn)}, newer...))
 	if err != nil {
 		t.Fatalf("Decode of a spawn with unknown fields: got %v, want it decoded", err)

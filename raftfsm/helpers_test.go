@@ -390,7 +390,7 @@ func invariantErr(s *State) error {
 		}
 		for _, id := range b.Jobs {
 			j := s.Jobs[id]
-			if j == nil || j.Expired || !slices.Contains(j.BlobRef, h) {
+			if j == nil || !(!j.Expired && slices.Contains(j.BlobRef, h) || slices.Contains(j.LogRefs, h)) {
 				bad("blob %s: job %s does not refer to it", h, id)
 			}
 		}
@@ -410,6 +410,35 @@ func invariantErr(s *State) error {
 		for name, h := range j.Blobs {
 			if !slices.Contains(j.BlobRef, h) {
 				bad("job %s: blob name %q -> %s not among its refs", id, name, h)
+			}
+		}
+	}
+	for k, l := range s.Leases {
+		t := s.Tasks[l.Task]
+		switch {
+		case k != LeaseKey(l.Node, l.Device):
+			bad("lease %q: node %s device %s", k, l.Node, l.Device)
+		case t == nil || t.Attempt != l.Attempt || t.Node != l.Node || t.Device != l.Device || !t.State.Active():
+			bad("lease %q: held by task %s attempt %d, which is %+v", k, l.Task, l.Attempt, t)
+		}
+	}
+	for id, t := range s.Tasks {
+		if t.Device != "" && s.Leases[LeaseKey(t.Node, t.Device)] == nil {
+			bad("task %s holds device %s of %s without a lease", id, t.Device, t.Node)
+		}
+	}
+	for k, r := range s.Rigs {
+		if k != RigKey(r.Node, r.Topic) || r.InfraStreak < 0 {
+			bad("rig %q: %+v", k, r)
+		}
+	}
+	for id, j := range s.Jobs {
+		if !sortedSet(j.LogRefs) {
+			bad("job %s: log refs %v not a sorted set", id, j.LogRefs)
+		}
+		for _, h := range j.LogRefs {
+			if b := s.Blobs[h]; b == nil || !slices.Contains(b.Jobs, id) {
+				bad("job %s: log ref %s unknown or not linked back", id, h)
 			}
 		}
 	}

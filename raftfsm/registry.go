@@ -26,7 +26,10 @@ import (
 
 // LedgerSchema is the newest ledger schema this binary applies: which
 // command types (and their meaning) it knows. Nodes gossip it.
-const LedgerSchema = 1
+//
+//	1: the commands up to reported (12), tolerant decoding
+//	2: rigs (quarantine, release), device leases, priorities, sealed logs
+const LedgerSchema = 2
 
 // ignorableBit marks, in an entry's type byte, a command type that older
 // binaries may skip. Command type values stay below it.
@@ -45,6 +48,10 @@ type spec struct {
 	payload   func(c *Command) any
 	decode    func(c *Command, p []byte) error
 	apply     func(s *State, idx uint64, c Command) Result
+	// needs is the schema a command of this type needs by its content: a
+	// field added later changes what Apply does, so an older replica that
+	// ignored it would diverge. Nil: schema.
+	needs func(c Command) int
 }
 
 // entry builds the spec of a command whose payload is a *T in the field
@@ -92,6 +99,42 @@ var commandTable = []spec{
 	entry(CmdExpire, "expire", 1, false, func(c *Command) **Expire { return &c.Expire }, errResult((*State).applyExpire)),
 	entry(CmdApprove, "approve", 1, false, func(c *Command) **Approve { return &c.Approve }, errResult((*State).applyApprove)),
 	entry(CmdReported, "reported", 1, false, func(c *Command) **Reported { return &c.Reported }, errResult((*State).applyReported)),
+	entry(CmdQuarantine, "quarantine", 2, false, func(c *Command) **Quarantine { return &c.Quarantine }, errResult((*State).applyQuarantine)),
+	entry(CmdRelease, "release", 2, false, func(c *Command) **Release { return &c.Release }, errResult((*State).applyRelease)),
+	entry(CmdLeaseExpire, "lease_expire", 2, false, func(c *Command) **LeaseExpire { return &c.LeaseExpire }, errResult((*State).applyLeaseExpire)),
+	entry(CmdLogSealed, "log_sealed", 2, false, func(c *Command) **LogSealed { return &c.LogSealed }, func(s *State, idx uint64, p *LogSealed) Result { return Result{Err: s.applyLogSealed(p, idx)} }),
+}
+
+// contentNeeds are the schemas that fields added to older commands need.
+var contentNeeds = map[CommandType]func(c Command) int{
+	CmdSpawn: func(c Command) int {
+		if sp := c.Spawn; sp != nil && (sp.Priority != 0 || sp.Device != "" || sp.LeaseFor != 0) {
+			return 2
+		}
+		return 1
+	},
+	CmdAssign: func(c Command) int {
+		if a := c.Assign; a != nil {
+			for _, it := range a.Items {
+				if it.Device != "" || it.LeaseFor != 0 {
+					return 2
+				}
+			}
+		}
+		return 1
+	},
+	CmdTaskFinished: func(c Command) int {
+		if f := c.TaskFinished; f != nil && f.QuarantineAfter > 0 {
+			return 2
+		}
+		return 1
+	},
+	CmdExpire: func(c Command) int {
+		if e := c.Expire; e != nil && len(e.Logs) > 0 {
+			return 2
+		}
+		return 1
+	},
 }
 
 // registry indexes commandTable by type; filled once, at start.
@@ -99,6 +142,7 @@ var registry = map[CommandType]*spec{}
 
 func init() {
 	for i := range commandTable {
+		commandTable[i].needs = contentNeeds[commandTable[i].typ]
 		register(&commandTable[i])
 	}
 }
@@ -144,6 +188,9 @@ func (t CommandType) Schema() int {
 // of its parts) needs a replica to know.
 func (c Command) NeedsSchema() int {
 	need := c.Type.Schema()
+	if sp := registry[c.Type]; sp != nil && sp.needs != nil {
+		need = max(need, sp.needs(c))
+	}
 	for _, p := range c.Batch {
 		need = max(need, p.NeedsSchema())
 	}

@@ -23,6 +23,8 @@ import (
 //	{"task":{...}}
 //	{"key":["k","task"]}
 //	{"blob":{...}}
+//	{"rig":{...}}    (by node and topic)
+//	{"lease":{...}}  (by node and device)
 const (
 	snapshotFormat  = "ourci-ledger"
 	snapshotVersion = 1
@@ -35,18 +37,22 @@ type snapHeader struct {
 }
 
 type snapRecord struct {
-	Job  *Job       `json:"job,omitempty"`
-	Task *Task      `json:"task,omitempty"`
-	Key  *[2]string `json:"key,omitempty"`
-	Blob *Blob      `json:"blob,omitempty"`
+	Job   *Job       `json:"job,omitempty"`
+	Task  *Task      `json:"task,omitempty"`
+	Key   *[2]string `json:"key,omitempty"`
+	Blob  *Blob      `json:"blob,omitempty"`
+	Rig   *Rig       `json:"rig,omitempty"`
+	Lease *Lease     `json:"lease,omitempty"`
 }
 
 // view is a point-in-time copy of State that shares nothing Apply mutates.
 type view struct {
-	jobs  []Job
-	tasks []Task
-	keys  [][2]string
-	blobs []Blob
+	jobs   []Job
+	tasks  []Task
+	keys   [][2]string
+	blobs  []Blob
+	rigs   []Rig
+	leases []Lease
 }
 
 func (s *State) view() *view {
@@ -62,6 +68,12 @@ func (s *State) view() *view {
 	v.blobs = make([]Blob, 0, len(s.Blobs))
 	for _, b := range s.Blobs {
 		v.blobs = append(v.blobs, *b)
+	}
+	for _, r := range s.Rigs {
+		v.rigs = append(v.rigs, *r)
+	}
+	for _, l := range s.Leases {
+		v.leases = append(v.leases, *l)
 	}
 	v.keys = make([][2]string, 0, len(s.Keys))
 	for k, id := range s.Keys {
@@ -97,6 +109,18 @@ func (v *view) write(w io.Writer, index uint64) error {
 	slices.SortFunc(v.blobs, func(a, b Blob) int { return cmp.Compare(a.Hash, b.Hash) })
 	for i := range v.blobs {
 		if err := enc.Encode(snapRecord{Blob: &v.blobs[i]}); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(v.rigs, func(a, b Rig) int { return cmp.Compare(RigKey(a.Node, a.Topic), RigKey(b.Node, b.Topic)) })
+	for i := range v.rigs {
+		if err := enc.Encode(snapRecord{Rig: &v.rigs[i]}); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(v.leases, func(a, b Lease) int { return cmp.Compare(LeaseKey(a.Node, a.Device), LeaseKey(b.Node, b.Device)) })
+	for i := range v.leases {
+		if err := enc.Encode(snapRecord{Lease: &v.leases[i]}); err != nil {
 			return err
 		}
 	}
@@ -157,6 +181,10 @@ func ReadSnapshot(r io.Reader) (*State, uint64, error) {
 			s.Keys[rec.Key[0]] = rec.Key[1]
 		case rec.Blob != nil:
 			s.Blobs[rec.Blob.Hash] = rec.Blob
+		case rec.Rig != nil:
+			s.Rigs[RigKey(rec.Rig.Node, rec.Rig.Topic)] = rec.Rig
+		case rec.Lease != nil:
+			s.Leases[LeaseKey(rec.Lease.Node, rec.Lease.Device)] = rec.Lease
 		default:
 			return nil, 0, fmt.Errorf("%w: empty record", ErrSnapshot)
 		}

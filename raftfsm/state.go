@@ -28,6 +28,8 @@ type State struct {
 	JobOrder []string          `json:"job_order"` // job IDs, oldest first
 	Keys     map[string]string `json:"keys"`      // spawn idempotency key -> task ID
 	Blobs    map[string]*Blob  `json:"blobs"`     // by hash
+	Rigs     map[string]*Rig   `json:"rigs"`      // by RigKey: nodes' health per topic
+	Leases   map[string]*Lease `json:"leases"`    // by LeaseKey: devices held
 
 	queued map[string]struct{}            // tasks in TaskQueued
 	active map[string]map[string]struct{} // node -> tasks assigned or running there
@@ -42,6 +44,7 @@ func NewState() *State {
 		Tasks: map[string]*Task{},
 		Keys:  map[string]string{},
 		Blobs: map[string]*Blob{},
+		Rigs:  map[string]*Rig{}, Leases: map[string]*Lease{},
 	}
 	s.reindex()
 	return s

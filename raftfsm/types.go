@@ -113,6 +113,11 @@ type Job struct {
 	Index     uint64    `json:"index"`    // Raft index that opened it
 	Modified  uint64    `json:"modified"` // Raft index that last changed it or one of its tasks
 
+	// LogRefs are the hashes of its tasks' sealed logs, sorted: they stay
+	// until the log retention ran out (LogsExpired), apart from BlobRef.
+	LogRefs     []string `json:"log_refs,omitempty"`
+	LogsExpired bool     `json:"logs_expired,omitempty"`
+
 	Blobs   map[string]string `json:"blobs,omitempty"`     // blob name → hash, scoped to this job
 	BlobRef []string          `json:"blob_refs,omitempty"` // hashes of the blobs it holds on to, sorted
 	Expired bool              `json:"expired,omitempty"`   // retention ran out: names and references dropped
@@ -151,6 +156,13 @@ type Task struct {
 	// infrastructure, sorted: the picker prefers others.
 	Avoid []string `json:"avoid,omitempty"`
 
+	// Priority orders the queue: higher first (then older jobs first).
+	Priority int `json:"priority,omitempty"`
+	// Device is the device of its node the current attempt holds (a lease).
+	Device string `json:"device,omitempty"`
+	// Logs are the sealed logs of its attempts, in the order they ended.
+	Logs []LogRef `json:"logs,omitempty"`
+
 	CreatedAt  time.Time `json:"created_at"`
 	AssignedAt time.Time `json:"assigned_at,omitzero"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
@@ -165,6 +177,7 @@ func (t *Task) Clone() *Task {
 	c.Env = append([]string(nil), t.Env...)
 	c.Children = append([]string(nil), t.Children...)
 	c.Avoid = append([]string(nil), t.Avoid...)
+	c.Logs = append([]LogRef(nil), t.Logs...)
 	if t.ExitCode != nil {
 		v := *t.ExitCode
 		c.ExitCode = &v
@@ -181,6 +194,7 @@ func (j *Job) Clone() *Job {
 		c.GitHub = &g
 	}
 	c.BlobRef = append([]string(nil), j.BlobRef...)
+	c.LogRefs = append([]string(nil), j.LogRefs...)
 	if j.Blobs != nil {
 		c.Blobs = make(map[string]string, len(j.Blobs))
 		for k, v := range j.Blobs {
@@ -207,3 +221,43 @@ func (b *Blob) Clone() *Blob {
 	c.Jobs = append([]string(nil), b.Jobs...)
 	return &c
 }
+
+// LogRef is one attempt's sealed log: a blob (compressed, with each line's
+// arrival time) whose holders the ledger tracks like any blob's.
+type LogRef struct {
+	Attempt int    `json:"attempt"`
+	Hash    string `json:"hash"`  // the blob
+	Size    int64  `json:"size"`  // the blob's bytes (compressed)
+	Bytes   int64  `json:"bytes"` // the output's bytes, as the process wrote them (masked)
+	Lines   int    `json:"lines"`
+	Node    string `json:"node"` // where it ran
+}
+
+// Rig is one node serving one topic, as the ledger tracks its health: a
+// run of infrastructure failures, and whether it is quarantined (no new
+// tasks of the topic go there).
+type Rig struct {
+	Node        string    `json:"node"`
+	Topic       string    `json:"topic"`
+	InfraStreak int       `json:"infra_streak,omitempty"` // consecutive infrastructure failures
+	Quarantined bool      `json:"quarantined,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	By          string    `json:"by,omitempty"` // who quarantined it: an operator, a health check, "auto"
+	Since       time.Time `json:"since,omitzero"`
+}
+
+// Lease is a device of a node held by one attempt, exclusively, across
+// every topic that shares the device.
+type Lease struct {
+	Node    string    `json:"node"`
+	Device  string    `json:"device"`
+	Task    string    `json:"task"`
+	Attempt int       `json:"attempt"`
+	Since   time.Time `json:"since"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// RigKey and LeaseKey are the keys of State.Rigs and State.Leases (node
+// names and topics hold no spaces).
+func RigKey(node, topic string) string    { return node + " " + topic }
+func LeaseKey(node, device string) string { return node + " " + device }
