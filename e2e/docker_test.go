@@ -558,6 +558,34 @@ func (r *seedRepo) commit(t *testing.T, name string) string {
 	return sha
 }
 
+// TestDockerTopicLimits: a Docker topic's --topic-memory, --topic-cpus and
+// --topic-pids reach its containers' cgroups.
+func TestDockerTopicLimits(t *testing.T) {
+	t.Parallel()
+	requireDocker(t)
+	dockerImages(t)
+	bin := dockerNodeBinary(t)
+	name := dockerNodeName("limits1")
+	m := startDockerMesh(t, bin, []nodeSpec{{Name: name, Topics: []string{dockerTopic}}},
+		map[string][]string{name: {"--topic-memory", buildTopic + "=256m", "--topic-cpus", buildTopic + "=1.5", "--topic-pids", buildTopic + "=100"}})
+	probe := strings.Join([]string{
+		`echo "memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"`,
+		`echo "cpu=$(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)")"`,
+		`echo "pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"`,
+	}, "; ")
+	job, task := m.spawn(t, 0, "--image", dockerBaseImage, "-t", buildTopic, "--", probe)
+	v := waitJobAs[dockerJobView](t, m, 0, job, time.Minute, "the job to close", closed)
+	log := taskLog(t, m, 0, task)
+	if v.Job.Status != "passed" {
+		t.Errorf("want the job passed, got %v\n%s", v, log)
+	}
+	for _, want := range []string{fmt.Sprintf("memory=%d\n", 256<<20), "cpu=150000 100000\n", "pids=100\n"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the task's log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
 // TestDockerCancelAndTimeoutLeaveNoContainer: cancelling a job whose Docker
 // task runs, a Docker task running past its --timeout, and a job running past
 // its deadline stop and remove the task's container.
