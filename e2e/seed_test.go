@@ -66,9 +66,9 @@ func buildSeedImages(dir string) error {
 		if err != nil {
 			return fmt.Errorf("the seed's scripts run %s in their images, and this machine has none to copy: %v", tool, err)
 		}
-		out, err := exec.Command("ldd", path).Output()
-		if err != nil {
-			return fmt.Errorf("ldd %s: %v", path, err)
+		out, err := exec.Command("ldd", path).CombinedOutput()
+		if err != nil && !strings.Contains(string(out), "not a dynamic executable") {
+			return fmt.Errorf("ldd %s: %v: %s", path, err, out)
 		}
 		files := []string{path}
 		for _, f := range strings.Fields(string(out)) {
