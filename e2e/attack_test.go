@@ -20,7 +20,7 @@ import (
 // (1) A Docker task may not spawn onto a host topic: the child would run
 // as the node's user on the host and read the cluster secret. Refused with
 // 403 naming the rule; nothing lands in the ledger, nothing runs. The
-// seed's Docker build → agent hand-off stays allowed (TestDockerSeedWorkflow).
+// seed's Docker build → agent hand-off stays allowed (TestSeedDocker).
 func TestAttackContainerSpawnsOntoHost(t *testing.T) {
 	t.Parallel()
 	requireDocker(t)

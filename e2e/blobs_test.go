@@ -31,23 +31,22 @@ func TestBlobHandOffSurvivesNodeLoss(t *testing.T) {
 	if err := scripts.WriteTo(dir); err != nil {
 		t.Fatal(err)
 	}
-	ci := filepath.Join(dir, "example", "ci")
-	agent := filepath.Join(dir, "example", "agents", "esp8266_agent.sh")
+	repo := makeSeedRepo(t)
 	m := startMesh(t, []nodeSpec{
-		{Name: "node1", Topics: []string{buildTopic}, Slots: 8},
+		{Name: "node1", Topics: []string{buildTopic}, Slots: 8, Env: buildEnv(t)},
 		{Name: "node2", Topics: []string{"other"}},
-		{Name: "node3", Topics: []string{testTopic + "=" + agent}},
+		rigNode(t, "node3", binPath),
 	})
 
 	// The pipeline: every build on node1, the hardware tests on node3.
-	job, _ := m.spawn(t, 0, "-t", buildTopic, "--", ci+"/all.sh")
+	job, _ := m.spawn(t, 0, "--repo", repo.bare, "--rev", "main", "-t", buildTopic, "--", "ci/all.sh")
 	v := m.waitClosed(t, 0, job, 2*time.Minute)
 	if v.Job.Status != "passed" || len(v.Tasks) != 10 {
 		t.Fatalf("want the 10 tasks of the seed's tree and status passed: %v", v)
 	}
 	tests := map[string]taskView{} // variant -> its hardware test
 	for _, tv := range v.Tasks {
-		l := seedLabel(ci, tv)
+		l := seedLabel(tv)
 		if tv.State != "passed" {
 			t.Errorf("%s: state %q, want passed: %v", l, tv.State, tv)
 		}
@@ -65,12 +64,12 @@ func TestBlobHandOffSurvivesNodeLoss(t *testing.T) {
 		if !ok {
 			t.Fatalf("no hardware test of %s: %v", variant, v)
 		}
-		checkHandOffLog(t, m, 1, tv, variant)
+		checkHandOffLog(t, m, 1, tv, variant, "none", repo.version("v1"))
 	}
 
 	// The names resolve within the job, through the uploader: each firmware
 	// holds what its build wrote, and both driver names give the driver.
-	driver, err := os.ReadFile(filepath.Join(ci, "fw", "esp8266_test_driver.sh"))
+	driver, err := os.ReadFile(filepath.Join(repo.work, "ci", "fw", "esp8266_test_driver.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,12 +78,8 @@ func TestBlobHandOffSurvivesNodeLoss(t *testing.T) {
 	for _, variant := range []string{"esp8266", "esp8266-ota"} {
 		fw := "fw-" + variant + ".tar.gz"
 		data := m.blobGet(t, 0, fw, "--job", job)
-		ota := "0"
-		if variant == "esp8266-ota" {
-			ota = "1"
-		}
-		if got, want := tarFile(t, data, "firmware/fw.bin"), "firmware "+variant+" OTA="+ota+"\n"; got != want {
-			t.Errorf("%s: firmware/fw.bin holds %q, want %q", fw, got, want)
+		if got, want := tarFile(t, data, "firmware/0x00000.bin"), "board=esp-12e\nota="+variantOTA(variant)+"\nsdk=none\n"; !strings.HasPrefix(got, want) {
+			t.Errorf("%s: firmware/0x00000.bin holds %q, want it to start with %q", fw, got, want)
 		}
 		drv := "test-driver-" + variant + ".sh"
 		if got := m.blobGet(t, 0, drv, "--job", job); !bytes.Equal(got, driver) {

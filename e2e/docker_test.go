@@ -10,9 +10,10 @@ package e2e
 //
 // TestHostTaskGetsCheckout needs git only, not Docker.
 //
-// Fixtures: testdata/docker/esp (the ESP_SDK stand-in image's build context)
-// and testdata/docker/repo (the seed's repository layout: ci/all.sh and the
-// scripts it spawns, with relative paths as in the seed).
+// Fixtures: testdata/docker/esp (the ESP_SDK stand-in image's build
+// context; seed_test.go adds what the seed's scripts need to both images)
+// and the seed's repository (scripts.WriteSeedRepo: its scripts as printed
+// in the stand-in tree), which makeSeedRepo commits.
 //
 // Docker nodes get names unique to the test binary (dockerNodeName): a node
 // sweeps every container labelled with its name when it starts, so meshes
@@ -28,11 +29,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -495,8 +494,9 @@ func taskLog(t *testing.T, m *mesh, i int, task string) string {
 }
 
 // seedRepo is the local stand-in for the seed's GitHub repository: a bare
-// repository made from testdata/docker/repo plus functions.sh, the example's
-// test driver and ci/VERSION.
+// repository made from scripts.WriteSeedRepo (the seed's scripts as
+// printed, in the stand-in tree) plus ci/VERSION, which every commit
+// rewrites.
 type seedRepo struct {
 	bare, work string
 	env        []string
@@ -510,27 +510,8 @@ func makeSeedRepo(t *testing.T) *seedRepo {
 	r.env = append(cleanEnv(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
 		"GIT_AUTHOR_NAME=OurCI e2e", "GIT_AUTHOR_EMAIL=e2e@ourci.invalid",
 		"GIT_COMMITTER_NAME=OurCI e2e", "GIT_COMMITTER_EMAIL=e2e@ourci.invalid")
-	if err := os.CopyFS(r.work, os.DirFS(filepath.Join("testdata", "docker", "repo"))); err != nil {
+	if err := scripts.WriteSeedRepo(r.work); err != nil {
 		t.Fatal(err)
-	}
-	for _, f := range []struct {
-		from, to string
-		mode     os.FileMode
-	}{
-		{"functions.sh", "ourci/scripts/functions.sh", 0o644},
-		{"example/ci/fw/esp8266_test_driver.sh", "ci/fw/esp8266_test_driver.sh", 0o755},
-	} {
-		data, err := scripts.FS.ReadFile(f.from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		to := filepath.Join(r.work, filepath.FromSlash(f.to))
-		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(to, data, f.mode); err != nil {
-			t.Fatal(err)
-		}
 	}
 	r.git(t, "", "init", "-q", "-b", "main", r.work)
 	r.git(t, "", "init", "-q", "--bare", "-b", "main", r.bare)
@@ -577,146 +558,32 @@ func (r *seedRepo) commit(t *testing.T, name string) string {
 	return sha
 }
 
-// writeAgent writes the example's hardware-test agent (the seed's agent B,
-// which lives on the test machine, not in the repository) and returns its path.
-func writeAgent(t *testing.T) string {
-	t.Helper()
-	data, err := scripts.FS.ReadFile("example/agents/esp8266_agent.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "esp8266_agent.sh")
-	if err := os.WriteFile(path, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// TestDockerSeedWorkflow runs the seed's workflow from a repository: node1
-// and node2 run ourci/build/docker tasks in Docker (BASE_SDK and ESP_SDK are
-// two local images), node3 runs the esp8266 hardware tests on the host
-// through the example's agent script. Every task gets a checkout of the
-// commit the leader pinned `--rev main` to.
-func TestDockerSeedWorkflow(t *testing.T) {
+// TestDockerTopicLimits: a Docker topic's --topic-memory, --topic-cpus and
+// --topic-pids reach its containers' cgroups.
+func TestDockerTopicLimits(t *testing.T) {
 	t.Parallel()
 	requireDocker(t)
-	espVersion := dockerImages(t)
+	dockerImages(t)
 	bin := dockerNodeBinary(t)
-	repo := makeSeedRepo(t)
-	sha := repo.commit(t, "v2") // what the job must build
-	agent := writeAgent(t)
-
-	n1, n2, n3 := dockerNodeName("seed1"), dockerNodeName("seed2"), dockerNodeName("seed3")
-	const memLimit = "268435456" // node2's --topic-memory 256m, in bytes
-	m := startDockerMesh(t, bin, []nodeSpec{
-		{Name: n1, Topics: []string{dockerTopic}, Slots: 4},
-		{Name: n2, Topics: []string{dockerTopic}, Slots: 4},
-		{Name: n3, Topics: []string{testTopic + "=" + agent}, Slots: 2},
-	}, map[string][]string{n2: {"--topic-memory", buildTopic + "=256m", "--topic-cpus", buildTopic + "=1"}})
-	events := map[string]*dockerEvents{n1: watchDockerEvents(t, n1), n2: watchDockerEvents(t, n2)}
-
-	start := time.Now()
-	job, root := m.spawn(t, 2, "--repo", repo.bare, "--rev", "main", "--image", dockerBaseImage,
-		"--env", "BASE_SDK="+dockerBaseImage, "--env", "ESP_SDK="+dockerESPImage, "-t", buildTopic, "--", "ci/all.sh")
-	// The leader pinned main when it opened the job: a push now must not
-	// reach any of its tasks, whenever their node fetches.
-	later := repo.commit(t, "v3")
-	v := waitJobAs[dockerJobView](t, m, 0, job, 3*time.Minute, "the job to close", closed)
-	t.Logf("job %s closed %s after %v (pinned %s; main moved on to %s right after the spawn)",
-		job, v.Job.Status, time.Since(start).Round(time.Millisecond), sha, later)
-
-	if s := v.Job.Source; s.Repo != repo.bare || s.SHA != sha || s.Branch != "main" {
-		t.Errorf("job source %+v, want repo %s sha %s branch main", s, repo.bare, sha)
-	}
+	name := dockerNodeName("limits1")
+	m := startDockerMesh(t, bin, []nodeSpec{{Name: name, Topics: []string{dockerTopic}}},
+		map[string][]string{name: {"--topic-memory", buildTopic + "=256m", "--topic-cpus", buildTopic + "=1.5", "--topic-pids", buildTopic + "=100"}})
+	probe := strings.Join([]string{
+		`echo "memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"`,
+		`echo "cpu=$(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)")"`,
+		`echo "pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"`,
+	}, "; ")
+	job, task := m.spawn(t, 0, "--image", dockerBaseImage, "-t", buildTopic, "--", probe)
+	v := waitJobAs[dockerJobView](t, m, 0, job, time.Minute, "the job to close", closed)
+	log := taskLog(t, m, 0, task)
 	if v.Job.Status != "passed" {
-		t.Errorf("job status %q, want passed: %v", v.Job.Status, v)
+		t.Errorf("want the job passed, got %v\n%s", v, log)
 	}
-
-	// The tree, as in the seed.
-	byLabel := checkSeedTree(t, v.Tasks, func(tv dockerTaskView) taskView { return tv.taskView }, "ci", root)
-
-	checkedOut := fmt.Sprintf("[ourci] checked out %s at %s", repo.bare, sha)
-	logs := map[string]string{} // label -> the task's log
-	for _, l := range slices.Sorted(maps.Keys(byLabel)) {
-		tv := byLabel[l]
-		t.Logf("%-16s %s on %-13s image %-17q started %6v after its spawn, ran %6v", l, tv.ID, tv.Node, tv.Image,
-			tv.StartedAt.Sub(tv.CreatedAt).Round(time.Millisecond), tv.FinishedAt.Sub(tv.StartedAt).Round(time.Millisecond))
-		logText := taskLog(t, m, 0, tv.ID)
-		logs[l] = logText
-		mustContain := func(lines ...string) {
-			t.Helper()
-			for _, line := range lines {
-				if !strings.Contains(logText, line) {
-					t.Errorf("%s (%s on %s): log lacks %q:\n%s", l, tv.ID, tv.Node, line, logText)
-				}
-			}
-		}
-		mustContain(checkedOut)
-
-		if variant, isTest := strings.CutPrefix(l, "test "); isTest {
-			if tv.Topic != testTopic || tv.Node != n3 || tv.Image != "" {
-				t.Errorf("%s: topic %q node %q image %q, want %s on %s, no image", l, tv.Topic, tv.Node, tv.Image, testTopic, n3)
-			}
-			if got, want := strings.Join(tv.Args, " "), handOffArgs(variant); got != want {
-				t.Errorf("%s: args %q, want %q", l, got, want)
-			}
-			checkHandOffLog(t, m, 0, tv.taskView, variant)
-			continue
-		}
-
-		// A build: in Docker on node1 or node2, in the image its parent named.
-		image, script, esp := dockerBaseImage, l, "none"
-		if strings.HasPrefix(l, "esp8266") {
-			image, script, esp = dockerESPImage, "esp8266", espVersion
-		}
-		if tv.Topic != buildTopic || (tv.Node != n1 && tv.Node != n2) || tv.Image != image {
-			t.Errorf("%s: topic %q node %q image %q, want %s on %s or %s in %s", l, tv.Topic, tv.Node, tv.Image, buildTopic, n1, n2, image)
-		}
-		mustContain(
-			fmt.Sprintf("%s: BRANCH=main OURCI_SHA=%s CI_BRANCH=main\n", script, sha),
-			fmt.Sprintf("%s: VERSION=%s\n", script, repo.version("v2")),
-			fmt.Sprintf("%s: pid1=docker-init sh=busybox image=%s\n", script, image),
-			fmt.Sprintf("%s: esp-sdk=%s\n", script, esp),
-		)
-		if esp != "none" {
-			mustContain("esp8266: using ESP SDK " + espVersion)
-		}
-		if tv.Node == n2 {
-			mustContain(fmt.Sprintf("%s: memory-limit=%s\n", script, memLimit))
-		}
-
-		// Its container: labelled, in the image, started and removed.
-		ev, ok := events[tv.Node]
-		if !ok {
-			continue
-		}
-		evs := ev.waitTaskContainer(t, tv.ID, 30*time.Second, "create", "start", "die", "destroy")
-		for _, e := range evs {
-			a := e.Actor.Attributes
-			if e.Action == "create" && (a["image"] != image || a[labelJob] != job || a["ourci.attempt"] != "1" || a[labelNode] != tv.Node) {
-				t.Errorf("%s: container %s created with attributes %v, want image %s, %s=%s, ourci.attempt=1, %s=%s",
-					l, short12(e.Actor.ID), a, image, labelJob, job, labelNode, tv.Node)
-			}
+	for _, want := range []string{fmt.Sprintf("memory=%d\n", 256<<20), "cpu=150000 100000\n", "pids=100\n"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the task's log lacks %q:\n%s", want, log)
 		}
 	}
-
-	// Each parent's log shows the id spawn_task printed for its child, from
-	// inside its container (or from the host agent's parent build).
-	spawned := map[string]string{ // label -> the line in its parent's log, up to the id
-		"v7": "all: spawned v7 as ", "mongoose": "all: spawned mongoose as ", "cloud": "all: spawned cloud as ",
-		"fw": "all: spawned fw as ", "posix": "fw: spawned posix as ", "esp8266": "fw: spawned esp8266 as ",
-		"esp8266-ota":      "fw: spawned esp8266 OTA as ",
-		"test esp8266":     "esp8266: spawned the hardware test of esp8266 as ",
-		"test esp8266-ota": "esp8266: spawned the hardware test of esp8266-ota as ",
-	}
-	for l, prefix := range spawned {
-		if line := prefix + byLabel[l].ID + "\n"; !strings.Contains(logs[seedTree[l]], line) {
-			t.Errorf("the log of %s, parent of %s, lacks %q:\n%s", seedTree[l], l, line, logs[seedTree[l]])
-		}
-	}
-
-	took := waitNoContainer(t, labelJob+"="+job, 30*time.Second)
-	t.Logf("no container of job %s left (%v after the job closed)", job, took.Round(time.Millisecond))
 }
 
 // TestDockerCancelAndTimeoutLeaveNoContainer: cancelling a job whose Docker

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,12 @@ type nodeSpec struct {
 	Slots  int      // --slots; 0 leaves the node's default
 	Flags  []string // more join flags
 	Env    []string // more environment variables of the node (KEY=VALUE)
+	// Command, when set, replaces "BIN join": the program and its first
+	// arguments, such as an ourci_agent link and -t TOPIC SCRIPT, which
+	// then give the node its topics (Topics only says what ready expects);
+	// the other join flags follow.
+	Command []string
+	Dir     string // the node's working directory; "" for the test's
 }
 
 // node is one running ourci-node join process.
@@ -119,13 +126,19 @@ func startMeshWith(t *testing.T, bin string, specs []nodeSpec) *mesh {
 func (m *mesh) startNode(t *testing.T, i int) {
 	t.Helper()
 	n := m.nodes[i]
-	args := []string{"join", "--name", n.spec.Name, "--data-dir", filepath.Join(m.dir, n.spec.Name+".data"),
-		"--bind", n.gossip, "--raft", n.raft, "--http", n.http, "--secret-file", m.secretFile}
+	prog, args := m.bin, []string{"join"}
+	if len(n.spec.Command) > 0 {
+		prog, args = n.spec.Command[0], slices.Clone(n.spec.Command[1:])
+	}
+	args = append(args, "--name", n.spec.Name, "--data-dir", filepath.Join(m.dir, n.spec.Name+".data"),
+		"--bind", n.gossip, "--raft", n.raft, "--http", n.http, "--secret-file", m.secretFile)
 	if i > 0 {
 		args = append(args, "--peer", m.nodes[0].gossip)
 	}
-	for _, topic := range n.spec.Topics {
-		args = append(args, "--topic", topic)
+	if len(n.spec.Command) == 0 {
+		for _, topic := range n.spec.Topics {
+			args = append(args, "--topic", topic)
+		}
 	}
 	if n.spec.Slots > 0 {
 		args = append(args, "--slots", strconv.Itoa(n.spec.Slots))
@@ -136,7 +149,8 @@ func (m *mesh) startNode(t *testing.T, i int) {
 		t.Fatal(err)
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	n.cmd = exec.Command(m.bin, args...)
+	n.cmd = exec.Command(prog, args...)
+	n.cmd.Dir = n.spec.Dir
 	n.cmd.Env = append(cleanEnv(), n.spec.Env...)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	if err := n.cmd.Start(); err != nil {

@@ -5,16 +5,23 @@
 #
 #     . /path/to/scripts/functions.sh
 #
+# The seed's scripts source it as `. $(dirname $0)/ourci/scripts/functions.sh`,
+# beside themselves: `ourci-node functions -o DIR/ourci/scripts/functions.sh`
+# writes the copy that an ourci-node binary carries for each such DIR.
+#
 # It defines functions only: sourcing it runs nothing and sets no options.
 # Names it uses internally start with _ourci_ to stay out of the script's way.
 #
 # Environment read:
 #   OURCI_BIN        the ourci-node binary to run (default: ourci-node, looked up
 #                    in PATH; inside a task PATH starts with the node's binary dir).
-#   OURCI_SPAWN_ENV  optional space-separated list of variable names; each one that
-#                    is set is passed on to spawned tasks as --env NAME=VALUE
-#                    (task environments are not inherited, so a pipeline uses this
-#                    to hand settings such as BASE_SDK down its tree).
+#   OURCI_SPAWN_ENV  space-separated list of variable names; each one that is set
+#                    is passed on to spawned tasks as --env NAME=VALUE (task
+#                    environments are not inherited). Unset, it is "BASE_SDK
+#                    ESP_SDK": the seed's image names, which its scripts use but
+#                    never set, reach the whole tree from the job's first spawn
+#                    (spawn --env BASE_SDK=... --env ESP_SDK=...). Set it, even
+#                    to "", to choose.
 #   OURCI_TOKEN, OURCI_NODE, OURCI_SECRET_FILE: read by ourci-node itself; inside a
 #                    task they make the new task a child of the current one, and
 #                    scope blob names to the task's job.
@@ -43,7 +50,7 @@ spawn_task() {
 	_ourci_topic=$2
 	shift 2
 	set -- --image-first -- "$@"
-	for _ourci_var in ${OURCI_SPAWN_ENV:-}; do
+	for _ourci_var in ${OURCI_SPAWN_ENV-BASE_SDK ESP_SDK}; do
 		case $_ourci_var in
 		'' | [0-9]* | *[!A-Za-z0-9_]*)
 			echo "spawn_task: OURCI_SPAWN_ENV: bad variable name '$_ourci_var'" >&2

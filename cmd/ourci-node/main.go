@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 type command struct {
@@ -14,6 +15,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"join", "run this machine's node (starts a new mesh without --peer)", runJoin},
+		{"agent", "-t TOPIC SCRIPT [join flags]: join as the seed's agent, SCRIPT runs each task (also run as ourci_agent)", runAgent},
 		{"demo", "start a local 3-node mesh and run the example pipeline to the end", runDemo},
 		{"keygen", "print a new cluster secret", runKeygen},
 		{"keyring", "rotate the gossip key on every member: generate, install, use, remove, list", runKeyring},
@@ -27,13 +29,23 @@ func commands() []command {
 		{"drain", "take a node out of the mesh gracefully: running tasks finish, then it leaves", runDrain},
 		{"blob", "put FILE [--name NAME] | get REF [-o FILE]: content-addressed artifacts", runBlob},
 		{"version", "print this binary's version and the ledger schema it applies", runVersion},
+		{"functions", "print functions.sh (spawn_task, blob_upload) or vendor it with -o FILE", runFunctions},
 		{"bench", "measure dispatch, throughput, failover, gossip, blobs and the ledger against the floor", runBench},
 		{"operator", "backups and disaster recovery: snapshot save|restore FILE, raft recover (docs/OPERATIONS.md)", runOperator},
 	}
 }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(runAs(filepath.Base(os.Args[0]), os.Args[1:]))
+}
+
+// runAs runs the command line of the binary invoked under name: named
+// ourci_agent (a link or a copy), it is the agent command.
+func runAs(name string, args []string) int {
+	if name == agentName {
+		return agentMain(agentName, args)
+	}
+	return run(args)
 }
 
 func run(args []string) int {
@@ -60,7 +72,7 @@ func run(args []string) int {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: ourci-node COMMAND [flags] [args]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(os.Stderr, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(os.Stderr, "\nrun 'ourci-node COMMAND -h' for a command's flags")
 }

@@ -245,6 +245,14 @@ func (m *Mirrors) ensure(ctx context.Context, repo, sha string) (string, error) 
 		if err != nil {
 			return "", err
 		}
+		// MkdirTemp makes it 0700, but a Docker task, which borrows its
+		// objects through the mirror mounted at the same path, may run as
+		// another user (nobody for a root node) and must read them; the
+		// data directory above keeps everyone else out on the host.
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			os.RemoveAll(tmp)
+			return "", err
+		}
 		m.remoteCalls.Add(1)
 		_, err = r.run(ctx, "", "clone", "--mirror", "--quiet",
 			"--config", "gc.auto=0", "--config", "maintenance.auto=false",

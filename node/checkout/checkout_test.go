@@ -192,6 +192,13 @@ func TestCheckoutAtCommit(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(alt)) != filepath.Join(m.MirrorPath(repo), "objects") {
 		t.Errorf("alternates = %q, %v; want the mirror's objects", alt, err)
 	}
+	// Readable by others (a container's user borrows them; the data
+	// directory keeps the host's users out).
+	if st, err := os.Stat(m.MirrorPath(repo)); err != nil {
+		t.Error(err)
+	} else if st.Mode().Perm() != 0o755 {
+		t.Errorf("the mirror's mode is %v, want 0755", st.Mode().Perm())
+	}
 
 	// On a branch, into an existing empty directory, with an uppercase sha.
 	dst2 := t.TempDir()

@@ -1,0 +1,3 @@
+curl ${BLOB_URL}/${2} >test_script.sh
+chmod +x test_script.sh
+./test_script ${1}
