@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node/bench"
+	"github.com/ourci/ourci/node/meshtls"
 )
 
 // BenchmarkBlobTransfer moves a 1 GiB blob from one real node to another

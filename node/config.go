@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/gossip"
-	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node/clock"
+	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/raftfsm"
 )
 

@@ -22,11 +22,11 @@ import (
 
 	"github.com/ourci/ourci/blobs"
 	"github.com/ourci/ourci/gossip"
-	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/checkout"
 	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/lograte"
+	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/node/metrics"
 	"github.com/ourci/ourci/raftfsm"
 )

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/node/meshtls"
 )
 
 // peerClient is an HTTP client presenting cert (nil: none) to a peer port,

@@ -15,7 +15,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
-	"github.com/ourci/ourci/meshtls"
+	"github.com/ourci/ourci/node/meshtls"
 )
 
 // Timing holds the Raft timings. LAN is the default: a mesh of machines on

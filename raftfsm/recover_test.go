@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/ourci/ourci/meshtls"
+	"github.com/ourci/ourci/node/meshtls"
 )
 
 // stoppedMesh runs a three-voter Raft whose server IDs are NAME@SUFFIX

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/meshtls"
 )
 
 // Exit codes, the same for every subcommand.

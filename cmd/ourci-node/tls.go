@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ourci/ourci/meshtls"
+	"github.com/ourci/ourci/node/meshtls"
 )
 
 // runTLS is `ourci-node tls ca|cert`: the mesh CA and the certificates it

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ourci/ourci/meshtls"
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/raftfsm"
 )
 

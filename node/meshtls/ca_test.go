@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ourci/ourci/meshtls"
+	"github.com/ourci/ourci/node/meshtls"
 )
 
 // ---- helpers shared by the meshtls tests ----

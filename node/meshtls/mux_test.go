@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ourci/ourci/meshtls"
+	"github.com/ourci/ourci/node/meshtls"
 )
 
 // waitFor bounds every wait in these tests.

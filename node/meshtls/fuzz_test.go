@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ourci/ourci/meshtls"
+	"github.com/ourci/ourci/node/meshtls"
 )
 
 // fuzzCA is the fixed CA FuzzNewPeer checks against: derived, so its key
