@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"github.com/ourci/ourci/node/executor"
 	"path"
 	"slices"
 	"strings"
@@ -28,11 +29,12 @@ import (
 // naming the rule); the picker gives a task only to a node that accepts
 // it; the runner checks again before it starts an attempt.
 
-// Kinds of topic: how a node runs its tasks.
+// Kinds of topic: how a node runs its tasks (the executor's kinds, as the
+// gossip and accept rules spell them).
 const (
-	KindHost   = "host"
-	KindAgent  = "agent"
-	KindDocker = "docker"
+	KindHost   = string(executor.KindHost)
+	KindAgent  = string(executor.KindAgent)
+	KindDocker = string(executor.KindDocker)
 )
 
 // Accept rules.
@@ -42,15 +44,26 @@ const (
 	acceptTopic    = "topic:"
 )
 
-// Kind is how this topic's tasks run.
-func (t Topic) Kind() string {
+// Kind is how this topic's tasks run: its Executor, or by default agent
+// when it names an agent script, else host.
+func (t Topic) Kind() string { return string(t.executorKind()) }
+
+func (t Topic) executorKind() executor.Kind {
 	switch {
-	case t.Docker:
-		return KindDocker
+	case t.Executor != "":
+		return t.Executor
 	case t.Agent != "":
-		return KindAgent
+		return executor.KindAgent
 	}
-	return KindHost
+	return executor.KindHost
+}
+
+// describe is what the topic's kind of executor needs and gives (a kind
+// the registry does not know describes as nothing; validateTopics refuses
+// it at start).
+func (t Topic) describe() executor.Description {
+	f, _ := executor.Default.Lookup(t.executorKind())
+	return f.Describe
 }
 
 // DefaultAccept is the rule list of a kind of topic.

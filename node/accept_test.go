@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/ourci/ourci/node/executor"
 	"strings"
 	"testing"
 
@@ -53,7 +54,7 @@ func TestAcceptRulesValidated(t *testing.T) {
 
 // What a node gossips of its topics is what memberAccepts reads back.
 func TestKindsMetaRoundTrip(t *testing.T) {
-	topics := []Topic{{Name: "h"}, {Name: "a", Agent: "/opt/agent.sh"}, {Name: "d", Docker: true}, {Name: "x", Accept: []string{"operator", "docker-tasks"}}}
+	topics := []Topic{{Name: "h"}, {Name: "a", Agent: "/opt/agent.sh"}, {Name: "d", Executor: executor.KindDocker}, {Name: "x", Accept: []string{"operator", "docker-tasks"}}}
 	m := gossip.Member{Name: "n", Meta: gossip.Meta{Topics: []string{"a", "d", "h", "x"}, Kinds: kindsMeta(topics)}}
 	b, err := gossip.EncodeMeta(m.Meta)
 	if err != nil {

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/ourci/ourci/node/executor"
 	"log/slog"
 	"net"
 	"os"
@@ -28,8 +29,10 @@ type Topic struct {
 	// environment) passed into the topic's tasks as environment variables;
 	// their values, and base64 forms, are masked in stored and streamed logs.
 	Secrets map[string]string
-	// Docker runs each task in the Docker image it names (`--topic T=docker`).
-	Docker bool
+	// Executor names how the topic's tasks run (node/executor's registry):
+	// "" is agent when Agent is set, else host; executor.KindDocker runs
+	// each task in the Docker image it names (`--topic T=docker`).
+	Executor executor.Kind
 	// Container limits and policy for Docker topics (executor.Docker's
 	// fields say more).
 	Memory  int64   // bytes; 0: executor.DefaultMemory; negative: no limit
@@ -313,13 +316,20 @@ func validateTopics(topics []Topic) error {
 			return fmt.Errorf("%w: topic %q given twice", ErrConfig, t.Name)
 		}
 		seen[t.Name] = true
-		if t.Docker && t.Agent != "" {
-			return fmt.Errorf("%w: topic %q: a topic runs tasks in Docker or through an agent script, not both", ErrConfig, t.Name)
+		f, err := executor.Default.Lookup(t.executorKind())
+		if err != nil {
+			return fmt.Errorf("%w: topic %q: %w", ErrConfig, t.Name, err)
+		}
+		if f.Describe.Script && t.Agent == "" {
+			return fmt.Errorf("%w: topic %q: the %s executor runs an agent script: name it (--topic %s=SCRIPT)", ErrConfig, t.Name, t.executorKind(), t.Name)
+		}
+		if t.Agent != "" && !f.Describe.Script {
+			return fmt.Errorf("%w: topic %q: a topic runs tasks through an agent script or as %s, not both", ErrConfig, t.Name, t.executorKind())
 		}
 		if err := validateAccept(t.Name, t.Accept); err != nil {
 			return err
 		}
-		if !t.Docker && (t.Memory != 0 || t.CPUs != 0 || t.Pids != 0 || t.Pull || t.Network != "" || t.User != "") {
+		if !f.Describe.Limits && (t.Memory != 0 || t.CPUs != 0 || t.Pids != 0 || t.Pull || t.Network != "" || t.User != "") {
 			return fmt.Errorf("%w: topic %q: container limits apply only to Docker topics (--topic %s=docker)", ErrConfig, t.Name, t.Name)
 		}
 		if t.User != "" {

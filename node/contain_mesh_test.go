@@ -59,7 +59,7 @@ func TestContainerCannotSpawnOntoHost(t *testing.T) {
 		case 0:
 			c.Topics = []node.Topic{{Name: "host"}}
 		case 1:
-			c.Topics = []node.Topic{{Name: "build", Docker: true}, {Name: "rig", Agent: "/bin/true"}}
+			c.Topics = []node.Topic{{Name: "build", Executor: executor.KindDocker}, {Name: "rig", Agent: "/bin/true"}}
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -205,7 +205,7 @@ func TestSpawnImageFirst(t *testing.T) {
 	fakes := []*executor.Fake{autoExit(0), autoExit(0)}
 	m := nodetest.Start(t, 2, func(i int, c *node.Config) {
 		c.Executor = fakes[i]
-		c.Topics = []node.Topic{{Name: "build", Docker: true}, {Name: "rig", Agent: "/bin/true"}, {Name: "mixed", Docker: i == 0}}
+		c.Topics = []node.Topic{{Name: "build", Executor: executor.KindDocker}, {Name: "rig", Agent: "/bin/true"}, {Name: "mixed", Executor: map[bool]executor.Kind{true: executor.KindDocker}[i == 0]}}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -79,7 +79,7 @@ func (n *Node) setupExecutors() error {
 	} else {
 		n.exec.host.Cgroups = c
 	}
-	if slices.ContainsFunc(n.cfg.Topics, func(t Topic) bool { return !t.Docker }) {
+	if slices.ContainsFunc(n.cfg.Topics, func(t Topic) bool { return t.describe().Shared }) {
 		n.warnNoCgroups()
 	}
 	return nil
@@ -98,6 +98,7 @@ func (n *Node) warnNoCgroups() {
 // closeExecutors removes what setupExecutors made (the node's cgroup, once
 // its attempts are gone).
 func (n *Node) closeExecutors() {
+	n.closeBackends()
 	if c := n.exec.host.Cgroups; c != nil {
 		if err := c.Close(); err != nil {
 			n.log.Warn("cgroups", "err", err)
@@ -173,47 +174,54 @@ func (n *Node) clearWorkDir() {
 	}
 }
 
-// executorFor returns what runs a topic's tasks: the configured override
-// (tests), a Docker executor for Docker topics, else host processes.
-func (n *Node) executorFor(t Topic) Executor {
+// backendFor returns what runs a topic's tasks: the configured override
+// (tests), else the topic's executor from the registry, made on first use
+// (one per topic, as topics differ in limits).
+func (n *Node) backendFor(t Topic) (executor.Backend, error) {
 	if n.cfg.Executor != nil {
-		return n.cfg.Executor
+		return executor.Only(n.cfg.Executor), nil
 	}
-	if !t.Docker {
+	kind := t.executorKind()
+	if kind == executor.KindHost || kind == executor.KindAgent {
 		n.warnNoCgroups()
-		return n.exec.host
 	}
-	n.dockerMu.Lock()
-	defer n.dockerMu.Unlock()
-	if d, ok := n.dockers[t.Name]; ok {
-		return d
+	n.backendMu.Lock()
+	defer n.backendMu.Unlock()
+	if b, ok := n.backends[t.Name]; ok {
+		return b, nil
 	}
-	d := &executor.Docker{
-		Node: n.cfg.Name, Mesh: n.cfg.Secret.MeshID(), Memory: t.Memory, NanoCPUs: int64(t.CPUs * 1e9), Pids: t.Pids,
-		Pull: t.Pull, Network: t.Network, User: t.User,
+	o := executor.Options{
+		Node: n.cfg.Name, Mesh: n.cfg.Secret.MeshID(), Host: n.exec.host,
+		Memory: t.Memory, NanoCPUs: int64(t.CPUs * 1e9), Pids: t.Pids, Pull: t.Pull, Network: t.Network, User: t.User,
 	}
-	if bin := n.binary(); bin != "" {
-		d.Binds = append(d.Binds, bin) // ourci-node, on PATH inside the container
-		if dynamic(bin) {
-			n.log.Warn("ourci-node is dynamically linked: inside images without a matching libc, tasks cannot run spawn_task or blob_upload; build it with CGO_ENABLED=0", "binary", bin)
+	if t.describe().Image {
+		if bin := n.binary(); bin != "" {
+			o.Binds = append(o.Binds, bin) // ourci-node, on PATH inside the container
+			if dynamic(bin) {
+				n.log.Warn("ourci-node is dynamically linked: inside images without a matching libc, tasks cannot run spawn_task or blob_upload; build it with CGO_ENABLED=0", "binary", bin)
+			}
 		}
 	}
-	n.dockers[t.Name] = d
-	return d
+	b, err := executor.Default.New(kind, o)
+	if err != nil {
+		return nil, fmt.Errorf("node: topic %s: %w", t.Name, err)
+	}
+	n.backends[t.Name] = b
+	return b, nil
 }
 
-// prepareTopic makes sure a Docker topic's containers can reach this node
-// before a task of it starts: on a bridge network (the default), the node
-// listens on the network's gateway, on a port of its own, with its whole
-// API (every request still needs a token), and the task's OURCI_NODE and
-// BLOB_URL point there (taskAPI). On the host network the containers reach
-// the node on its own address, as host tasks do.
+// prepareTopic makes sure a topic's tasks can reach this node before one
+// of them starts: when its backend names a gateway (a Docker bridge
+// network, the default), the node listens there, on a port of its own,
+// with its whole API (every request still needs a token), and the task's
+// OURCI_NODE and BLOB_URL point there (taskAPI). Elsewhere (the host
+// network, host tasks) the tasks reach the node on its own address.
 func (n *Node) prepareTopic(ctx context.Context, t Topic) error {
-	d, ok := n.executorFor(t).(*executor.Docker)
-	if !ok {
-		return nil
+	b, err := n.backendFor(t)
+	if err != nil {
+		return err
 	}
-	gw, ok, err := d.Gateway(ctx)
+	gw, ok, err := b.Gateway(ctx)
 	if err != nil || !ok {
 		return err
 	}
@@ -226,7 +234,7 @@ func (n *Node) prepareTopic(ctx context.Context, t Topic) error {
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(gw.String(), "0"))
 		if err != nil {
-			return fmt.Errorf("node: listen for the containers of topic %s on their network's gateway %s: %w", t.Name, gw, err)
+			return fmt.Errorf("node: listen for the tasks of topic %s on their network's gateway %s: %w", t.Name, gw, err)
 		}
 		// The containers' own per-client cap, as on the public listener.
 		limited := newConnLimit(ln, n.cfg.MaxConnsPerClient, n.cfg.MaxConnsLoopback, n.connRefused)
@@ -240,7 +248,7 @@ func (n *Node) prepareTopic(ctx context.Context, t Topic) error {
 			n.exec.apis, n.exec.topic = map[netip.Addr]string{}, map[string]string{}
 		}
 		n.exec.apis[gw] = url
-		n.log.Info("listening for Docker tasks on their network's gateway", "topic", t.Name, "url", url)
+		n.log.Info("listening for a topic's tasks on their network's gateway", "topic", t.Name, "url", url)
 	}
 	n.exec.topic[t.Name] = url
 	return nil
@@ -260,33 +268,49 @@ func (n *Node) taskAPI(topic string) string {
 func taskSpec(t *raftfsm.Task, topic Topic, s executor.Spec) (executor.Spec, error) {
 	// Docker labels its container with them, Host names its cgroup after them.
 	s.Labels = map[string]string{"ourci.job": t.Job, "ourci.task": t.ID, "ourci.attempt": strconv.Itoa(t.Attempt)}
-	if topic.Docker {
+	if topic.describe().Image {
 		if t.Image == "" {
-			return s, fmt.Errorf("topic %s runs tasks in Docker: spawn them with --image IMAGE", t.Topic)
+			return s, fmt.Errorf("topic %s runs each task in an image (%s): spawn them with --image IMAGE", t.Topic, topic.Kind())
 		}
 		s.Image = t.Image
 	}
 	return s, nil
 }
 
-// sweepContainers removes containers a previous life of this node left
-// behind (it crashed while they ran).
-func (n *Node) sweepContainers(ctx context.Context) {
+// sweepBackends removes what a previous life of this node left behind
+// (it crashed while tasks ran): one sweep per kind of executor the topics
+// use beyond the host's (whose cgroups killOrphans sweeps before the node
+// starts), as their leftovers carry the node's label, not the topic's.
+func (n *Node) sweepBackends(ctx context.Context) {
+	swept := map[executor.Kind]bool{executor.KindHost: true, executor.KindAgent: true}
 	for _, t := range n.offer.Load().topics {
-		if !t.Docker {
+		kind := t.executorKind()
+		if swept[kind] {
 			continue
 		}
-		d, ok := n.executorFor(t).(*executor.Docker)
-		if !ok {
-			return
-		}
-		removed, err := d.Sweep(ctx)
+		swept[kind] = true
+		b, err := n.backendFor(t)
 		if err != nil {
-			n.log.Warn("docker: sweeping leftover containers", "err", err)
-		} else if removed > 0 {
-			n.log.Info("docker: removed leftover containers of a previous run", "containers", removed)
+			n.log.Warn("executor: sweeping leftovers", "kind", kind, "err", err)
+			continue
 		}
-		return // one sweep covers every topic: containers carry the node's label
+		removed, err := b.Sweep(ctx)
+		if err != nil {
+			n.log.Warn("executor: sweeping leftovers of a previous run", "kind", kind, "err", err)
+		} else if removed > 0 {
+			n.log.Info("executor: removed leftovers of a previous run", "kind", kind, "removed", removed)
+		}
+	}
+}
+
+// closeBackends releases the backends made for the topics.
+func (n *Node) closeBackends() {
+	n.backendMu.Lock()
+	defer n.backendMu.Unlock()
+	for name, b := range n.backends {
+		if err := b.Close(); err != nil {
+			n.log.Warn("executor: close", "topic", name, "err", err)
+		}
 	}
 }
 

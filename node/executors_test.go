@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"github.com/ourci/ourci/node/executor"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -77,12 +78,39 @@ func TestTopicUserConfig(t *testing.T) {
 		user string
 		ok   bool
 	}{{"", true}, {"1000:1000", true}, {"0:0", true}, {"nobody", false}, {"1000", false}, {"a:b", false}, {"-1:1", false}} {
-		err := validateTopics([]Topic{{Name: "d", Docker: true, User: tt.user}})
+		err := validateTopics([]Topic{{Name: "d", Executor: executor.KindDocker, User: tt.user}})
 		if (err == nil) != tt.ok {
 			t.Errorf("topic user %q: got %v, want ok %v", tt.user, err, tt.ok)
 		}
 	}
 	if err := validateTopics([]Topic{{Name: "h", Pids: 10}}); !errors.Is(err, ErrConfig) {
 		t.Errorf("pids on a host topic: got %v, want ErrConfig", err)
+	}
+}
+
+func TestTopicExecutorConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		topic Topic
+		kind  string
+		ok    bool
+	}{
+		{"host by default", Topic{Name: "h"}, KindHost, true},
+		{"agent by its script", Topic{Name: "a", Agent: "/bin/true"}, KindAgent, true},
+		{"agent named", Topic{Name: "a", Executor: executor.KindAgent, Agent: "/bin/true"}, KindAgent, true},
+		{"agent without a script", Topic{Name: "a", Executor: executor.KindAgent}, KindAgent, false},
+		{"docker", Topic{Name: "d", Executor: executor.KindDocker}, KindDocker, true},
+		{"docker with a script", Topic{Name: "d", Executor: executor.KindDocker, Agent: "/bin/true"}, KindDocker, false},
+		{"an unknown executor", Topic{Name: "p", Executor: "podman"}, "podman", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.topic.Kind(); got != tt.kind {
+				t.Errorf("Kind: got %q, want %q", got, tt.kind)
+			}
+			err := validateTopics([]Topic{tt.topic})
+			if (err == nil) != tt.ok || err != nil && !errors.Is(err, ErrConfig) {
+				t.Errorf("validateTopics: got %v, want ok %v (else ErrConfig)", err, tt.ok)
+			}
+		})
 	}
 }

@@ -64,9 +64,9 @@ type Node struct {
 	offer    atomic.Pointer[offer]
 	metrics  *metrics.Metrics // Prometheus, served at /metrics (metrics_hooks.go)
 
-	dockerMu sync.Mutex
-	dockers  map[string]*executor.Docker // per Docker topic, made on first use
-	exec     execState                   // host executor, cgroups, container network listeners (executors.go)
+	backendMu sync.Mutex
+	backends  map[string]executor.Backend // per topic, made on first use (executors.go)
+	exec      execState                   // host executor, cgroups, container network listeners (executors.go)
 
 	health health // why it cannot take work, if it cannot (health.go)
 
@@ -106,7 +106,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM(), started: time.Now(),
 		refused: refusals{log: lograte.Limiter{Every: cfg.LogEvery}}, hooks: hookBudget{max: cfg.WebhookInflight},
-		done: make(chan struct{}), dockers: map[string]*executor.Docker{}, ready: make(chan struct{}),
+		done: make(chan struct{}), backends: map[string]executor.Backend{}, ready: make(chan struct{}),
 		health: health{kick: make(chan struct{}, 1)},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -242,7 +242,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.healthLoop)
 	n.goFunc(n.runner.loop)
 	n.goFunc(n.gcLoop)
-	n.goFunc(func() { n.sweepContainers(n.ctx) })
+	n.goFunc(func() { n.sweepBackends(n.ctx) })
 	n.goFunc(n.verifyUnflushedBlobs)
 	n.log.Info("node up", "gossip", n.gossip.Addr(), "peer", raftAdv.String(), "tls_ca", peer.CA().Subject.CommonName, "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
 	return n, nil

@@ -171,7 +171,7 @@ func (n *Node) killOrphans() (int, map[string]int) {
 		}
 	}
 	if c := n.exec.host.Cgroups; c != nil {
-		k, err := c.Sweep()
+		k, err := n.exec.host.Sweep(n.ctx)
 		if err != nil {
 			n.log.Warn("could not clear every attempt cgroup left by a previous run of this node", "cgroup", c.Dir(), "err", err)
 		}

@@ -256,7 +256,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 	if src := job.Source; src.Repo != "" && src.SHA != "" {
 		start := time.Now()
 		checkout := n.mirrors.Checkout
-		if !topic.Docker && n.cfg.TaskUser != "" {
+		if topic.describe().Shared && n.cfg.TaskUser != "" {
 			checkout = n.mirrors.CheckoutStandalone // its task cannot read the mirrors in the data directory
 		}
 		if err := checkout(a.ctx, src.Repo, src.SHA, src.Branch, workdir); err != nil {
@@ -290,7 +290,13 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 			return
 		}
 	}
-	proc, err := n.executorFor(topic).Start(a.ctx, spec)
+	b, err := n.backendFor(topic)
+	if err != nil {
+		out.Note("%v", err)
+		r.infraFailed(a, "executor unavailable", err)
+		return
+	}
+	proc, err := b.Start(a.ctx, spec)
 	if err != nil {
 		out.Note("could not start: %v", err)
 		log.Warn("task could not start", "err", err)
@@ -391,13 +397,16 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 const freshAssignment = 2 * time.Second
 
 func describe(tp Topic, t *raftfsm.Task) string {
+	d := tp.describe()
 	switch {
-	case tp.Docker:
-		return fmt.Sprintf("image %s, command %q", t.Image, t.Args)
-	case tp.Agent != "":
-		return fmt.Sprintf("agent %s %q", tp.Agent, t.Args)
+	case d.Image:
+		return fmt.Sprintf("%s image %s, command %q", d.Kind, t.Image, t.Args)
+	case d.Script:
+		return fmt.Sprintf("%s %s %q", d.Kind, tp.Agent, t.Args)
+	case d.Kind == executor.KindHost:
+		return fmt.Sprintf("host command %q", t.Args)
 	}
-	return fmt.Sprintf("host command %q", t.Args)
+	return fmt.Sprintf("%s command %q", d.Kind, t.Args)
 }
 
 func (r *runner) finish(a *attempt, st raftfsm.TaskState, code *int, msg string) {

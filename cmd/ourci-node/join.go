@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/ourci/ourci/node/executor"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -161,7 +162,7 @@ func runJoin(args []string) int {
 		switch agent {
 		case "":
 		case "docker":
-			tp.Docker = true
+			tp.Executor = executor.KindDocker
 		default:
 			if abs, err := filepath.Abs(agent); err == nil {
 				agent = abs
@@ -288,7 +289,7 @@ func dockerLimits(topics []node.Topic, f dockerFlags) error {
 	find := func(flag, name string) (*node.Topic, error) {
 		for i := range topics {
 			if topics[i].Name == name {
-				if !topics[i].Docker {
+				if topics[i].Kind() != node.KindDocker {
 					return nil, fmt.Errorf("--%s %s: topic %s is not a Docker topic (--topic %s=docker)", flag, name, name, name)
 				}
 				return &topics[i], nil
