@@ -228,16 +228,27 @@ func (n *Node) leaderOnly(h handler) handler {
 	}
 }
 
-// waitDispatcher waits until this node's leader loops run, or max passed.
+// waitDispatcher waits until this node's leader loops run, or max passed,
+// or it stops leading: woken by leadership changes, never by polling.
 func (n *Node) waitDispatcher(ctx context.Context, max time.Duration) bool {
-	deadline := time.Now().Add(max)
-	for n.currentDispatcher() == nil {
-		if time.Now().After(deadline) || ctx.Err() != nil || !n.IsLeader() {
+	timer := time.NewTimer(max)
+	defer timer.Stop()
+	for {
+		changed := n.leading.wait() // before the checks: a change between them still wakes us
+		if n.currentDispatcher() != nil {
+			return true
+		}
+		if !n.IsLeader() {
 			return false
 		}
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
-	return true
 }
 
 // proxy relays r to another node's API, the caller's token included.

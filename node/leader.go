@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -36,6 +37,7 @@ func (n *Node) leadershipLoop() {
 				stop = nil
 			}
 			n.metrics.LeadershipChanged(isLeader) // metrics
+			n.leading.notify()
 			if isLeader {
 				ctx, cancel := context.WithCancel(n.ctx)
 				stop = cancel
@@ -90,6 +92,7 @@ func (n *Node) lead(ctx context.Context) {
 	n.mu.Lock()
 	n.dispatcher = d
 	n.mu.Unlock()
+	n.leading.notify()
 	n.goFunc(func() {
 		d.run(ctx)
 		n.mu.Lock()
@@ -97,6 +100,7 @@ func (n *Node) lead(ctx context.Context) {
 			n.dispatcher = nil
 		}
 		n.mu.Unlock()
+		n.leading.notify()
 	})
 	n.goFunc(func() { n.membershipLoop(ctx) })
 	n.goFunc(func() { n.kickLoop(ctx, d) })
@@ -105,6 +109,31 @@ func (n *Node) lead(ctx context.Context) {
 	n.goFunc(func() { n.lossLoop(ctx, d) })
 	n.goFunc(func() { n.githubLoop(ctx, d) })
 	n.goFunc(func() { n.replicationLoop(ctx) })
+}
+
+// broadcast wakes every waiter at once: wait returns a channel that the
+// next notify closes.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
 }
 
 // currentDispatcher returns the dispatcher if this node leads.

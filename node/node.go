@@ -89,6 +89,7 @@ type Node struct {
 
 	mu         sync.Mutex
 	dispatcher *dispatcher // set while leader
+	leading    broadcast   // notified when leadership or the dispatcher changes
 	closed     bool
 }
 
