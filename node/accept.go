@@ -2,12 +2,12 @@ package node
 
 import (
 	"fmt"
-	"github.com/ourci/ourci/node/executor"
 	"path"
 	"slices"
 	"strings"
 
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node/executor"
 )
 
 // Privilege only flows down, and each node decides what it runs. A node

@@ -1,11 +1,11 @@
 package node
 
 import (
-	"github.com/ourci/ourci/node/executor"
 	"strings"
 	"testing"
 
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node/executor"
 )
 
 func TestAdmits(t *testing.T) {

@@ -3,7 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"github.com/ourci/ourci/node/executor"
 	"log/slog"
 	"net"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/clock"
+	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -257,7 +257,7 @@ func (c Config) withDefaults() (Config, error) {
 	if err := validateTopics(c.Topics); err != nil {
 		return c, err
 	}
-	if c.Secret.b == nil {
+	if c.Secret.IsZero() {
 		return c, fmt.Errorf("%w: no cluster secret", ErrConfig)
 	}
 	if c.TLS != nil && c.TLS.Name != c.Name {

@@ -2,12 +2,13 @@ package node
 
 import (
 	"errors"
-	"github.com/ourci/ourci/node/executor"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ourci/ourci/node/executor"
 )
 
 // TestTaskUserConfig: --task-user refuses root and unknown users, and a

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/executor"
+	"github.com/ourci/ourci/node/mask"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -241,9 +242,9 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 		env = append(env, k+"="+v)
 		values = append(values, v)
 	}
-	masked := newMasker(out, values)
+	masked := mask.New(out, values)
 	defer masked.Close()
-	out.maskNotes(masked.maskAll) // the node's own lines name arguments, which may hold a token
+	out.maskNotes(masked.All) // the node's own lines name arguments, which may hold a token
 	spec, err := taskSpec(t, topic, executor.Spec{
 		Args: t.Args, Script: topic.Agent, Env: env, Dir: workdir,
 		Output: masked, Grace: n.cfg.Grace,

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/ourci/ourci/node/executor"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/github"
 	"github.com/ourci/ourci/raftfsm"
 )

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"github.com/ourci/ourci/node/executor"
 	"strings"
 	"testing"
 
 	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/node/executor"
 )
 
 func TestDockerLimitFlags(t *testing.T) {

@@ -1,4 +1,4 @@
-package node
+package mask
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/auth"
 )
 
 // maskWrites runs writes through a masker and returns what reached its
@@ -19,7 +21,7 @@ import (
 func maskWrites(t testing.TB, values []string, writes ...string) string {
 	t.Helper()
 	var buf bytes.Buffer
-	m := newMasker(&buf, values)
+	m := New(&buf, values)
 	for _, w := range writes {
 		if n, err := m.Write([]byte(w)); err != nil || n != len(w) {
 			t.Fatalf("Write: got %d, %v; want %d, nil", n, err, len(w))
@@ -113,8 +115,8 @@ func TestMasker(t *testing.T) {
 // TestMaskerTokens: anything shaped like an OurCI credential is masked,
 // whoever's it is, in every form.
 func TestMaskerTokens(t *testing.T) {
-	s, _ := ParseSecret(secretPrefix + strings.Repeat("7e", 32))
-	op, _ := s.OperatorToken(RoleOperate, time.Time{})
+	s, _ := auth.ParseSecret("ourci-secret-v1:" + strings.Repeat("7e", 32))
+	op, _ := s.OperatorToken(auth.RoleOperate, time.Time{})
 	tokens := map[string]string{
 		"cluster":         s.ClusterToken(),
 		"task":            s.TaskToken("0123456789ab", 2),
@@ -141,7 +143,7 @@ func TestMaskerTokens(t *testing.T) {
 			for _, writes := range [][]string{{in}, byteByByte(in)} {
 				got := maskWrites(t, nil, writes...)
 				mac := tok[strings.LastIndexAny(tok, ".:")+1:]
-				if strings.Contains(got, text) || strings.Contains(strings.ToLower(got), mac[:16]) || !strings.HasPrefix(got, "before ") || !strings.HasSuffix(got, " after\n") || !strings.Contains(got, maskText) {
+				if strings.Contains(got, text) || strings.Contains(strings.ToLower(got), mac[:16]) || !strings.HasPrefix(got, "before ") || !strings.HasSuffix(got, " after\n") || !strings.Contains(got, Text) {
 					t.Errorf("%s token, %s (%d writes): got %q, want it masked between before and after", kind, form, len(writes), got)
 				}
 			}
@@ -163,7 +165,7 @@ func TestMaskerTokens(t *testing.T) {
 // than the longest occurrence, and released once it is decided.
 func TestMaskerHoldsBackOnlyWhatMayBeASecret(t *testing.T) {
 	var buf bytes.Buffer
-	m := newMasker(&buf, []string{"hunter2-s3cr3t"})
+	m := New(&buf, []string{"hunter2-s3cr3t"})
 	m.Write([]byte("compiling main.c\n"))
 	if got := buf.String(); got != "compiling main.c\n" {
 		t.Errorf("after a plain line: got %q in the log, want it all", got)
@@ -198,7 +200,7 @@ func TestMaskerHoldsBackOnlyWhatMayBeASecret(t *testing.T) {
 
 func TestMaskerNoSecrets(t *testing.T) {
 	var buf bytes.Buffer
-	m := newMasker(&buf, nil)
+	m := New(&buf, nil)
 	m.Write([]byte("passes straight through"))
 	if buf.String() != "passes straight through" {
 		t.Errorf("got %q", buf.String())
@@ -270,7 +272,7 @@ func refPattern(values []string) *regexp.Regexp {
 		return "(?:" + strings.Join(alts, "|") + ")"
 	}
 	var alts []string
-	for _, p := range tokenPrefixes {
+	for _, p := range auth.TokenPrefixes {
 		if values != nil {
 			break // the tokens' pattern is refPattern(nil)
 		}
@@ -377,10 +379,10 @@ func FuzzMask(f *testing.F) {
 		in := append(append(append([]byte(nil), text[:pos]...), put...), text[pos:]...)
 
 		var whole, split bytes.Buffer
-		m := newMasker(&whole, values)
+		m := New(&whole, values)
 		m.Write(in)
 		m.Close()
-		m = newMasker(&split, values)
+		m = New(&split, values)
 		n := int(chunk)%23 + 1
 		for i := 0; i < len(in); i += n {
 			m.Write(in[i:min(i+n, len(in))])
@@ -423,7 +425,7 @@ func FuzzMask(f *testing.F) {
 // colours, hashes, URLs; no secrets) written in 4 KiB pieces, with a
 // task's credentials and a --secret-env value to find.
 func BenchmarkMasker(b *testing.B) {
-	s, _ := ParseSecret(secretPrefix + strings.Repeat("5a", 32))
+	s, _ := auth.ParseSecret("ourci-secret-v1:" + strings.Repeat("5a", 32))
 	cap := s.BlobToken("ba9876543210", "0123456789ab", 1)
 	values := []string{s.TaskToken("0123456789ab", 1), cap, "http://127.0.0.1:7380/v1/blob/" + cap, "s3cr3t-deploy-key-0042"}
 	var log bytes.Buffer
@@ -436,7 +438,7 @@ func BenchmarkMasker(b *testing.B) {
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
 	for b.Loop() {
-		m := newMasker(io.Discard, values)
+		m := New(io.Discard, values)
 		for i := 0; i < len(text); i += 4096 {
 			m.Write(text[i:min(i+4096, len(text))])
 		}

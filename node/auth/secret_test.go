@@ -1,4 +1,4 @@
-package node
+package auth
 
 import (
 	"encoding/hex"

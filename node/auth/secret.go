@@ -1,4 +1,4 @@
-package node
+package auth
 
 import (
 	"crypto/hmac"
@@ -34,9 +34,9 @@ const (
 	blobTokenPrefix     = "ourci-b1."
 )
 
-// tokenPrefixes are the prefixes of every credential OurCI makes; the task
+// TokenPrefixes are the prefixes of every credential OurCI makes; the task
 // log masker treats anything that starts with one as a credential.
-var tokenPrefixes = []string{clusterTokenPrefix, taskTokenPrefix, operatorTokenPrefix, blobTokenPrefix, secretPrefix}
+var TokenPrefixes = []string{clusterTokenPrefix, taskTokenPrefix, operatorTokenPrefix, blobTokenPrefix, secretPrefix}
 
 // Operator roles, for people and scripts (ourci-node token create).
 const (
@@ -46,7 +46,7 @@ const (
 )
 
 // ErrSecret marks a missing or malformed cluster secret.
-var ErrSecret = errors.New("node: cluster secret")
+var ErrSecret = errors.New("auth: cluster secret")
 
 // Secret is the mesh's shared secret.
 type Secret struct{ b []byte }
@@ -57,6 +57,9 @@ func NewSecret() Secret {
 	rand.Read(b)
 	return Secret{b: b}
 }
+
+// IsZero reports whether s is the zero Secret (none was given).
+func (s Secret) IsZero() bool { return s.b == nil }
 
 // String is the secret's file form (what `ourci-node keygen` prints).
 func (s Secret) String() string { return secretPrefix + hex.EncodeToString(s.b) }
@@ -148,7 +151,7 @@ func (s Secret) BlobToken(job, task string, attempt int) string {
 // stateless: they can be revoked only by changing the cluster secret.
 func (s Secret) OperatorToken(role string, expires time.Time) (string, error) {
 	if role != RoleRead && role != RoleOperate && role != RoleMetrics {
-		return "", fmt.Errorf("node: token role %q: want %s, %s or %s", role, RoleRead, RoleOperate, RoleMetrics)
+		return "", fmt.Errorf("auth: token role %q: want %s, %s or %s", role, RoleRead, RoleOperate, RoleMetrics)
 	}
 	exp := "0"
 	if !expires.IsZero() {
@@ -194,7 +197,7 @@ func (p Principal) May(role string) bool {
 }
 
 // ErrToken marks a missing or invalid API token.
-var ErrToken = errors.New("node: invalid token")
+var ErrToken = errors.New("auth: invalid token")
 
 // Authenticate checks a bearer token's signature. A task token still has
 // to be checked against the ledger (is the attempt live?) by the caller.

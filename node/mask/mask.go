@@ -1,4 +1,4 @@
-package node
+package mask
 
 import (
 	"encoding/base64"
@@ -6,19 +6,21 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/ourci/ourci/node/auth"
 )
 
-// maskText replaces a secret in task output.
-const maskText = "***"
+// Text replaces a secret in task output.
+const Text = "***"
 
-// masker is an io.Writer that masks credentials in a task's output before
+// Writer is an io.Writer that masks credentials in a task's output before
 // the bytes reach its log: its own secrets (the task's token, its blob
 // capability and BLOB_URL, the topic's --secret-env values) and anything
 // shaped like an OurCI credential (scanner). An occurrence may be split
 // across writes: a tail that could still become one is held back until the
 // next write or Close decides (never more than the longest occurrence can
 // span, and nothing when the tail cannot start one).
-type masker struct {
+type Writer struct {
 	w  io.Writer
 	sc *scanner
 
@@ -26,13 +28,13 @@ type masker struct {
 	pending []byte
 }
 
-// newMasker masks values (empty ones are ignored) in every form the
+// New masks values (empty ones are ignored) in every form the
 // scanner knows, and every OurCI token.
-func newMasker(w io.Writer, values []string) *masker {
-	return &masker{w: w, sc: newScanner(values)}
+func New(w io.Writer, values []string) *Writer {
+	return &Writer{w: w, sc: newScanner(values)}
 }
 
-func (m *masker) Write(p []byte) (int, error) {
+func (m *Writer) Write(p []byte) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	raw := p
@@ -50,7 +52,7 @@ func (m *masker) Write(p []byte) (int, error) {
 }
 
 // Close writes what is held back.
-func (m *masker) Close() error {
+func (m *Writer) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.pending) == 0 {
@@ -62,8 +64,8 @@ func (m *masker) Close() error {
 	return err
 }
 
-// maskAll masks a whole text at once (the node's own notes in a log).
-func (m *masker) maskAll(b []byte) []byte {
+// All masks a whole text at once (the node's own notes in a log).
+func (m *Writer) All(b []byte) []byte {
 	out, _ := m.sc.mask(b, true)
 	return out
 }
@@ -134,7 +136,7 @@ type scanner struct {
 // newScanner looks for every token and for values.
 func newScanner(values []string) *scanner {
 	sc := &scanner{body: [4]*[256]bool{modeText: &tokenChars, modeHex: &tokenChars, modeB64: &b64Chars}}
-	for _, p := range tokenPrefixes {
+	for _, p := range auth.TokenPrefixes {
 		sc.add(target{mode: modeText, lit: []byte(p), token: true})
 		sc.add(target{mode: modeHex, lit: []byte(p), token: true})
 		for _, v := range []string{p, strings.ToUpper(p)} {
@@ -309,7 +311,7 @@ func (sc *scanner) mask(b []byte, final bool) (out, rest []byte) {
 		}
 		out = append(out, b[at:s.start]...)
 		out = sc.keepColours(out, b[s.start:s.end])
-		out = append(out, maskText...)
+		out = append(out, Text...)
 		at = s.end
 	}
 	return append(out, b[at:cut]...), b[cut:]
