@@ -301,7 +301,7 @@ func (n *Node) dropLostHolds(infos []blobs.Info) {
 // collectLogs deletes the output of tasks the ledger has forgotten, once
 // older than gcGrace, and returns how many tasks' logs it removed.
 func (n *Node) collectLogs(now time.Time) int {
-	entries, err := os.ReadDir(n.logs.dir)
+	entries, err := os.ReadDir(n.logs.Dir())
 	if err != nil {
 		return 0
 	}
@@ -317,7 +317,7 @@ func (n *Node) collectLogs(now time.Time) int {
 		}
 	})
 	for _, id := range stale {
-		os.RemoveAll(filepath.Join(n.logs.dir, id))
+		os.RemoveAll(filepath.Join(n.logs.Dir(), id))
 	}
 	return len(stale)
 }

@@ -90,7 +90,7 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 	max := n.cfg.MaxBlobBytes
 	if max > 0 && r.ContentLength > max {
 		n.metrics.QuotaRefused("blob_bytes") // metrics
-		writeError(w, http.StatusRequestEntityTooLarge, api.CodeQuota, fmt.Errorf("a blob of %s: at most %s (--max-blob-bytes)", byteSize(r.ContentLength), byteSize(max)))
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeQuota, fmt.Errorf("a blob of %s: at most %s (--max-blob-bytes)", api.ByteSize(r.ContentLength), api.ByteSize(max)))
 		return
 	}
 	body := io.Reader(r.Body)
@@ -101,7 +101,7 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 	switch {
 	case errors.Is(err, errBlobTooBig):
 		n.metrics.QuotaRefused("blob_bytes") // metrics
-		writeError(w, http.StatusRequestEntityTooLarge, api.CodeQuota, fmt.Errorf("the blob passed %s (--max-blob-bytes)", byteSize(max)))
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeQuota, fmt.Errorf("the blob passed %s (--max-blob-bytes)", api.ByteSize(max)))
 		return
 	case errors.Is(err, blobs.ErrHashMismatch):
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)

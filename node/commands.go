@@ -71,7 +71,7 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 	}
 	if max := n.cfg.MaxSpawnBytes; max > 0 && size > max {
 		n.metrics.QuotaRefused("spawn_bytes") // metrics
-		return raftfsm.Command{}, fmt.Errorf("%w: spawn: its topic, image, arguments and environment are %s, at most %s (--max-spawn-bytes): pass big inputs as a blob (blob_upload) and their name as an argument", errQuotaSize, byteSize(int64(size)), byteSize(int64(max)))
+		return raftfsm.Command{}, fmt.Errorf("%w: spawn: its topic, image, arguments and environment are %s, at most %s (--max-spawn-bytes): pass big inputs as a blob (blob_upload) and their name as an argument", errQuotaSize, api.ByteSize(int64(size)), api.ByteSize(int64(max)))
 	}
 	if err := checkEnv(req.Env, n.envAllowed(req.Topic)); err != nil {
 		return raftfsm.Command{}, err

@@ -140,7 +140,7 @@ func (n *Node) checkFreeSpace() string {
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
 	if free < n.cfg.MinFreeDisk {
-		return fmt.Sprintf("disk nearly full: %s free in %s, below --min-free-disk %s", byteSize(free), n.cfg.DataDir, byteSize(n.cfg.MinFreeDisk))
+		return fmt.Sprintf("disk nearly full: %s free in %s, below --min-free-disk %s", api.ByteSize(free), n.cfg.DataDir, api.ByteSize(n.cfg.MinFreeDisk))
 	}
 	return ""
 }
@@ -175,19 +175,6 @@ func errText(err error) string {
 // isNoSpace reports whether err comes from a full disk or quota.
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
-}
-
-// byteSize formats a byte count for a person.
-func byteSize(b int64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
 }
 
 func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/tasklog"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -64,7 +65,7 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		if want > 0 {
 			attempt = want
 		}
-		waiting := t.Node == "" || (t.Node == n.cfg.Name && t.State == raftfsm.TaskAssigned && n.logs.liveFor(t.ID, attempt) == nil)
+		waiting := t.Node == "" || (t.Node == n.cfg.Name && t.State == raftfsm.TaskAssigned && n.logs.Live(t.ID, attempt) == nil)
 		if waiting && want == 0 {
 			if !follow || t.State.Terminal() {
 				if !started {
@@ -90,8 +91,8 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		started = true
-		err := n.logs.stream(r.Context(), w, flush, t.ID, attempt, follow)
-		if errors.Is(err, errNoLog) {
+		err := n.logs.Stream(r.Context(), w, flush, t.ID, attempt, follow)
+		if errors.Is(err, tasklog.ErrNoLog) {
 			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("node %s holds no log for task %s attempt %d", n.cfg.Name, id, attempt))
 		}
 		return

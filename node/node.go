@@ -28,6 +28,7 @@ import (
 	"github.com/ourci/ourci/node/lograte"
 	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/node/metrics"
+	"github.com/ourci/ourci/node/tasklog"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -56,7 +57,7 @@ type Node struct {
 	peer        *meshtls.Peer // this node's mesh certificate
 
 	runner   *runner
-	logs     *logStore
+	logs     *tasklog.Store
 	blobs    *blobs.Store
 	peerHTTP *http.Client // node-to-node calls (mutual TLS; peer URLs only)
 	extHTTP  *http.Client // calls out of the mesh (GitHub's API)
@@ -199,7 +200,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	_, previous := n.killOrphans()
-	n.logs = newLogStore(filepath.Join(cfg.DataDir, "logs"), cfg.MaxLogBytes)
+	n.logs = tasklog.New(filepath.Join(cfg.DataDir, "logs"), cfg.MaxLogBytes)
 	n.mirrors = &checkout.Mirrors{Dir: filepath.Join(cfg.DataDir, "git")}
 	n.blobs, err = blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {

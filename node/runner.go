@@ -197,12 +197,12 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 		r.infraFailed(a, "refused", fmt.Errorf("%s does not accept spawns into %s from %s (--topic-accept %s=%s)", n.cfg.Name, t.Topic, o, t.Topic, strings.Join(topic.accept(), ",")))
 		return
 	}
-	out, err := n.logs.create(t.ID, t.Attempt)
+	out, err := n.logs.Create(t.ID, t.Attempt)
 	if err != nil {
 		r.infraFailed(a, "cannot make its log", err)
 		return
 	}
-	defer out.finish()
+	defer out.Finish()
 	if dropped := dropDeniedEnv(t, topic.EnvAllow); len(dropped) > 0 {
 		out.Note("this node does not let a spawn set %s: dropped from the task's environment (--topic-env-allow %s=NAME allows one)", strings.Join(dropped, ", "), t.Topic)
 	}
@@ -244,7 +244,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 	}
 	masked := mask.New(out, values)
 	defer masked.Close()
-	out.maskNotes(masked.All) // the node's own lines name arguments, which may hold a token
+	out.MaskNotes(masked.All) // the node's own lines name arguments, which may hold a token
 	spec, err := taskSpec(t, topic, executor.Spec{
 		Args: t.Args, Script: topic.Agent, Env: env, Dir: workdir,
 		Output: masked, Grace: n.cfg.Grace,
@@ -336,7 +336,7 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 	timedOut, stopped, outFailed := false, false, false
 	select {
 	case <-exited:
-	case <-out.failed:
+	case <-out.Failed():
 		// Its output cannot be written (a full disk): a log cut short must
 		// never pass. Stop it and hand it to another node.
 		outFailed = true
@@ -365,10 +365,10 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 	}
 	masked.Close() // what it held back, masked, before the closing notes
 	log.Info("task ended", "exit_code", code, "timed_out", timedOut, "stopped", stopped, "output_failed", outFailed)
-	if werr, written := out.writeErr(); werr != nil && !stopped {
+	if werr, written := out.WriteErr(); werr != nil && !stopped {
 		n.noteWriteError(werr)
 		log.Warn("task output could not be written: an infrastructure failure", "err", werr, "bytes", written)
-		r.infraFailed(a, fmt.Sprintf("its output could not be written after %s (the log is cut there)", byteSize(written)), werr)
+		r.infraFailed(a, fmt.Sprintf("its output could not be written after %s (the log is cut there)", api.ByteSize(written)), werr)
 		return
 	} else if outFailed {
 		return

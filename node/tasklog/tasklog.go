@@ -1,4 +1,4 @@
-package node
+package tasklog
 
 import (
 	"context"
@@ -9,34 +9,38 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/ourci/ourci/node/api"
 )
 
-// logStore keeps each attempt's output in DataDir/logs/TASK/ATTEMPT.log and
+// Store keeps each attempt's output in DataDir/logs/TASK/ATTEMPT.log and
 // lets readers follow an attempt while it runs.
-type logStore struct {
+type Store struct {
 	dir  string
 	max  int64 // per attempt (Config.MaxLogBytes)
 	mu   sync.Mutex
-	live map[string]*liveLog // key: TASK/ATTEMPT, while the attempt runs
+	live map[string]*Log // key: TASK/ATTEMPT, while the attempt runs
 }
 
-func newLogStore(dir string, max int64) *logStore {
-	return &logStore{dir: dir, max: max, live: map[string]*liveLog{}}
+// New keeps logs in dir, at most max bytes of output per attempt (0: no
+// limit).
+func New(dir string, max int64) *Store {
+	return &Store{dir: dir, max: max, live: map[string]*Log{}}
 }
 
 func logKey(task string, attempt int) string { return task + "/" + strconv.Itoa(attempt) }
 
-func (s *logStore) path(task string, attempt int) string {
+func (s *Store) path(task string, attempt int) string {
 	return filepath.Join(s.dir, task, strconv.Itoa(attempt)+".log")
 }
 
-// liveLog is the writer for a running attempt's output. It never fails its
+// Log is the writer for a running attempt's output. It never fails its
 // writer (a task blocked on a pipe nobody reads would hang): past max bytes
 // it drops the output behind a marker line, and once a write to the disk
 // failed it drops everything, records the error and closes failed, so the
 // runner stops the attempt and reports an infrastructure failure.
-type liveLog struct {
-	s   *logStore
+type Log struct {
+	s   *Store
 	key string
 	f   *os.File
 	max int64 // bytes of the task's own output kept; 0: no limit
@@ -47,36 +51,36 @@ type liveLog struct {
 	written int64 // bytes of output written (notes not counted)
 	capped  bool
 	err     error         // the first write that failed
-	failed  chan struct{} // closed when err is set
+	failed  chan struct{} // closed when err is set (Failed)
 
 	mask func([]byte) []byte // masks the node's notes (maskNotes)
 }
 
-// create opens the log of an attempt (adding to a leftover of a previous
+// Create opens the log of an attempt (adding to a leftover of a previous
 // run of it on this node).
-func (s *logStore) create(task string, attempt int) (*liveLog, error) {
+func (s *Store) Create(task string, attempt int) (*Log, error) {
 	p := s.path(task, attempt)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return nil, fmt.Errorf("node: task log: %w", err)
+		return nil, fmt.Errorf("tasklog: task log: %w", err)
 	}
 	// Never truncate: an attempt that runs again on this node (a restored
 	// backup, a previous life's leftover) adds to its log, it does not
 	// wipe what it printed before.
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("node: task log: %w", err)
+		return nil, fmt.Errorf("tasklog: task log: %w", err)
 	}
 	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
 		fmt.Fprintf(f, "\n[ourci] ---- this attempt runs again on this node; its earlier output is above ----\n")
 	}
-	l := &liveLog{s: s, key: logKey(task, attempt), f: f, grew: make(chan struct{}), max: s.max, failed: make(chan struct{})}
+	l := &Log{s: s, key: logKey(task, attempt), f: f, grew: make(chan struct{}), max: s.max, failed: make(chan struct{})}
 	s.mu.Lock()
 	s.live[l.key] = l
 	s.mu.Unlock()
 	return l, nil
 }
 
-func (l *liveLog) Write(p []byte) (int, error) {
+func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	keep := p
 	cut := false
@@ -92,14 +96,14 @@ func (l *liveLog) Write(p []byte) (int, error) {
 		l.write(keep)
 	}
 	if cut {
-		l.write([]byte(fmt.Sprintf("\n[ourci] the output passed %s (--max-log-bytes): the rest of it is dropped; the task runs on\n", byteSize(l.max))))
+		l.write([]byte(fmt.Sprintf("\n[ourci] the output passed %s (--max-log-bytes): the rest of it is dropped; the task runs on\n", api.ByteSize(l.max))))
 	}
 	l.signal(false)
 	return len(p), nil
 }
 
 // write writes to the file; the first failure is kept and signalled.
-func (l *liveLog) write(p []byte) {
+func (l *Log) write(p []byte) {
 	if _, err := l.f.Write(p); err != nil {
 		l.mu.Lock()
 		if l.err == nil {
@@ -112,7 +116,7 @@ func (l *liveLog) write(p []byte) {
 
 // Note writes a line of the node's own about the attempt into its log
 // (past the output limit too), masked as the output is.
-func (l *liveLog) Note(format string, args ...any) {
+func (l *Log) Note(format string, args ...any) {
 	l.mu.Lock()
 	broken, mask := l.err != nil, l.mask
 	l.mu.Unlock()
@@ -126,22 +130,28 @@ func (l *liveLog) Note(format string, args ...any) {
 	l.signal(false)
 }
 
-// maskNotes has every later Note masked by mask.
-func (l *liveLog) maskNotes(mask func([]byte) []byte) {
+// Failed is closed when a write to the disk failed (WriteErr says which).
+func (l *Log) Failed() <-chan struct{} { return l.failed }
+
+// Dir is the directory the store keeps its logs in (a directory per task).
+func (s *Store) Dir() string { return s.dir }
+
+// MaskNotes has every later Note masked by mask.
+func (l *Log) MaskNotes(mask func([]byte) []byte) {
 	l.mu.Lock()
 	l.mask = mask
 	l.mu.Unlock()
 }
 
-// writeErr returns the first write that failed, and how much of the output
+// WriteErr returns the first write that failed, and how much of the output
 // had been written before it.
-func (l *liveLog) writeErr() (error, int64) {
+func (l *Log) WriteErr() (error, int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err, l.written
 }
 
-func (l *liveLog) signal(done bool) {
+func (l *Log) signal(done bool) {
 	l.mu.Lock()
 	ch := l.grew
 	l.grew = make(chan struct{})
@@ -154,14 +164,14 @@ func (l *liveLog) signal(done bool) {
 
 // wait returns a channel closed at the next write or the end, and whether
 // the log has ended.
-func (l *liveLog) wait() (<-chan struct{}, bool) {
+func (l *Log) wait() (<-chan struct{}, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.grew, l.done
 }
 
-// finish closes the log; followers read to its end and stop.
-func (l *liveLog) finish() {
+// Finish closes the log; followers read to its end and stop.
+func (l *Log) Finish() {
 	l.f.Close()
 	l.s.mu.Lock()
 	delete(l.s.live, l.key)
@@ -169,25 +179,26 @@ func (l *liveLog) finish() {
 	l.signal(true)
 }
 
-func (s *logStore) liveFor(task string, attempt int) *liveLog {
+// Live is the log of an attempt that is still running here, or nil.
+func (s *Store) Live(task string, attempt int) *Log {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.live[logKey(task, attempt)]
 }
 
-// errNoLog means this node holds no output for the attempt.
-var errNoLog = errors.New("node: no log for this attempt on this node")
+// ErrNoLog means this node holds no output for the attempt.
+var ErrNoLog = errors.New("tasklog: no log for this attempt on this node")
 
-// stream copies an attempt's output to w, calling flush after each chunk.
+// Stream copies an attempt's output to w, calling flush after each chunk.
 // With follow it keeps going until the attempt's log ends or ctx is done.
-func (s *logStore) stream(ctx context.Context, w io.Writer, flush func(), task string, attempt int, follow bool) error {
-	live := s.liveFor(task, attempt) // look before opening: no write can be missed
+func (s *Store) Stream(ctx context.Context, w io.Writer, flush func(), task string, attempt int, follow bool) error {
+	live := s.Live(task, attempt) // look before opening: no write can be missed
 	f, err := os.Open(s.path(task, attempt))
 	if errors.Is(err, os.ErrNotExist) {
-		return errNoLog
+		return ErrNoLog
 	}
 	if err != nil {
-		return fmt.Errorf("node: task log: %w", err)
+		return fmt.Errorf("tasklog: task log: %w", err)
 	}
 	defer f.Close()
 	buf := make([]byte, 32<<10)
@@ -208,7 +219,7 @@ func (s *logStore) stream(ctx context.Context, w io.Writer, flush func(), task s
 				break
 			}
 			if err != nil {
-				return fmt.Errorf("node: task log: %w", err)
+				return fmt.Errorf("tasklog: task log: %w", err)
 			}
 		}
 		flush()
