@@ -1,5 +1,3 @@
-// Package e2e starts real ourci-node processes on 127.0.0.1 and checks what a
-// user of the CLI sees. TestMain builds the binary once per run.
 package e2e
 
 import (

@@ -1,7 +1,3 @@
-// Package clock lets the daemon's timeouts and deadlines run on an
-// injectable clock: the real one in production, a manual one in tests.
-//
-// Concurrency: both implementations are safe for concurrent use.
 package clock
 
 import (
