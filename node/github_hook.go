@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"cmp"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -18,16 +19,20 @@ import (
 
 // GitHubConfig is what the webhook and the commit statuses need.
 type GitHubConfig struct {
-	WebhookSecret []byte   // verifies X-Hub-Signature-256; nil: the webhook is off
-	Token         string   // API token for commit statuses; "": none are sent
-	APIURL        string   // "" means https://api.github.com/
-	Topic         string   // the root task's topic (default ourci/build/docker)
-	Image         string   // the root task's image
-	Command       []string // the root task's ARGS (default ci/all.sh)
-	PushBranches  []string // pushes to these branches open jobs ("*": any)
-	TrustForks    bool     // run pull requests from forks without approval
-	NoSupersede   bool     // keep older jobs of a pull request running
-	PublicURL     string   // base of the job links in statuses and notifications
+	WebhookSecret []byte // verifies X-Hub-Signature-256; nil: the webhook is off
+	Token         string // API token for commit statuses; "": none are sent
+	// AppID and AppKey authenticate as a GitHub App (installation tokens
+	// per repository): jobs then report check runs instead of statuses.
+	AppID        int64
+	AppKey       *rsa.PrivateKey
+	APIURL       string   // "" means https://api.github.com/
+	Topic        string   // the root task's topic (default ourci/build/docker)
+	Image        string   // the root task's image
+	Command      []string // the root task's ARGS (default ci/all.sh)
+	PushBranches []string // pushes to these branches open jobs ("*": any)
+	TrustForks   bool     // run pull requests from forks without approval
+	NoSupersede  bool     // keep older jobs of a pull request running
+	PublicURL    string   // base of the job links in statuses and notifications
 	// CloneURL, when set, is the repository URL jobs check out, with {owner}
 	// and {repo} filled in (an SSH URL, a local mirror); "" takes the
 	// payload's clone_url.
