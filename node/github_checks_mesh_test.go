@@ -228,3 +228,109 @@ func TestGitHubCheckRunLeaderFailover(t *testing.T) {
 		t.Errorf("check runs: got %d, first %v; want exactly one, in_progress then completed/success", len(runs), runs[0].History)
 	}
 }
+
+func TestGitHubRerunFromGitHub(t *testing.T) {
+	repos := t.TempDir()
+	sha := localRepo(t, repos, "octo", "fw")
+	g := startAppMesh(t, repos)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, f := range g.fakes {
+		f.AutoExit(1)
+	}
+	_, first := g.deliver(t, 1, "pull_request", "r-1", githubtest.PullRequest("opened", "octo", "fw", 7, sha, "feature", false), g.secret)
+	g.WaitJob(0, first, 30*time.Second)
+	run, err := g.api.WaitCheckRun(ctx, "octo", "fw", sha, func(c githubtest.CheckRun) bool { return c.ExternalID == first && completedCheck(c) })
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Re-run on the failed check run: a new job on the commit, the same pull request.
+	body := githubtest.CheckRunRerequested("octo", "fw", 31, run.ID, sha, "feature", 7, false)
+	code, second := g.deliver(t, 1, "check_run", "r-2", body, g.secret)
+	if code != 201 || second == "" || second == first {
+		t.Fatalf("check_run rerequested: got %d job %q, want 201 and a new job", code, second)
+	}
+	if _, again := g.deliver(t, 0, "check_run", "r-2", body, g.secret); again != second {
+		t.Errorf("the same delivery again: got job %q, want %q", again, second)
+	}
+	if _, again := g.deliver(t, 0, "check_run", "r-2b", body, g.secret); again != second {
+		t.Errorf("the same body under another delivery id: got job %q, want %q", again, second)
+	}
+	d := g.WaitJob(0, second, 30*time.Second)
+	if d.Job.Source.SHA != sha || d.Job.Source.PR != 7 || d.Job.Held || !strings.Contains(d.Job.Trigger, "check_run") {
+		t.Errorf("re-run job: got %+v held=%v trigger %q, want sha %s, pull request 7, not held", d.Job.Source, d.Job.Held, d.Job.Trigger, sha)
+	}
+	if _, err := g.api.WaitCheckRun(ctx, "octo", "fw", sha, func(c githubtest.CheckRun) bool { return c.ExternalID == second && completedCheck(c) }); err != nil {
+		t.Fatal(err)
+	}
+
+	// Re-run all: check_suite rerequested; its updated_at moved.
+	suite := githubtest.CheckSuiteRerequested("octo", "fw", 31, sha, "feature", 7, false, "2019-05-15T16:00:00Z")
+	code, third := g.deliver(t, 2, "check_suite", "r-3", suite, g.secret)
+	if code != 201 || third == "" || third == second {
+		t.Fatalf("check_suite rerequested: got %d job %q, want 201 and a new job", code, third)
+	}
+	g.WaitJob(0, third, 30*time.Second)
+
+	// Another App's check run, and a requested action, open nothing.
+	for _, c := range []struct {
+		kind string
+		body []byte
+	}{
+		{"check_run", githubtest.CheckRunRerequested("octo", "fw", 99, 555, sha, "feature", 7, false)},
+		{"check_suite", githubtest.CheckSuiteRerequested("octo", "fw", 99, sha, "feature", 7, false, "2019-05-15T17:00:00Z")},
+	} {
+		if code, job := g.deliver(t, 0, c.kind, githubtest.NewDelivery(), c.body, g.secret); code != 200 || job != "" {
+			t.Errorf("%s of another App: got %d job %q, want 200 and no job", c.kind, code, job)
+		}
+	}
+	if n := len(g.Nodes[0].Status().Jobs); n != 3 {
+		t.Errorf("jobs: got %d, want 3", n)
+	}
+}
+
+func TestGitHubRerunOfAForkWaits(t *testing.T) {
+	repos := t.TempDir()
+	sha := localRepo(t, repos, "octo", "fw")
+	g := startAppMesh(t, repos)
+	// No job of this commit is known and the suite lists no pull request
+	// (a fork's branch): whose commit it is is unknown, so it waits.
+	_, job := g.deliver(t, 0, "check_suite", "rf-1", githubtest.CheckSuiteRerequested("octo", "fw", 31, sha, "feature", 0, false, "2019-05-15T16:00:00Z"), g.secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if d, _ := g.Client(0).Job(ctx, job, 0, 0); !d.Job.Held {
+		t.Errorf("re-run of an unknown commit: got held=%v, want held", d.Job.Held)
+	}
+	_, fork := g.deliver(t, 0, "check_run", "rf-2", githubtest.CheckRunRerequested("octo", "fw", 31, 5, sha, "feature", 9, true), g.secret)
+	if d, _ := g.Client(0).Job(ctx, fork, 0, 0); !d.Job.Held || d.Job.Source.PR != 9 {
+		t.Errorf("re-run of a fork's pull request: got held=%v pr %d, want held, 9", d.Job.Held, d.Job.Source.PR)
+	}
+}
+
+func TestGitHubMergeGroup(t *testing.T) {
+	repos := t.TempDir()
+	sha := localRepo(t, repos, "octo", "fw")
+	g := startAppMesh(t, repos)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, f := range g.fakes {
+		f.AutoExit(0)
+	}
+	body := githubtest.MergeGroupChecksRequested("octo", "fw", "main", 104, sha)
+	code, job := g.deliver(t, 1, "merge_group", "m-1", body, g.secret)
+	if code != 201 || job == "" {
+		t.Fatalf("merge_group: got %d job %q, want 201 and a job", code, job)
+	}
+	d := g.WaitJob(0, job, 30*time.Second)
+	if d.Job.Status != raftfsm.StatusPassed || d.Job.Source.SHA != sha || !strings.HasPrefix(d.Job.Source.Branch, "gh-readonly-queue/main/pr-104-") || d.Job.Held {
+		t.Errorf("merge queue job: got %s %+v held=%v, want passed on the queue's branch and commit", d.Job.Status, d.Job.Source, d.Job.Held)
+	}
+	run, err := g.api.WaitCheckRun(ctx, "octo", "fw", sha, completedCheck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Name != "ourci" || run.Conclusion != "success" || run.ExternalID != job {
+		t.Errorf("check run: got %s %s for %s, want ourci success for %s", run.Name, run.Conclusion, run.ExternalID, job)
+	}
+}
