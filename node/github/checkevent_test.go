@@ -114,7 +114,9 @@ func TestCheckPayloadBuildersMatchFixtures(t *testing.T) {
 		if name == "check_run.rerequested" {
 			// The fixture's check run lists no pull request; the builder's
 			// does, shaped as check_suite.rerequested's.
-			got = slices.DeleteFunc(got, func(k string) bool { return strings.HasPrefix(k, ".check_run.pull_requests[]") || strings.HasPrefix(k, ".check_run.check_suite.pull_requests[]") })
+			got = slices.DeleteFunc(got, func(k string) bool {
+				return strings.HasPrefix(k, ".check_run.pull_requests[]") || strings.HasPrefix(k, ".check_run.check_suite.pull_requests[]")
+			})
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: builder keys differ from the fixture's\ngot  %v\nwant %v", name, got, want)
