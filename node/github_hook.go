@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"cmp"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -18,16 +19,20 @@ import (
 
 // GitHubConfig is what the webhook and the commit statuses need.
 type GitHubConfig struct {
-	WebhookSecret []byte   // verifies X-Hub-Signature-256; nil: the webhook is off
-	Token         string   // API token for commit statuses; "": none are sent
-	APIURL        string   // "" means https://api.github.com/
-	Topic         string   // the root task's topic (default ourci/build/docker)
-	Image         string   // the root task's image
-	Command       []string // the root task's ARGS (default ci/all.sh)
-	PushBranches  []string // pushes to these branches open jobs ("*": any)
-	TrustForks    bool     // run pull requests from forks without approval
-	NoSupersede   bool     // keep older jobs of a pull request running
-	PublicURL     string   // base of the job links in statuses and notifications
+	WebhookSecret []byte // verifies X-Hub-Signature-256; nil: the webhook is off
+	Token         string // API token for commit statuses; "": none are sent
+	// AppID and AppKey authenticate as a GitHub App (installation tokens
+	// per repository): jobs then report check runs instead of statuses.
+	AppID        int64
+	AppKey       *rsa.PrivateKey
+	APIURL       string   // "" means https://api.github.com/
+	Topic        string   // the root task's topic (default ourci/build/docker)
+	Image        string   // the root task's image
+	Command      []string // the root task's ARGS (default ci/all.sh)
+	PushBranches []string // pushes to these branches open jobs ("*": any)
+	TrustForks   bool     // run pull requests from forks without approval
+	NoSupersede  bool     // keep older jobs of a pull request running
+	PublicURL    string   // base of the job links in statuses and notifications
 	// CloneURL, when set, is the repository URL jobs check out, with {owner}
 	// and {repo} filled in (an SSH URL, a local mirror); "" takes the
 	// payload's clone_url.
@@ -138,6 +143,16 @@ func (n *Node) webhookLocal(w http.ResponseWriter, r *http.Request, body []byte)
 		return
 	}
 	ok, why := github.Trigger(ev, n.cfg.GitHub.PushBranches)
+	if ok && (ev.Kind == github.KindCheckRun || ev.Kind == github.KindCheckSuite) {
+		// Re-runs are for this App's check runs; with commit statuses
+		// GitHub offers no Re-run button for OurCI.
+		switch gh := n.cfg.GitHub; {
+		case gh.AppID == 0:
+			ok, why = false, ev.Kind+" is ignored: this mesh reports commit statuses, not check runs (no --github-app-id)"
+		case ev.App != gh.AppID:
+			ok, why = false, fmt.Sprintf("%s of another GitHub App (%d) is ignored", ev.Kind, ev.App)
+		}
+	}
 	if !ok {
 		writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "ignored": why})
 		return
@@ -200,6 +215,9 @@ type hookDecision struct {
 // pull request or the ref, the head commit and the action; the repository
 // is the job's Owner and Name.
 func eventKey(ev github.Event) string {
+	if ev.Key != "" {
+		return ev.Key // check_run, check_suite, merge_group: github.Parse keys them
+	}
 	if ev.Kind == github.KindPullRequest {
 		return fmt.Sprintf("%s %s #%d %s", ev.Kind, ev.Action, ev.PR, ev.HeadSHA)
 	}
@@ -228,7 +246,10 @@ func (n *Node) webhookCommands(ev github.Event) (hookDecision, error) {
 	now := n.cfg.Clock.Now().UTC()
 	d := hookDecision{job: newID(), event: eventKey(ev)}
 	task := newID()
-	held := ev.Fork && !gh.TrustForks
+	if ev.Kind == github.KindCheckRun || ev.Kind == github.KindCheckSuite {
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) { ev = rerunOf(s, ev) })
+	}
+	held := (ev.Fork || ev.ForkUnknown) && !gh.TrustForks
 	nj := &raftfsm.NewJob{
 		Source:  raftfsm.Source{Repo: gh.cloneURL(ev), SHA: ev.HeadSHA, Branch: ev.HeadRef, PR: ev.PR},
 		Trigger: "github " + ev.Kind + " by " + cmp.Or(ev.Author.Login, ev.Author.Email, "unknown"),
@@ -294,6 +315,30 @@ func (n *Node) webhookCommands(ev github.Event) (hookDecision, error) {
 	})
 	d.cmds = append(d.cmds, raftfsm.Command{Type: raftfsm.CmdSpawn, Spawn: sp})
 	return d, nil
+}
+
+// rerunOf completes a re-requested check's event from the newest job the
+// ledger holds for the same repository and commit: its pull request,
+// branch and whether its head is a fork's (a check suite of a fork's
+// branch lists no pull request). With no such job and no pull request in
+// the payload, whose commit it is stays unknown, and the job waits for
+// approval as a fork's would.
+func rerunOf(s *raftfsm.State, ev github.Event) github.Event {
+	for i := len(s.JobOrder) - 1; i >= 0; i-- {
+		j := s.Jobs[s.JobOrder[i]]
+		if j == nil || j.GitHub == nil || j.Source.SHA != ev.HeadSHA ||
+			!strings.EqualFold(j.GitHub.Owner, ev.Repo.Owner) || !strings.EqualFold(j.GitHub.Name, ev.Repo.Name) {
+			continue
+		}
+		if ev.PR == 0 {
+			ev.PR, ev.HeadRef = j.Source.PR, j.Source.Branch
+		}
+		if ev.ForkUnknown || j.GitHub.Fork {
+			ev.Fork, ev.ForkUnknown = j.GitHub.Fork || ev.Fork, false
+		}
+		return ev
+	}
+	return ev
 }
 
 // olderByTime and newerByTime compare two pull_request.updated_at stamps,

@@ -361,6 +361,12 @@ func (s *State) applyReported(c *Reported) error {
 	if c.Notified != "" {
 		g.Notified = c.Notified
 	}
+	if c.CheckRun != 0 {
+		g.CheckRun = c.CheckRun
+	}
+	if c.Check != "" {
+		g.Checked = c.Check
+	}
 	j.GitHub = &g
 	s.touch(j.ID)
 	return nil

@@ -82,11 +82,18 @@ type Approve struct {
 }
 
 // Reported records what the outside world was told about a job: Status,
-// the commit status state GitHub acknowledged; Notified, a notification.
+// the commit status state GitHub acknowledged; Notified, a notification;
+// CheckRun and Check, the job's check run and its acknowledged state
+// ("in_progress", "completed/CONCLUSION"). CheckRun and Check came later
+// without a new schema: a binary that ignores them only lacks a record
+// that the leader's GitHub loop, their one reader, recovers from GitHub
+// (the run is found by its external_id, the job ID).
 type Reported struct {
 	Job      string `json:"job"`
 	Status   string `json:"status,omitempty"`
 	Notified string `json:"notified,omitempty"`
+	CheckRun int64  `json:"check_run,omitempty"`
+	Check    string `json:"check,omitempty"`
 }
 
 // Assign hands queued attempts to nodes.

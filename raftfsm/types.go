@@ -71,6 +71,11 @@ type GitHub struct {
 	Reported string `json:"reported,omitempty"`
 	// Notified is the last notification sent about the job ("failed", "recovered").
 	Notified string `json:"notified,omitempty"`
+	// CheckRun is the job's check run on GitHub (App authentication), and
+	// Checked its last state GitHub acknowledged: "in_progress" or
+	// "completed/CONCLUSION".
+	CheckRun int64  `json:"check_run,omitempty"`
+	Checked  string `json:"checked,omitempty"`
 	// Event is the delivery's content, what deduplicates it whatever its
 	// delivery ID: "pull_request ACTION #PR HEAD" or "push REF HEAD".
 	Event string `json:"event,omitempty"`

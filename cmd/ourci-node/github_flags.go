@@ -13,6 +13,7 @@ import (
 // from files or the environment, never from the command line.
 type githubFlags struct {
 	secretFile, tokenFile, apiURL        string
+	appID, appKeyFile                    string
 	topic, image, command, pushBranches  string
 	trustForks, noSupersede              bool
 	publicURL, cloneURL                  string
@@ -26,6 +27,8 @@ func (g *githubFlags) register(fs interface {
 }) {
 	fs.StringVar(&g.secretFile, "github-secret-file", env("OURCI_GITHUB_SECRET_FILE", ""), "file with the webhook secret: turns POST /webhook/github on")
 	fs.StringVar(&g.tokenFile, "github-token-file", env("OURCI_GITHUB_TOKEN_FILE", ""), "file with the GitHub API token for commit statuses (or env OURCI_GITHUB_TOKEN)")
+	fs.StringVar(&g.appID, "github-app-id", env(github.AppIDEnv, ""), "GitHub App ID: check runs as the App, with installation tokens per repository (needs --github-app-key-file)")
+	fs.StringVar(&g.appKeyFile, "github-app-key-file", env(github.AppKeyFileEnv, ""), "the GitHub App's private key (PEM, RSA, as GitHub generates it)")
 	fs.StringVar(&g.apiURL, "github-api-url", env("OURCI_GITHUB_API_URL", ""), "GitHub API base URL (GitHub Enterprise: https://HOST/api/v3/)")
 	fs.StringVar(&g.topic, "github-topic", "ourci/build/docker", "topic of a GitHub job's root task")
 	fs.StringVar(&g.image, "github-image", env("OURCI_GITHUB_IMAGE", ""), "image of a GitHub job's root task (the base SDK)")
@@ -43,7 +46,7 @@ func (g *githubFlags) register(fs interface {
 }
 
 func (g *githubFlags) config() (*node.GitHubConfig, error) {
-	if g.secretFile == "" && g.tokenFile == "" && os.Getenv(github.TokenEnv) == "" {
+	if g.secretFile == "" && g.tokenFile == "" && os.Getenv(github.TokenEnv) == "" && g.appID == "" && g.appKeyFile == "" {
 		return nil, nil
 	}
 	c := &node.GitHubConfig{
@@ -70,6 +73,20 @@ func (g *githubFlags) config() (*node.GitHubConfig, error) {
 			return nil, err
 		}
 		c.Token = tok
+	}
+	if (g.appID == "") != (g.appKeyFile == "") {
+		return nil, fmt.Errorf("--github-app-id and --github-app-key-file (or $%s and $%s) go together", github.AppIDEnv, github.AppKeyFileEnv)
+	}
+	if g.appID != "" {
+		id, err := github.ParseAppID(g.appID)
+		if err != nil {
+			return nil, fmt.Errorf("--github-app-id: %w", err)
+		}
+		key, err := github.LoadAppKey(g.appKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--github-app-key-file: %w", err)
+		}
+		c.AppID, c.AppKey = id, key
 	}
 	if g.notifyWebhook != "" || g.smtpAddr != "" {
 		nt := &github.Notifier{WebhookURL: g.notifyWebhook, SMTPAddr: g.smtpAddr, SMTPFrom: g.smtpFrom,

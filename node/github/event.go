@@ -12,6 +12,9 @@ const (
 	KindPing        = "ping"
 	KindPullRequest = "pull_request"
 	KindPush        = "push"
+	KindCheckRun    = "check_run"
+	KindCheckSuite  = "check_suite"
+	KindMergeGroup  = "merge_group"
 )
 
 // Event is what OurCI needs from a webhook delivery.
@@ -40,6 +43,18 @@ type Event struct {
 	// malformed): GitHub moves it on every push to the pull request, and
 	// the signature covers it, so a replayed body keeps its old time.
 	Updated time.Time
+
+	// Key, for check_run, check_suite and merge_group events, is what
+	// deduplicates the delivery by content (see the node's eventKey).
+	Key string
+	// App is the GitHub App whose check run or suite a check_run or
+	// check_suite event is about (0: unknown).
+	App int64
+	// ForkUnknown says Fork is not known: a check_run or check_suite of a
+	// fork's branch lists no pull requests, so whose head it is is unsaid.
+	ForkUnknown bool
+	// RequestedAction is a check_run requested_action's identifier.
+	RequestedAction string
 }
 
 // Repo names a GitHub repository.
@@ -62,7 +77,7 @@ type Author struct {
 func Parse(kind, delivery string, body []byte) (Event, error) {
 	e := Event{Kind: kind, Delivery: delivery}
 	switch kind {
-	case KindPing, KindPullRequest, KindPush:
+	case KindPing, KindPullRequest, KindPush, KindCheckRun, KindCheckSuite, KindMergeGroup:
 	default:
 		return e, nil
 	}
@@ -82,10 +97,17 @@ func Parse(kind, delivery string, body []byte) (Event, error) {
 		return e, fmt.Errorf("%w: %s: missing or malformed %s", ErrPayload, kind, HeaderDelivery)
 	}
 	var why string
-	if kind == KindPullRequest {
+	switch kind {
+	case KindPullRequest:
 		why = parsePullRequest(&e, doc)
-	} else {
+	case KindPush:
 		why = parsePush(&e, doc)
+	case KindCheckRun:
+		why = parseCheckRun(&e, doc)
+	case KindCheckSuite:
+		why = parseCheckSuite(&e, doc)
+	case KindMergeGroup:
+		why = parseMergeGroup(&e, doc)
 	}
 	if why != "" {
 		return Event{Kind: kind, Delivery: delivery}, fmt.Errorf("%w: %s: %s", ErrPayload, kind, why)
@@ -177,5 +199,136 @@ func parsePush(e *Event, doc []byte) string {
 	if e.Author.Login == "" && p.HeadCommit != nil {
 		e.Author.Login = p.HeadCommit.Author.Username
 	}
+	return ""
+}
+
+func parseCheckRun(e *Event, doc []byte) string {
+	var p checkRunPayload
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return err.Error()
+	}
+	cr := p.CheckRun
+	switch {
+	case p.Action == "":
+		return "no action"
+	case cr == nil:
+		return "no check_run"
+	}
+	e.Action = p.Action
+	if p.RequestedAction != nil {
+		e.RequestedAction = p.RequestedAction.Identifier
+	}
+	if cr.App != nil {
+		e.App = cr.App.ID
+	}
+	prs := cr.PullRequests
+	if len(prs) == 0 {
+		prs = cr.CheckSuite.PullRequests
+	}
+	if why := checkCommon(e, p.Repository, cr.HeadSHA, cr.CheckSuite.HeadBranch, prs, p.Sender); why != "" {
+		return why
+	}
+	e.Key = fmt.Sprintf("%s %s %d %s", KindCheckRun, e.Action, cr.ID, e.HeadSHA)
+	return ""
+}
+
+func parseCheckSuite(e *Event, doc []byte) string {
+	var p checkSuitePayload
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return err.Error()
+	}
+	cs := p.CheckSuite
+	switch {
+	case p.Action == "":
+		return "no action"
+	case cs == nil:
+		return "no check_suite"
+	}
+	e.Action = p.Action
+	if cs.App != nil {
+		e.App = cs.App.ID
+	}
+	if why := checkCommon(e, p.Repository, cs.HeadSHA, cs.HeadBranch, cs.PullRequests, p.Sender); why != "" {
+		return why
+	}
+	// The suite stays the same for a commit; its updated_at moves with
+	// each run, so a second re-run is not taken for a replay.
+	e.Key = fmt.Sprintf("%s %s %d %s %s", KindCheckSuite, e.Action, cs.ID, e.HeadSHA, cs.UpdatedAt)
+	return ""
+}
+
+// checkCommon fills what check_run and check_suite share: the repository,
+// the head commit, its branch and the pull request (the first listed).
+func checkCommon(e *Event, repo *ghRepo, sha string, branch *string, prs []ghPRRef, sender ghUser) string {
+	var why string
+	if e.Repo, why = repo.repo(); why != "" {
+		return why
+	}
+	if !validSHA(sha) {
+		return "head_sha is not a commit id"
+	}
+	e.HeadSHA = strings.ToLower(sha)
+	if branch != nil && *branch != "" {
+		if !validRef(*branch) {
+			return "head_branch is not a branch name"
+		}
+		e.HeadRef = *branch
+		e.Ref = "refs/heads/" + *branch
+	}
+	e.HeadRepo, e.ForkUnknown = e.Repo.FullName, true
+	for _, pr := range prs {
+		if pr.Number <= 0 {
+			continue
+		}
+		e.PR = pr.Number
+		e.Ref = fmt.Sprintf("refs/pull/%d/head", pr.Number)
+		if validRef(pr.Base.Ref) {
+			e.BaseRef = pr.Base.Ref
+		}
+		if validRef(pr.Head.Ref) {
+			e.HeadRef = pr.Head.Ref
+		}
+		if pr.Head.Repo != nil && pr.Base.Repo != nil {
+			e.Fork, e.ForkUnknown = pr.Head.Repo.ID != pr.Base.Repo.ID, false
+		}
+		break
+	}
+	e.Author.Login = sender.Login
+	return ""
+}
+
+func parseMergeGroup(e *Event, doc []byte) string {
+	var p mergeGroupPayload
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return err.Error()
+	}
+	mg := p.MergeGroup
+	switch {
+	case p.Action == "":
+		return "no action"
+	case mg == nil:
+		return "no merge_group"
+	}
+	e.Action = p.Action
+	var why string
+	if e.Repo, why = p.Repository.repo(); why != "" {
+		return why
+	}
+	if !validSHA(mg.HeadSHA) {
+		return "merge_group.head_sha is not a commit id"
+	}
+	b, ok := strings.CutPrefix(mg.HeadRef, "refs/heads/")
+	if !ok || !validRef(b) {
+		return "merge_group.head_ref is not refs/heads/BRANCH"
+	}
+	e.HeadSHA, e.HeadRef, e.Ref, e.HeadRepo = strings.ToLower(mg.HeadSHA), b, mg.HeadRef, e.Repo.FullName
+	if base, ok := strings.CutPrefix(mg.BaseRef, "refs/heads/"); ok && validRef(base) {
+		e.BaseRef = base
+	}
+	if hc := mg.HeadCommit; hc != nil {
+		e.Author.Name, e.Author.Email = hc.Author.Name, hc.Author.Email
+	}
+	e.Author.Login = p.Sender.Login
+	e.Key = fmt.Sprintf("%s %s %s %s", KindMergeGroup, e.Action, e.Ref, e.HeadSHA)
 	return ""
 }

@@ -191,3 +191,76 @@ func sameRepo(a, b *ghRepo) bool {
 	}
 	return a.FullName != "" && strings.EqualFold(a.FullName, b.FullName)
 }
+
+type ghApp struct {
+	ID int64 `json:"id"`
+}
+
+// ghPRRef is a pull request as check_run and check_suite payloads list it.
+type ghPRRef struct {
+	Number int `json:"number"`
+	Head   struct {
+		Ref  string `json:"ref"`
+		SHA  string `json:"sha"`
+		Repo *struct {
+			ID int64 `json:"id"`
+		} `json:"repo"`
+	} `json:"head"`
+	Base struct {
+		Ref  string `json:"ref"`
+		Repo *struct {
+			ID int64 `json:"id"`
+		} `json:"repo"`
+	} `json:"base"`
+}
+
+type ghCheckSuite struct {
+	ID           int64     `json:"id"`
+	HeadBranch   *string   `json:"head_branch"`
+	HeadSHA      string    `json:"head_sha"`
+	PullRequests []ghPRRef `json:"pull_requests"`
+	App          *ghApp    `json:"app"`
+	UpdatedAt    string    `json:"updated_at"`
+}
+
+type checkRunPayload struct {
+	Action   string `json:"action"`
+	CheckRun *struct {
+		ID           int64        `json:"id"`
+		Name         string       `json:"name"`
+		HeadSHA      string       `json:"head_sha"`
+		ExternalID   string       `json:"external_id"`
+		CheckSuite   ghCheckSuite `json:"check_suite"`
+		App          *ghApp       `json:"app"`
+		PullRequests []ghPRRef    `json:"pull_requests"`
+	} `json:"check_run"`
+	RequestedAction *struct {
+		Identifier string `json:"identifier"`
+	} `json:"requested_action"`
+	Repository   *ghRepo `json:"repository"`
+	Sender       ghUser  `json:"sender"`
+	Installation *ghApp  `json:"installation"`
+}
+
+type checkSuitePayload struct {
+	Action       string        `json:"action"`
+	CheckSuite   *ghCheckSuite `json:"check_suite"`
+	Repository   *ghRepo       `json:"repository"`
+	Sender       ghUser        `json:"sender"`
+	Installation *ghApp        `json:"installation"`
+}
+
+type mergeGroupPayload struct {
+	Action     string `json:"action"`
+	MergeGroup *struct {
+		HeadSHA    string `json:"head_sha"`
+		HeadRef    string `json:"head_ref"`
+		BaseRef    string `json:"base_ref"`
+		HeadCommit *struct {
+			Author ghCommitAuthor `json:"author"`
+		} `json:"head_commit"`
+	} `json:"merge_group"`
+	Repository   *ghRepo `json:"repository"`
+	Sender       ghUser  `json:"sender"`
+	Installation *ghApp  `json:"installation"`
+}

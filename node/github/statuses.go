@@ -49,6 +49,33 @@ func NewStatuses(token, baseURL string, httpClient *http.Client) (*Statuses, err
 	if err := checkToken(token); err != nil {
 		return nil, err
 	}
+	client, err := newClient(baseURL, httpClient, func(base http.RoundTripper, scheme, host string) http.RoundTripper {
+		return &tokenTransport{token: token, scheme: scheme, host: host, base: base}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return statusesWith(client), nil
+}
+
+// NewAppStatuses posts statuses as the GitHub App, with each repository's
+// installation token.
+func NewAppStatuses(app *App) *Statuses { return statusesWith(app.Client()) }
+
+func statusesWith(client *gogithub.Client) *Statuses {
+	return &Statuses{
+		Client:  client,
+		Context: DefaultContext,
+		Retries: defaultRetries,
+		Backoff: defaultBackoff,
+		Sleep:   SleepContext,
+	}
+}
+
+// newClient builds a go-github client for baseURL ("" is api.github.com)
+// over a copy of httpClient (default: a 30s timeout) whose transport wrap
+// wraps (nil: as it is), told the API's scheme and host.
+func newClient(baseURL string, httpClient *http.Client, wrap func(base http.RoundTripper, scheme, host string) http.RoundTripper) (*gogithub.Client, error) {
 	hc := http.Client{Timeout: 30 * time.Second}
 	if httpClient != nil {
 		hc = *httpClient
@@ -61,11 +88,13 @@ func NewStatuses(token, baseURL string, httpClient *http.Client) (*Statuses, err
 		}
 		scheme, host, enterprise = u.Scheme, u.Host, u.Host != "api.github.com"
 	}
-	base := hc.Transport
-	if base == nil {
-		base = http.DefaultTransport
+	if wrap != nil {
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc.Transport = wrap(base, scheme, host)
 	}
-	hc.Transport = &tokenTransport{token: token, scheme: scheme, host: host, base: base}
 	client := gogithub.NewClient(&hc) // copies hc
 	if enterprise {
 		var err error
@@ -74,13 +103,7 @@ func NewStatuses(token, baseURL string, httpClient *http.Client) (*Statuses, err
 		}
 	}
 	client.UserAgent = "ourci"
-	return &Statuses{
-		Client:  client,
-		Context: DefaultContext,
-		Retries: defaultRetries,
-		Backoff: defaultBackoff,
-		Sleep:   SleepContext,
-	}, nil
+	return client, nil
 }
 
 // tokenTransport adds the token to requests for the API's scheme and host

@@ -6,9 +6,10 @@ import (
 )
 
 // Trigger decides whether an event opens a job: a pull_request that was
-// opened, synchronized (new commits) or reopened, or a push to one of
+// opened, synchronized (new commits) or reopened, a push to one of
 // pushBranches (exact branch names; "*" means any branch) that is not a
-// deletion. Tag pushes never trigger. When it does not, the reason says why
+// deletion, a check_run or check_suite re-requested (GitHub's Re-run
+// buttons), or a merge_group whose checks are requested (a merge queue). Tag pushes never trigger. When it does not, the reason says why
 // in words fit for a log line or a webhook response ("action closed is
 // ignored", ...).
 func Trigger(e Event, pushBranches []string) (bool, string) {
@@ -40,6 +41,19 @@ func Trigger(e Event, pushBranches []string) (bool, string) {
 		default:
 			return false, fmt.Sprintf("push to %s is ignored (not one of the push branches)", e.HeadRef)
 		}
+	case KindCheckRun, KindCheckSuite:
+		switch {
+		case e.Action == "requested_action":
+			return false, fmt.Sprintf("%s requested action %s is not one OurCI offers", e.Kind, quoteOr(e.RequestedAction, "(none)"))
+		case e.Action != "rerequested":
+			return false, fmt.Sprintf("%s action %s is ignored", e.Kind, quoteOr(e.Action, "(none)"))
+		}
+		return true, fmt.Sprintf("%s re-requested on %s", e.Kind, e.HeadSHA[:min(len(e.HeadSHA), 12)])
+	case KindMergeGroup:
+		if e.Action != "checks_requested" {
+			return false, fmt.Sprintf("merge_group action %s is ignored", quoteOr(e.Action, "(none)"))
+		}
+		return true, fmt.Sprintf("merge queue %s", e.HeadRef)
 	case KindPing:
 		return false, "ping"
 	default:

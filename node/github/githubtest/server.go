@@ -40,8 +40,12 @@ type fault struct {
 }
 
 // Server is a local stand-in for GitHub's REST API. It serves
-// POST /repos/{owner}/{repo}/statuses/{sha} and
-// GET /repos/{owner}/{repo}/commits/{sha}, with or without the /api/v3
+// POST /repos/{owner}/{repo}/statuses/{sha},
+// GET /repos/{owner}/{repo}/commits/{sha}, the check runs
+// (POST /repos/{owner}/{repo}/check-runs, PATCH and GET .../check-runs/{id},
+// GET .../commits/{ref}/check-runs) and, once SetApp is called, a GitHub
+// App's authentication (GET /repos/{owner}/{repo}/installation,
+// POST /app/installations/{id}/access_tokens), with or without the /api/v3
 // prefix of GitHub Enterprise.
 type Server struct {
 	srv *httptest.Server
@@ -52,7 +56,10 @@ type Server struct {
 	emails   map[string]string // sha → author e-mail
 	faults   []fault
 	token    string
-	changed  chan struct{} // closed and replaced when a status is recorded
+	changed  chan struct{} // closed and replaced when a status or check run is recorded
+	app      *appState     // SetApp: App authentication
+	now      func() time.Time
+	checks   []*CheckRun
 }
 
 // New starts a Server. Close it when done.
@@ -61,6 +68,12 @@ func New() *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{sha}", s.getCommit)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/installation", s.getInstallation)
+	mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.createToken)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/check-runs", s.createCheckRun)
+	mux.HandleFunc("PATCH /repos/{owner}/{repo}/check-runs/{id}", s.updateCheckRun)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/check-runs/{id}", s.getCheckRun)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", s.listCheckRuns)
 	s.srv = httptest.NewServer(s.front(mux))
 	return s
 }
@@ -197,6 +210,11 @@ func (s *Server) front(next http.Handler) http.Handler {
 		w.Header().Set("X-GitHub-Request-Id", fmt.Sprintf("%X", time.Now().UnixNano()))
 		s.mu.Lock()
 		token := s.token
+		appRefusal := ""
+		if s.app != nil {
+			appRefusal = s.appAuth(r)
+			token = ""
+		}
 		var f *fault
 		if len(s.faults) > 0 {
 			first := s.faults[0]
@@ -204,6 +222,10 @@ func (s *Server) front(next http.Handler) http.Handler {
 			s.faults = s.faults[1:]
 		}
 		s.mu.Unlock()
+		if appRefusal != "" {
+			writeJSON(rec, http.StatusUnauthorized, fmt.Sprintf(`{"message":%q,"documentation_url":"https://docs.github.com/rest"}`, appRefusal))
+			return
+		}
 		if token != "" {
 			a := r.Header.Get("Authorization")
 			if a != "token "+token && a != "Bearer "+token {
