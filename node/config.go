@@ -151,6 +151,9 @@ type Config struct {
 	// Executor runs every topic's tasks (tests); nil means the host
 	// executor, or Docker for Docker topics.
 	Executor Executor
+	// GossipSchema is the ledger schema this node says it knows (tests of
+	// meshes mid-upgrade); 0 means raftfsm.LedgerSchema, the truth.
+	GossipSchema int
 	// Binary is the ourci-node executable whose directory leads tasks' PATH.
 	Binary string
 

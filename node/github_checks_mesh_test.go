@@ -40,7 +40,7 @@ func testAppKey() *rsa.PrivateKey {
 // installed on octo/fw) instead of a token: jobs report check runs. Node 0
 // serves no topic, so that tasks run on the others and node 0, which
 // starts the mesh and leads it, can be stopped without losing one.
-func startAppMesh(t *testing.T, repos string) *ghMesh {
+func startAppMesh(t *testing.T, repos string, more ...nodetest.Configure) *ghMesh {
 	g := &ghMesh{api: githubtest.New(), smtp: githubtest.NewSMTP(), secret: []byte("It's a Secret to Everybody")}
 	t.Cleanup(g.api.Close)
 	t.Cleanup(g.smtp.Close)
@@ -56,6 +56,9 @@ func startAppMesh(t *testing.T, repos string) *ghMesh {
 			WebhookSecret: g.secret, AppID: 31, AppKey: testAppKey(), APIURL: g.api.URL(), Command: []string{"ci/all.sh"},
 			CloneURL: filepath.Join(repos, "{owner}", "{repo}.git"), PushBranches: []string{"main"},
 			PublicURL: "https://ci.example.com",
+		}
+		for _, f := range more {
+			f(i, c)
 		}
 	})
 	return g
@@ -332,5 +335,45 @@ func TestGitHubMergeGroup(t *testing.T) {
 	}
 	if run.Name != "ourci" || run.Conclusion != "success" || run.ExternalID != job {
 		t.Errorf("check run: got %s %s for %s, want ourci success for %s", run.Name, run.Conclusion, run.ExternalID, job)
+	}
+}
+
+// A job's check run is recorded with ledger schema 2: while a voter's
+// binary knows only schema 1, the App posts commit statuses instead, and
+// the ledger never holds what that voter would drop.
+func TestGitHubCheckRunsWaitForUpgradedVoters(t *testing.T) {
+	repos := t.TempDir()
+	sha := localRepo(t, repos, "octo", "fw")
+	g := startAppMesh(t, repos, func(i int, c *node.Config) {
+		if i == 2 {
+			c.GossipSchema = 1 // a voter still on a schema-1 binary
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	body := githubtest.PullRequest("opened", "octo", "fw", 8, sha, "feature", false)
+	_, job := g.deliver(t, g.Follower(), "pull_request", "c-old-voter", body, g.secret)
+	root, _ := g.startedRoot(t, ctx, job)
+	root.Finish(0)
+	if d := g.WaitJob(0, job, 30*time.Second); d.Job.Status != raftfsm.StatusPassed {
+		t.Fatalf("job: got %s, want passed", d.Job.Status)
+	}
+	g.WaitFor(20*time.Second, "a success commit status posted with the App's token", func() (bool, string) {
+		for _, s := range g.api.AllStatuses() {
+			if s.SHA == sha && s.State == "success" && strings.HasPrefix(s.Authorization, "token ghs_") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", g.api.AllStatuses())
+	})
+	if runs := g.api.CheckRuns("octo", "fw", sha); len(runs) != 0 {
+		t.Errorf("check runs: got %d, want none while a voter knows only schema 1", len(runs))
+	}
+	d, err := g.Client(0).Job(ctx, job, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gh := d.Job.GitHub; gh == nil || gh.CheckRun != 0 || gh.Checked != "" {
+		t.Errorf("the job's GitHub record: got %+v, want no check run", gh)
 	}
 }

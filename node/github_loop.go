@@ -31,6 +31,7 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 	var statuses *github.Statuses // commit statuses; nil with App authentication
 	var lookup *github.Statuses   // author e-mail look-ups
 	var checks *github.Checks     // check runs (App authentication)
+	var appStatuses *github.Statuses
 	if gh.AppID != 0 {
 		app, err := github.NewApp(gh.AppID, gh.AppKey, gh.APIURL, n.extHTTP)
 		if err != nil {
@@ -38,6 +39,7 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 		} else {
 			app.Now = n.cfg.Clock.Now
 			checks, lookup = github.NewChecks(app), github.NewAppStatuses(app)
+			appStatuses = lookup
 		}
 	}
 	if gh.Token != "" && checks == nil {
@@ -51,8 +53,21 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 	var mu sync.Mutex
 	busy := map[string]bool{}    // "status/JOB", "check/JOB" or "notify/JOB" in flight
 	given := map[string]string{} // "status/JOB" or "check/JOB" → desired state that failed for good
+	held := false                // check runs held back for an old voter (logged once)
 	for {
 		_, ch := n.fsm.Watch()
+		// A job's check run is recorded in the ledger with schema 2: while
+		// a voter's binary does not know it, the App posts commit statuses.
+		passChecks, passStatuses := checks, statuses
+		if checks != nil {
+			if err := n.schemaReady(raftfsm.SchemaCheckRuns); err != nil {
+				passChecks, passStatuses = nil, appStatuses
+				if !held {
+					n.log.Warn("github: commit statuses instead of check runs until every voter is upgraded", "err", err)
+				}
+			}
+			held = passChecks == nil
+		}
 		type work struct {
 			job          raftfsm.Job
 			state, desc  string
@@ -75,10 +90,10 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 					// follows in the next round.
 					w.state, w.desc = "pending", "running: "+w.desc
 				}
-				if statuses == nil || w.state == j.GitHub.Reported {
+				if passStatuses == nil || w.state == j.GitHub.Reported {
 					w.state = ""
 				}
-				if checks != nil {
+				if passChecks != nil {
 					// A job's check run is created in_progress; the state
 					// it should have follows in the next round.
 					w.check = desiredCheck(j)
@@ -116,7 +131,7 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 				n.goFunc(func() {
 					defer func() { mu.Lock(); delete(busy, "status/"+id); mu.Unlock() }()
 					g := w.job.GitHub
-					err := statuses.Set(ctx, g.Owner, g.Name, w.job.Source.SHA, w.state, n.jobURL(id), w.desc)
+					err := passStatuses.Set(ctx, g.Owner, g.Name, w.job.Source.SHA, w.state, n.jobURL(id), w.desc)
 					if err != nil {
 						n.log.Warn("github: commit status not delivered", "job", id, "state", w.state, "err", err)
 						if errors.Is(err, github.ErrPermanent) {
@@ -132,7 +147,7 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 			if sendCheck {
 				n.goFunc(func() {
 					defer func() { mu.Lock(); delete(busy, "check/"+id); mu.Unlock() }()
-					r, err := n.sendCheck(ctx, checks, w.job, w.check)
+					r, err := n.sendCheck(ctx, passChecks, w.job, w.check)
 					if err != nil {
 						n.log.Warn("github: check run not delivered", "job", id, "check", w.check, "err", err)
 						if errors.Is(err, github.ErrPermanent) {

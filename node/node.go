@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -182,7 +183,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.meta = gossip.Meta{
 		Raft: raftAdv.String(), HTTP: net.JoinHostPort(httpHost, strconv.Itoa(httpPort)),
 		Slots: cfg.Slots, Topics: of.topicNames(), Kinds: kindsMeta(cfg.Topics), EnvAllow: envAllowMeta(cfg.Topics),
-		ID: n.id.ID, Since: n.started.Unix(), Schema: raftfsm.LedgerSchema, Binary: Version(), NoVote: cfg.Voter == VoterNever, CatchingUp: true,
+		ID: n.id.ID, Since: n.started.Unix(), Schema: cmp.Or(cfg.GossipSchema, raftfsm.LedgerSchema), Binary: Version(), NoVote: cfg.Voter == VoterNever, CatchingUp: true,
 	}
 	keys, err := n.gossipKeys()
 	if err != nil {

@@ -166,3 +166,21 @@ func TestLogSealed(t *testing.T) {
 	l.refused(seal(1, blobHash(3)), ErrConflict)
 	checkInvariants(t, l.s)
 }
+
+// A job's check run is schema 2: a replica that dropped it would hold
+// another ledger than its peers.
+func TestReportedCheckRunNeedsSchema2(t *testing.T) {
+	for _, tt := range []struct {
+		r    Reported
+		want int
+	}{
+		{Reported{Job: "j", Status: "success"}, 1},
+		{Reported{Job: "j", CheckRun: 7}, SchemaCheckRuns},
+		{Reported{Job: "j", Check: "in_progress"}, SchemaCheckRuns},
+	} {
+		r := tt.r
+		if got := (Command{Type: CmdReported, Reported: &r}).NeedsSchema(); got != tt.want {
+			t.Errorf("%+v: got schema %d, want %d", tt.r, got, tt.want)
+		}
+	}
+}

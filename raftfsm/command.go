@@ -84,10 +84,11 @@ type Approve struct {
 // Reported records what the outside world was told about a job: Status,
 // the commit status state GitHub acknowledged; Notified, a notification;
 // CheckRun and Check, the job's check run and its acknowledged state
-// ("in_progress", "completed/CONCLUSION"). CheckRun and Check came later
-// without a new schema: a binary that ignores them only lacks a record
-// that the leader's GitHub loop, their one reader, recovers from GitHub
-// (the run is found by its external_id, the job ID).
+// ("in_progress", "completed/CONCLUSION"). CheckRun and Check need ledger
+// schema 2 (NeedsSchema): a replica that ignored them would hold another
+// ledger than its peers. Until every voter knows them the leader's GitHub
+// loop cannot record its check run, and finds it again on GitHub by its
+// external_id (the job ID) instead.
 type Reported struct {
 	Job      string `json:"job"`
 	Status   string `json:"status,omitempty"`

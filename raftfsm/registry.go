@@ -28,8 +28,12 @@ import (
 // command types (and their meaning) it knows. Nodes gossip it.
 //
 //	1: the commands up to reported (12), tolerant decoding
-//	2: rigs (quarantine, release), device leases, priorities, sealed logs
+//	2: rigs (quarantine, release), device leases, priorities, sealed logs,
+//	   a job's check run (reported)
 const LedgerSchema = 2
+
+// SchemaCheckRuns is the ledger schema that records a job's check run.
+const SchemaCheckRuns = 2
 
 // ignorableBit marks, in an entry's type byte, a command type that older
 // binaries may skip. Command type values stay below it.
@@ -125,6 +129,14 @@ var contentNeeds = map[CommandType]func(c Command) int{
 	},
 	CmdTaskFinished: func(c Command) int {
 		if f := c.TaskFinished; f != nil && f.QuarantineAfter > 0 {
+			return 2
+		}
+		return 1
+	},
+	// A job's check run (GitHub App): a replica that dropped it would hold
+	// another ledger than its peers.
+	CmdReported: func(c Command) int {
+		if r := c.Reported; r != nil && (r.CheckRun != 0 || r.Check != "") {
 			return 2
 		}
 		return 1
