@@ -49,7 +49,9 @@ func buildUpgradeFrom(t *testing.T) string {
 		t.Fatalf("the rolling-upgrade test builds the old binary from commit %s, which the history of %s does not hold (%v: %s): fetch the whole history of main", upgradeFrom, root, err, out)
 	}
 	dir := t.TempDir()
-	src, tarball, bin := filepath.Join(dir, "src"), filepath.Join(dir, "src.tar"), filepath.Join(dir, "ourci-node-"+upgradeFrom[:7])
+	// Named ourci-node: a node puts its own binary's directory first on
+	// its tasks' PATH, and they call ourci-node.
+	src, tarball, bin := filepath.Join(dir, "src"), filepath.Join(dir, "src.tar"), filepath.Join(dir, "bin", "ourci-node")
 	if out, err := git("archive", "-o", tarball, upgradeFrom); err != nil {
 		t.Fatalf("git archive %s: %v: %s", upgradeFrom, err, out)
 	}
@@ -145,9 +147,10 @@ func TestRollingUpgrade(t *testing.T) {
 		}
 		return li
 	}
-	// restart stops node i cleanly and starts it on its data directory with
-	// bin, then waits until every node is a live voter under one leader,
-	// and node i has caught up with what the leader had applied before.
+	// restart stops node i cleanly, waits until the others have a leader,
+	// and starts it on its data directory with bin; then it waits until
+	// every node is a live voter under one leader, and node i has caught up
+	// with what the leader had applied before the stop.
 	restart := func(i int, bin string, sp *faultSpawner) {
 		t.Helper()
 		li := leader()
@@ -158,6 +161,11 @@ func TestRollingUpgrade(t *testing.T) {
 		from := time.Now()
 		if err := m.stop(i, 30*time.Second); err != nil {
 			t.Fatal(err)
+		}
+		// The others lead on without it (so that a stopped leader does not
+		// come back to an election it can win again).
+		if _, err := m.leaderOf(m.others(i)); err != nil {
+			t.Fatalf("a leader without %s: %v; %s", m.nodes[i].name, err, m.describe())
 		}
 		m.nodes[i].bin = bin
 		if err := m.start(i, m.gossipAddrs(m.others(i))); err != nil {
@@ -263,7 +271,23 @@ func TestRollingUpgrade(t *testing.T) {
 			t.Errorf("the new leader %s shows %s with ledger schema %d, want %d", m.nodes[li].name, mem.Name, mem.Schema, wantSchema)
 		}
 	}
-	settle(sp, fmt.Sprintf("a new leader %s, an old follower %s", m.nodes[li].name, m.nodes[last].name))
+	// The old follower applies what the new leader commits, for a while.
+	oldAt, err := m.ledger(ctx, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := sp.acked.Load()
+	if err := faultPoll(60*time.Second, 50*time.Millisecond, func() (bool, string) {
+		l, err := m.ledger(ctx, last)
+		if err != nil {
+			return false, err.Error()
+		}
+		n := sp.acked.Load() - acked
+		return n >= 10 && l.Index >= oldAt.Index+50, fmt.Sprintf("%d jobs acknowledged under the new leader; the old %s applied up to %d from %d", n, m.nodes[last].name, l.Index, oldAt.Index)
+	}); err != nil {
+		t.Fatalf("work under a new leader with an old follower: %v", err)
+	}
+	settle(sp, fmt.Sprintf("a new leader %s, an old follower %s (which applied the new leader's entries from index %d)", m.nodes[li].name, m.nodes[last].name, oldAt.Index))
 
 	// Step 3: the last old node.
 	sp = spawn(3)
@@ -286,6 +310,22 @@ func TestRollingUpgrade(t *testing.T) {
 		acks, unknown = append(acks, a...), append(unknown, u...)
 	}
 	res := m.checkFaultInvariants(t, acks, faultCheckOpts{settle: 90 * time.Second})
+	// No rerun but of an attempt a stop cut short: a task's earlier
+	// attempts either never started or were still running when their
+	// node stopped.
+	if snap, err := m.snapshot(ctx, acks); err != nil {
+		t.Errorf("reading the ledger and RUNLOG again: %v", err)
+	} else {
+		for _, id := range sortedKeys(snap.jobs) {
+			for _, ft := range snap.jobs[id].Tasks {
+				for _, e := range execsOf(snap.execs, ft.ID) {
+					if _, cut := outlivedNode(e, m.kills(e.node)); e.attempt < ft.Attempt && !cut {
+						t.Errorf("rerun: %v ran to its end on %s, which was not stopped meanwhile, yet the ledger shows %v", e, e.node, ft)
+					}
+				}
+			}
+		}
+	}
 	if len(unknown) > 0 {
 		t.Logf("%d spawns with unknown outcome (not acknowledged, so not required in the ledger): %s", len(unknown), strings.Join(unknown, "; "))
 	}
