@@ -46,6 +46,7 @@ type faultNode struct {
 	killedAt               []int64 // unix nanos, taken once a killed (or cleanly stopped) process has been reaped
 	paused                 bool    // SIGSTOPped by the test (chaos_mesh_test.go)
 	tmpfs                  bool    // dataDir is a tmpfs of its own (faultMeshOpts.tmpfsMiB)
+	bin                    string  // the ourci-node binary its next life runs; "" is binPath
 }
 
 // faultMesh is a 3-node (or n-node) mesh for one fault scenario.
@@ -84,6 +85,9 @@ type faultMeshOpts struct {
 	// is logged and leaves the node on the ordinary disk (faultNode.tmpfs
 	// false).
 	tmpfsMiB map[int]int
+	// bin is the ourci-node binary the nodes start with ("" is binPath);
+	// a scenario may change a node's (faultNode.bin) before restarting it.
+	bin string
 }
 
 // safePath matches the paths the task scripts embed unquoted.
@@ -136,6 +140,7 @@ func newFaultMesh(t *testing.T, o faultMeshOpts) *faultMesh {
 			url:      "http://" + net.JoinHostPort(ip, strconv.Itoa(ports[2])),
 			dataDir:  filepath.Join(m.dir, name+".data"),
 			logPath:  filepath.Join(m.dir, name+".log"),
+			bin:      o.bin,
 		}
 		if o.groups {
 			n.gid = faultGID(ip)
@@ -330,8 +335,12 @@ func (m *faultMesh) start(i int, peers []string) error {
 	}
 	defer logFile.Close() // the child has its own descriptor
 	n.lives++
-	fmt.Fprintf(logFile, "==== fault test: starting %s, life %d, at %s: %s\n", n.name, n.lives, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
-	cmd := exec.Command(binPath, args...)
+	bin := n.bin
+	if bin == "" {
+		bin = binPath
+	}
+	fmt.Fprintf(logFile, "==== fault test: starting %s, life %d, at %s: %s %s\n", n.name, n.lives, time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
+	cmd := exec.Command(bin, args...)
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A test binary that dies (a panic, go test's -timeout) runs no
@@ -480,7 +489,12 @@ type faultMember struct {
 	Leader bool     `json:"leader"`
 	// Unhealthy says why the node cannot do its work (disk full, Raft log
 	// not writable); empty when healthy.
-	Unhealthy string `json:"unhealthy"`
+	Unhealthy  string `json:"unhealthy"`
+	CatchingUp bool   `json:"catching_up"` // its replica is catching up after a start
+	// Version and Schema are what its binary gossips (ourci-node version):
+	// binaries from before bcb261e gossip neither, and show as schema 1.
+	Version string `json:"version"`
+	Schema  int    `json:"ledger_schema"`
 }
 
 type faultLedger struct {
