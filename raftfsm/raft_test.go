@@ -156,6 +156,50 @@ func propose(t *testing.T, leader *testNode, c Command) (Result, uint64) {
 	return r, f.Index()
 }
 
+// leadershipChanged reports whether err says only that the entry met a
+// leadership change: it may or may not have committed.
+func leadershipChanged(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, raft.ErrLeadershipTransferInProgress)
+}
+
+// proposeAcross is propose for long runs on a loaded machine: when the
+// entry meets a leadership change it waits for the next leader among
+// nodes, lets that leader apply everything before it (a Barrier) and, if
+// applied says the entry is not in the ledger yet, proposes it again; so
+// the entry lands exactly once. It returns the leader that took the entry
+// and an index at which it is applied. Any other error fails the test, and
+// so do more than maxLeaderChanges changes for one entry.
+func (c *cluster) proposeAcross(leader *testNode, nodes []*testNode, cmd Command, applied func(*State) bool) (*testNode, uint64) {
+	t := c.t
+	t.Helper()
+	const maxLeaderChanges = 10
+	for changes := 0; ; changes++ {
+		f := leader.r.Apply(mustEncode(t, cmd), 5*time.Second)
+		err := f.Error()
+		if err == nil {
+			return leader, f.Index()
+		}
+		if !leadershipChanged(err) || changes == maxLeaderChanges {
+			t.Fatalf("raft Apply %v on %s after %d leadership changes: got error %v, want nil", cmd.Type, leader.id, changes, err)
+		}
+		t.Logf("raft Apply %v on %s: %v; waiting for the next leader", cmd.Type, leader.id, err)
+		leader = c.waitLeader(nodes...)
+		if err := leader.r.Barrier(5 * time.Second).Error(); err != nil {
+			if leadershipChanged(err) {
+				continue // proposes on the same (stale) leader: fails fast and waits again
+			}
+			t.Fatalf("raft Barrier on %s: got error %v, want nil", leader.id, err)
+		}
+		var done bool
+		var idx uint64
+		leader.fsm.Read(func(s *State, i uint64) { done, idx = applied(s), i })
+		if done {
+			return leader, idx
+		}
+	}
+}
+
 func TestRaftCluster(t *testing.T) {
 	c := newCluster(t)
 	var nodes []*testNode

@@ -74,7 +74,7 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 		if _, err := watchers[leader].until(ctx, 10*time.Second, "task "+res.Task+" to finish", taskTerminal(res.Task)); err != nil {
 			return err
 		}
-		fr, err := rg.applyPair()
+		fr, err := rg.commit(ctx, spawnEntry(), spawnEntry())
 		if err != nil {
 			return fmt.Errorf("floor raft: %w", err)
 		}
@@ -141,6 +141,9 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 	r.note(M, "running node applied the entry → first instruction (runner wake-up, log file, workspace, env, fork/exec of sh): %s", appliedFirst.summary())
 	r.note(M, "spawn returned → a third node (neither client's nor leader) applied the entry: %s", retApplied.summary())
 	r.note(M, "floor: 2 Raft applies %s", floorRaft.summary())
+	if k := rg.changes.Load(); k > 0 {
+		r.note(M, "floor: %d proposals met a leadership change of the bare Raft group (a late heartbeat on a loaded machine) and were made again under the next leader; those samples were not kept", k)
+	}
 	r.note(M, "floor: sh start to its first instruction %s", floorProc.summary())
 	r.note(M, "floor: bare Raft follower applies an entry after the leader did (commit index travels with the next AppendEntries; CommitTimeout %s): %s", r.o.raftTiming().Commit, lag.summary())
 	return nil
