@@ -76,6 +76,10 @@ func startRaftGroup(ctx context.Context, r *run, n int) (*raftGroup, error) {
 // the group is broken.
 const leaderWait = 30 * time.Second
 
+// maxChanges bounds the leadership changes one proposal may meet: a group
+// that keeps losing its leader is broken, not slow.
+const maxChanges = 10
+
 // waitLeader waits until a member leads and returns it.
 func (g *raftGroup) waitLeader(ctx context.Context) (*raftfsm.Raft, error) {
 	deadline := time.NewTimer(leaderWait)
@@ -156,7 +160,7 @@ func leadershipChanged(err error) bool {
 // applied twice) and starts the clock anew. Every other error is returned
 // as it is, and so is a group that stays without a leader.
 func (g *raftGroup) commit(ctx context.Context, entries ...[]byte) (time.Duration, error) {
-	for {
+	for changes := 0; ; changes++ {
 		l, err := g.waitLeader(ctx)
 		if err != nil {
 			return 0, err
@@ -164,7 +168,7 @@ func (g *raftGroup) commit(ctx context.Context, entries ...[]byte) (time.Duratio
 		t0 := time.Now()
 		err = nil
 		if len(entries) == 0 {
-			err = l.Barrier(5 * time.Second).Error()
+			err = l.Barrier(10 * time.Second).Error()
 		}
 		for _, e := range entries {
 			if err = l.Apply(e, 5*time.Second).Error(); err != nil {
@@ -177,6 +181,8 @@ func (g *raftGroup) commit(ctx context.Context, entries ...[]byte) (time.Duratio
 			return d, nil
 		case !leadershipChanged(err):
 			return 0, err
+		case changes == maxChanges:
+			return 0, fmt.Errorf("bench: the floor Raft group changed leader %d times during one proposal: %w", changes, err)
 		}
 		g.changes.Add(1)
 	}
@@ -187,7 +193,7 @@ func (g *raftGroup) commit(ctx context.Context, entries ...[]byte) (time.Duratio
 // the next AppendEntries (at the latest after CommitTimeout..2*CommitTimeout
 // when nothing else is sent).
 func (g *raftGroup) followerLag(ctx context.Context) (time.Duration, error) {
-	for {
+	for changes := 0; ; changes++ {
 		l, err := g.waitLeader(ctx)
 		if err != nil {
 			return 0, err
@@ -201,7 +207,7 @@ func (g *raftGroup) followerLag(ctx context.Context) (time.Duration, error) {
 		}
 		fut := l.Apply(spawnEntry(), 5*time.Second)
 		if err := fut.Error(); err != nil {
-			if leadershipChanged(err) {
+			if leadershipChanged(err) && changes < maxChanges {
 				// Not a sample: measure again under the next leader
 				// (the entry, committed or not, is a spawn of its own).
 				g.changes.Add(1)
