@@ -136,13 +136,9 @@ func TestMeshWithItsOwnCA(t *testing.T) {
 		spec:    nodeSpec{Name: "stranger", Topics: []string{"tls/stranger"}},
 		logPath: filepath.Join(m.dir, "stranger.log"),
 	}
-	ports := freePorts(t, 1)
-	stranger.gossip = fmt.Sprintf("127.0.0.1:%d", ports[0])
-	stranger.raft = fmt.Sprintf("127.0.0.1:%d", ports[1])
-	stranger.http = fmt.Sprintf("127.0.0.1:%d", ports[2])
-	stranger.url = "http://" + stranger.http
+	stranger.setPorts(freePorts(t, 1))
 	m.nodes = append(m.nodes, stranger)
-	m.startNode(t, len(m.nodes)-1)
+	m.startBound(t, len(m.nodes)-1)
 	waitFor(t, 30*time.Second, func() (bool, string) {
 		st, err := m.meshStatus(t, 0)
 		if err != nil {
