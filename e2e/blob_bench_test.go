@@ -16,6 +16,8 @@ import (
 
 	"github.com/ourci/ourci/node/bench"
 	"github.com/ourci/ourci/node/meshtls"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // BenchmarkBlobTransfer moves a 1 GiB blob from one real node to another
@@ -126,7 +128,7 @@ func startBenchNode(b *testing.B, dir, name, secret, peer string) *benchNode {
 		// The ports were free when picked; another process may have taken
 		// one before the node bound it: then the node starts on new ones.
 		gone := false
-		waitFor(b, 30*time.Second, func() (bool, string) {
+		wait.For(b, 30*time.Second, name+" to serve HTTP or exit", func() (bool, string) {
 			select {
 			case <-exited:
 				gone = true

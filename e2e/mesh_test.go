@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // nodeSpec describes one node of a test mesh.
@@ -103,7 +105,7 @@ func startMeshWith(t *testing.T, bin string, specs []nodeSpec) *mesh {
 	t.Cleanup(func() { m.stop(t) })
 
 	m.startBound(t, 0)
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, specs[0].Name+" to elect itself leader", func() (bool, string) {
 		m.nodes[0].mustBeRunning(t)
 		st, err := m.meshStatus(t, 0)
 		if err != nil {
@@ -116,7 +118,7 @@ func startMeshWith(t *testing.T, bin string, specs []nodeSpec) *mesh {
 		joiners = append(joiners, i)
 	}
 	m.startBound(t, joiners...)
-	waitFor(t, 30*time.Second, m.ready(t))
+	wait.For(t, 30*time.Second, "every node to show every member, their topics and a leader", m.ready(t))
 	return m
 }
 
@@ -148,7 +150,7 @@ func (m *mesh) startBound(t *testing.T, idx ...int) {
 		var again []int
 		for _, i := range idx {
 			n := m.nodes[i]
-			waitFor(t, 30*time.Second, func() (bool, string) {
+			wait.For(t, 30*time.Second, n.spec.Name+" to serve HTTP or exit", func() (bool, string) {
 				if n.hasExited() || n.serves() {
 					return true, ""
 				}
@@ -355,5 +357,5 @@ func TestStartBoundMovesOffATakenPort(t *testing.T) {
 	if n.http == taken.Addr().String() {
 		t.Fatalf("node1 serves on %s, the taken port", n.http)
 	}
-	waitFor(t, 30*time.Second, m.ready(t))
+	wait.For(t, 30*time.Second, "the mesh to be ready", m.ready(t))
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // tlsCLI runs `ourci-node tls ARGS...` and returns what it gave.
@@ -139,7 +141,7 @@ func TestMeshWithItsOwnCA(t *testing.T) {
 	stranger.setPorts(freePorts(t, 1))
 	m.nodes = append(m.nodes, stranger)
 	m.startBound(t, len(m.nodes)-1)
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, "node1 to see the stranger in gossip", func() (bool, string) {
 		st, err := m.meshStatus(t, 0)
 		if err != nil {
 			return false, err.Error()
@@ -147,7 +149,7 @@ func TestMeshWithItsOwnCA(t *testing.T) {
 		_, ok := st.member("stranger")
 		return ok, "node1 does not see the stranger in gossip yet"
 	})
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, "a peer port to refuse the stranger", func() (bool, string) {
 		sum := 0
 		for i := range m.nodes {
 			sum += peerRefused(t, m, i)

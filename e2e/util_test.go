@@ -6,25 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 )
-
-// waitFor polls cond every 200ms until it holds, and fails the test with cond's
-// last description when timeout passes first.
-func waitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, desc := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v: %s", timeout, desc)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
 
 // freePorts returns 3*n distinct ports free on 127.0.0.1 (per node: gossip,
 // free for both TCP and UDP, then raft and http, free for TCP).

@@ -21,6 +21,7 @@ import (
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/clock"
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // Mesh is a running in-process mesh.
@@ -158,29 +159,18 @@ func (m *Mesh) WaitFor(timeout time.Duration, what string, cond func() (bool, st
 	WaitFor(m.t, timeout, what, cond)
 }
 
-// WaitFor polls cond every few milliseconds until it holds or timeout
-// passes.
+// WaitFor polls cond until it holds or timeout (scaled by
+// OURCI_TEST_TIMEOUT_SCALE) passes: wait.For, kept for its callers.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	delay := time.Millisecond
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nodetest: waited %s for %s: %s", timeout, what, why)
-		}
-		time.Sleep(delay)
-		delay = min(delay*2, 50*time.Millisecond)
-	}
+	wait.For(t, timeout, what, cond)
 }
 
-// WaitJob follows a job on node i until it closes (deadline timeout).
+// WaitJob follows a job on node i until it closes (deadline timeout,
+// scaled by OURCI_TEST_TIMEOUT_SCALE).
 func (m *Mesh) WaitJob(i int, job string, timeout time.Duration) api.JobDetail {
 	m.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), wait.Scale(timeout))
 	defer cancel()
 	d, err := m.Client(i).WaitJob(ctx, job, nil)
 	if err != nil {
