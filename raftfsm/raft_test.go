@@ -10,9 +10,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
-const clusterDeadline = 30 * time.Second
+// clusterDeadline bounds each wait on a cluster (scaled by
+// OURCI_TEST_TIMEOUT_SCALE on slow machines).
+var clusterDeadline = wait.Scale(30 * time.Second)
 
 // syncBuffer collects raft's own log; it is shown only when a test fails.
 type syncBuffer struct {
@@ -127,7 +131,13 @@ func (c *cluster) waitLeader(nodes ...*testNode) *testNode {
 // waitIndex waits until n's FSM has applied index idx.
 func waitIndex(t *testing.T, n *testNode, idx uint64) {
 	t.Helper()
-	deadline := time.NewTimer(clusterDeadline)
+	waitIndexWithin(t, n, idx, clusterDeadline)
+}
+
+// waitIndexWithin is waitIndex with its own deadline.
+func waitIndexWithin(t *testing.T, n *testNode, idx uint64, limit time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	for {
 		got, ch := n.fsm.Watch()
@@ -137,7 +147,7 @@ func waitIndex(t *testing.T, n *testNode, idx uint64) {
 		select {
 		case <-ch:
 		case <-deadline.C:
-			t.Fatalf("node %s: FSM index %d after %v, want %d", n.id, got, clusterDeadline, idx)
+			t.Fatalf("node %s: FSM index %d after %v, want %d", n.id, got, limit, idx)
 		}
 	}
 }
