@@ -162,17 +162,13 @@ func cli(b *testing.B, node, secret string, args ...string) string {
 
 func waitMembers(b *testing.B, node, secret string, n int) {
 	b.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	wait.For(b, 30*time.Second, fmt.Sprintf("a mesh of %d with a leader", n), func() (bool, string) {
 		out, err := exec.Command(binPath, "status", "--json", "--node", node, "--secret-file", secret).Output()
 		if err == nil && strings.Count(string(out), `"raft_addr"`) == n && !strings.Contains(string(out), `"leader": ""`) {
-			return
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("mesh of %d did not form: %v %s", n, err, out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("status: %v %s", err, out)
+	})
 }
 
 // peerClient calls nodes' peer API as a node does: with a node certificate

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ourci/ourci/node/meshtls"
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 const ioDeadline = 10 * time.Second
@@ -511,13 +512,7 @@ func TestOpenRaftWithoutPeerHTTP(t *testing.T) {
 // waitLog waits until raft's log holds want.
 func waitLog(t *testing.T, logs *syncBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(ioDeadline)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !strings.Contains(logs.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("raft log: no %q within %v", want, ioDeadline)
-		}
-		<-tick.C
-	}
+	wait.For(t, ioDeadline, fmt.Sprintf("%q in raft's log", want), func() (bool, string) {
+		return strings.Contains(logs.String(), want), "not there yet"
+	})
 }
