@@ -184,22 +184,32 @@ func (c *cluster) proposeAcross(leader *testNode, nodes []*testNode, cmd Command
 	t := c.t
 	t.Helper()
 	const maxLeaderChanges = 10
-	for changes := 0; ; changes++ {
+	changes := 0
+	changed := func(err error, what string) {
+		t.Helper()
+		if !leadershipChanged(err) || changes == maxLeaderChanges {
+			t.Fatalf("raft %s %v on %s after %d leadership changes: got error %v, want nil", what, cmd.Type, leader.id, changes, err)
+		}
+		changes++
+		t.Logf("raft %s %v on %s: %v; waiting for the next leader", what, cmd.Type, leader.id, err)
+	}
+	for {
 		f := leader.r.Apply(mustEncode(t, cmd), 5*time.Second)
 		err := f.Error()
 		if err == nil {
 			return leader, f.Index()
 		}
-		if !leadershipChanged(err) || changes == maxLeaderChanges {
-			t.Fatalf("raft Apply %v on %s after %d leadership changes: got error %v, want nil", cmd.Type, leader.id, changes, err)
-		}
-		t.Logf("raft Apply %v on %s: %v; waiting for the next leader", cmd.Type, leader.id, err)
-		leader = c.waitLeader(nodes...)
-		if err := leader.r.Barrier(5 * time.Second).Error(); err != nil {
-			if leadershipChanged(err) {
-				continue // proposes on the same (stale) leader: fails fast and waits again
+		changed(err, "Apply")
+		// Only once a leader has applied every entry of its log (a
+		// Barrier of its own term commits them all) does the ledger say
+		// whether the entry made it; until then nothing is proposed again.
+		for {
+			leader = c.waitLeader(nodes...)
+			err := leader.r.Barrier(5 * time.Second).Error()
+			if err == nil {
+				break
 			}
-			t.Fatalf("raft Barrier on %s: got error %v, want nil", leader.id, err)
+			changed(err, "Barrier before")
 		}
 		var done bool
 		var idx uint64
