@@ -137,6 +137,9 @@ func (m *mesh) close() {
 		m.nodes[i] = nil
 	}
 	wg.Wait()
+	// Nothing of the mesh outlives it (the ledger measure reads the heap).
+	m.http.CloseIdleConnections()
+	m.peerHTTP.CloseIdleConnections()
 }
 
 func (m *mesh) name(i int) string { return m.cfgs[i].Name }
@@ -209,6 +212,26 @@ func (m *mesh) leader() int {
 		}
 	}
 	return -1
+}
+
+// waitLeader waits until some node leads (a loaded machine can be between
+// leaders for a moment) and returns its index; a mesh without a leader
+// for leaderWait is an error.
+func (m *mesh) waitLeader(ctx context.Context) (int, error) {
+	deadline := time.NewTimer(leaderWait)
+	defer deadline.Stop()
+	for {
+		if l := m.leader(); l >= 0 {
+			return l, nil
+		}
+		select {
+		case <-deadline.C:
+			return -1, fmt.Errorf("%w: the mesh has had no leader for %s", errTimeout, leaderWait)
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // settle waits until every node is up, sees every member and the same

@@ -37,7 +37,10 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 		watchers[i] = newWatcher(nd.FSM())
 		defer watchers[i].close()
 	}
-	leader := m.leader()
+	leader, err := m.waitLeader(ctx)
+	if err != nil {
+		return err
+	}
 
 	var (
 		retFirst, callFirst, callRet dist
@@ -157,7 +160,10 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 func (r *run) throughputMeasure(ctx context.Context, m *mesh) error {
 	total, spawners := r.o.Tasks, r.o.Spawners
 	r.progress("throughput: %d tasks from %d concurrent spawners (%d slots per node)", total, spawners, r.o.Slots)
-	leader := m.leader()
+	leader, err := m.waitLeader(ctx)
+	if err != nil {
+		return err
+	}
 	w := newWatcher(m.nodes[leader].FSM())
 	defer w.close()
 	var (
