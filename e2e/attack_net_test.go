@@ -29,6 +29,8 @@ import (
 
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/github/githubtest"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // attackCIScript is the root task of the attack suite's jobs: it waits for
@@ -133,7 +135,7 @@ func TestAttackWebhooksOnRealNodes(t *testing.T) {
 	if code != http.StatusCreated || j2 == j1 {
 		t.Fatalf("synchronize to B: got %d job %q, want 201 and a new job", code, j2)
 	}
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	wait.For(t, 60*time.Second, "job 1 superseded by job 2 at A", func() (bool, string) {
 		j := job(j1)
 		return j.Job.Reason == "superseded" && j.Job.Successor == j2, fmt.Sprintf("job at A: %+v", j.Job)
 	})
@@ -187,7 +189,7 @@ func TestAttackWebhooksOnRealNodes(t *testing.T) {
 		}()
 	}
 	ports := []string{m.nodes[leader].http, m.nodes[follower].http, m.nodes[leader].raft}
-	waitFor(t, 120*time.Second, func() (bool, string) {
+	wait.For(t, 120*time.Second, "every sender settled and the ports drained", func() (bool, string) {
 		if n := settled.Load(); n < 2*each {
 			return false, fmt.Sprintf("%d of %d senders hold their last byte or were answered", n, 2*each)
 		}
@@ -219,11 +221,11 @@ func TestAttackWebhooksOnRealNodes(t *testing.T) {
 		t.Errorf("no unsigned body was answered 503: %v", codes)
 	}
 	// A real push still gets through, and supersedes B.
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, "a signed delivery accepted after the flood", func() (bool, string) {
 		code, j3, _ := gheDeliver(t, m.nodes[follower].url, secret, "pull_request", "real-after-flood", pr(2*time.Minute, "synchronize", c))
 		return code == http.StatusCreated || code == http.StatusOK && j3 != "", fmt.Sprintf("signed delivery after the flood: %d", code)
 	})
-	waitFor(t, 60*time.Second, func() (bool, string) {
+	wait.For(t, 60*time.Second, "job 2 superseded at B", func() (bool, string) {
 		j := job(j2)
 		return j.Job.Reason == "superseded", fmt.Sprintf("job at B after the push to C: %+v", j.Job)
 	})
@@ -445,7 +447,7 @@ func TestAttackIdleSocketsOnRealNodes(t *testing.T) {
 			t.Fatalf("an idle socket was still open 20s past the idle timeout of %v", idle)
 		}
 	}
-	waitFor(t, 20*time.Second, func() (bool, string) {
+	wait.For(t, 20*time.Second, "status to answer after the sockets closed", func() (bool, string) {
 		r := m.runTimeout(t, 0, 20*time.Second, "status")
 		return r.code == 0, fmt.Sprintf("status on %s after the sockets closed: %v", target.spec.Name, r)
 	})

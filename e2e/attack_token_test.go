@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 func TestAttackCredentialsOnRealNodes(t *testing.T) {
@@ -65,7 +67,7 @@ while [ ! -e ` + gate + `.2 ]; do sleep 0.1; done`
 	if err := json.Unmarshal([]byte(res.stdout), &job); err != nil || job.Task == "" {
 		t.Fatalf("spawn: %v", res)
 	}
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, "the task to write its credentials", func() (bool, string) {
 		b, _ := os.ReadFile(leak)
 		return bytes.Count(b, []byte("\n")) == 2, "the task has not written its credentials yet"
 	})
@@ -76,7 +78,7 @@ while [ ! -e ` + gate + `.2 ]; do sleep 0.1; done`
 
 	// (2, 12) A read token's holder reads the running task's log, streamed
 	// and stored, through the other node: no credential in any form.
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, "the complete log of the task", func() (bool, string) {
 		r := m.runOn(t, 1, "logs", job.Task)
 		return strings.Contains(r.stdout, "\nother job: "), "the log is not complete yet"
 	})
@@ -140,7 +142,7 @@ func TestAttackGossipGarbage(t *testing.T) {
 		conn.Write([]byte(fmt.Sprintf("garbage %d \x00\x01\x02", i)))
 	}
 	conn.Close()
-	waitFor(t, 20*time.Second, func() (bool, string) {
+	wait.For(t, 20*time.Second, "status to answer", func() (bool, string) {
 		r := m.run(t, "status")
 		return r.code == 0, r.String()
 	})

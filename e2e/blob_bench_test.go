@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/ourci/ourci/node/bench"
 	"github.com/ourci/ourci/node/meshtls"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // BenchmarkBlobTransfer moves a 1 GiB blob from one real node to another
@@ -98,35 +99,55 @@ type benchNode struct {
 
 func startBenchNode(b *testing.B, dir, name, secret, peer string) *benchNode {
 	b.Helper()
-	g, h := freePort(b), freePort(b)
-	r := freePort(b)
-	args := []string{"join", "--name", name, "--data-dir", filepath.Join(dir, name),
-		"--bind", "127.0.0.1:" + g, "--raft", "127.0.0.1:" + r, "--http", "127.0.0.1:" + h,
-		"--secret-file", secret, "--blob-replicas", "1"}
-	if peer != "" {
-		args = append(args, "--peer", peer)
+	logPath := filepath.Join(dir, name+".log")
+	for try := 1; ; try++ {
+		p := freePorts(b, 1)
+		g, r, h := strconv.Itoa(p[0]), strconv.Itoa(p[1]), strconv.Itoa(p[2])
+		args := []string{"join", "--name", name, "--data-dir", filepath.Join(dir, name),
+			"--bind", "127.0.0.1:" + g, "--raft", "127.0.0.1:" + r, "--http", "127.0.0.1:" + h,
+			"--secret-file", secret, "--blob-replicas", "1"}
+		if peer != "" {
+			args = append(args, "--peer", peer)
+		}
+		cmd := exec.Command(binPath, args...)
+		logf, err := os.Create(logPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() {
+			cmd.Wait()
+			logf.Close()
+			close(exited)
+		}()
+		n := &benchNode{cmd: cmd, gossip: "127.0.0.1:" + g, http: "http://127.0.0.1:" + h, peer: "127.0.0.1:" + r}
+		// The ports were free when picked; another process may have taken
+		// one before the node bound it: then the node starts on new ones.
+		gone := false
+		wait.For(b, 30*time.Second, name+" to serve HTTP or exit", func() (bool, string) {
+			select {
+			case <-exited:
+				gone = true
+				return true, ""
+			default:
+			}
+			return (&node{url: n.http}).serves(), name + " does not serve HTTP on " + n.http + " yet"
+		})
+		if !gone {
+			b.Cleanup(func() {
+				cmd.Process.Kill()
+				<-exited
+			})
+			return n
+		}
+		if log := tail(logPath, 30); try == startTries || !strings.Contains(log, "address already in use") {
+			b.Fatalf("%s exited at start:\n%s", name, log)
+		}
 	}
-	cmd := exec.Command(binPath, args...)
-	logf, _ := os.Create(filepath.Join(dir, name+".log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-	})
-	return &benchNode{cmd: cmd, gossip: "127.0.0.1:" + g, http: "http://127.0.0.1:" + h, peer: "127.0.0.1:" + r}
-}
-
-func freePort(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 func cli(b *testing.B, node, secret string, args ...string) string {
@@ -141,17 +162,13 @@ func cli(b *testing.B, node, secret string, args ...string) string {
 
 func waitMembers(b *testing.B, node, secret string, n int) {
 	b.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	wait.For(b, 30*time.Second, fmt.Sprintf("a mesh of %d with a leader", n), func() (bool, string) {
 		out, err := exec.Command(binPath, "status", "--json", "--node", node, "--secret-file", secret).Output()
 		if err == nil && strings.Count(string(out), `"raft_addr"`) == n && !strings.Contains(string(out), `"leader": ""`) {
-			return
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("mesh of %d did not form: %v %s", n, err, out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("status: %v %s", err, out)
+	})
 }
 
 // peerClient calls nodes' peer API as a node does: with a node certificate

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/scripts"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // TestBlobHandOffSurvivesNodeLoss is the seed's hand-off on three nodes: both
@@ -184,7 +186,7 @@ cat err
 	// least twice the distinct blobs, node1 (the uploader) holds them all, and
 	// another member holds the lone one.
 	var holdings string
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, "the blob replicas in the mesh status", func() (bool, string) {
 		st, err := m.meshStatus(t, 0)
 		if err != nil {
 			return false, err.Error()
@@ -225,7 +227,7 @@ cat err
 	} {
 		outFile := filepath.Join(m.dir, "after-kill.out")
 		var last result
-		waitFor(t, 60*time.Second, func() (bool, string) {
+		wait.For(t, 60*time.Second, "blob get through node2 after node1's death", func() (bool, string) {
 			os.Remove(outFile)
 			last = m.runOn(t, 1, "blob", "get", c.ref, "--job", job, "-o", outFile)
 			return last.code == 0, fmt.Sprintf("blob get %s through node2 after node1's death: %v", c.ref, last)

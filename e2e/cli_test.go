@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // meshView is `status --json` without a JOB.
@@ -165,7 +167,7 @@ func jobStatusAs[V any](t *testing.T, m *mesh, i int, job string) (V, error) {
 func waitJobAs[V any](t *testing.T, m *mesh, i int, job string, timeout time.Duration, what string, cond func(V) bool) V {
 	t.Helper()
 	var v V
-	waitFor(t, timeout, func() (bool, string) {
+	wait.For(t, timeout, what, func() (bool, string) {
 		var err error
 		if v, err = jobStatusAs[V](t, m, i, job); err != nil {
 			return false, fmt.Sprintf("waiting for %s: %v", what, err)

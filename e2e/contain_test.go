@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // requireCgroups skips the test, loudly, unless this machine can put host
@@ -54,7 +56,7 @@ sleep 1000`, record("setsid", "$$"), record("daemon", `\$\$`), dir, dir)
 func escapeePIDs(t *testing.T, dir string) map[string]int {
 	t.Helper()
 	pids := map[string]int{}
-	waitFor(t, time.Minute, func() (bool, string) {
+	wait.For(t, time.Minute, "the escapees' pid files", func() (bool, string) {
 		for _, name := range []string{"setsid", "daemon"} {
 			b, err := os.ReadFile(filepath.Join(dir, name))
 			if err != nil {
@@ -95,7 +97,7 @@ func alive(pid int) bool {
 // waitDead waits until none of pids runs.
 func waitDead(t *testing.T, pids map[string]int, after string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, "the escapees to be killed", func() (bool, string) {
 		for name, pid := range pids {
 			if alive(pid) {
 				return false, fmt.Sprintf("the %s escapee (pid %d) still runs after %s", name, pid, after)
@@ -153,7 +155,7 @@ func TestHostTaskEscapeesDie(t *testing.T) {
 		}
 		n.logPath = filepath.Join(m.dir, n.spec.Name+".restarted.log")
 		m.startNode(t, 0)
-		waitFor(t, time.Minute, m.ready(t))
+		wait.For(t, time.Minute, "the restarted mesh to be ready", m.ready(t))
 		waitDead(t, pids, "the node started again")
 		if log, _ := os.ReadFile(n.logPath); !strings.Contains(string(log), "left in their cgroups") {
 			t.Errorf("the restarted node's log does not say it killed what was left in the cgroups:\n%s", log)

@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/scripts"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 const (
@@ -285,7 +287,7 @@ func removeNodeContainers(t *testing.T, names []string) {
 func waitNoContainer(t *testing.T, label string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	waitFor(t, timeout, func() (bool, string) {
+	wait.For(t, timeout, "no container labelled "+label, func() (bool, string) {
 		ids, err := dockerPS(label)
 		if err != nil {
 			return false, err.Error()
@@ -424,7 +426,7 @@ func hasInOrder(got, want []string) bool {
 func (e *dockerEvents) waitTaskContainer(t *testing.T, task string, timeout time.Duration, want ...string) []dockerEvent {
 	t.Helper()
 	var evs []dockerEvent
-	waitFor(t, timeout, func() (bool, string) {
+	wait.For(t, timeout, "the container events of task "+task, func() (bool, string) {
 		evs = e.forLabel(labelTask, task)
 		return hasInOrder(actions(evs), want), fmt.Sprintf("container of task %s: want events %v in order, got %v; %v", task, want, actions(evs), e)
 	})
@@ -602,7 +604,7 @@ func TestDockerCancelAndTimeoutLeaveNoContainer(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) {
 		job, task := m.spawn(t, 0, "--image", dockerBaseImage, "-t", buildTopic, "--", cmd)
 		var ids []string
-		waitFor(t, time.Minute, func() (bool, string) {
+		wait.For(t, time.Minute, "the container of the task to be cancelled", func() (bool, string) {
 			var err error
 			if ids, err = dockerPS(labelTask + "=" + task); err != nil {
 				return false, err.Error()
@@ -680,7 +682,7 @@ func TestDockerSweepAfterNodeCrash(t *testing.T) {
 	running := func(attempt int) string {
 		t.Helper()
 		var ids []string
-		waitFor(t, time.Minute, func() (bool, string) {
+		wait.For(t, time.Minute, "one running container of the attempt", func() (bool, string) {
 			out, err := dockerCmd(30*time.Second, "docker", "ps", "-q", "--no-trunc", "--filter", "status=running",
 				"--filter", "label="+labelTask+"="+task, "--filter", "label=ourci.attempt="+strconv.Itoa(attempt))
 			if err != nil {
@@ -705,8 +707,8 @@ func TestDockerSweepAfterNodeCrash(t *testing.T) {
 	restart := time.Now()
 	n.logPath = filepath.Join(m.dir, name+".restarted.log")
 	m.startNode(t, 0)
-	waitFor(t, time.Minute, m.ready(t))
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, time.Minute, "the restarted mesh to be ready", m.ready(t))
+	wait.For(t, 30*time.Second, "the crashed run's container to be removed", func() (bool, string) {
 		out, err := dockerCmd(30*time.Second, "docker", "ps", "-a", "-q", "--filter", "id="+first)
 		if err != nil {
 			return false, err.Error()

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 const shellTopic = "e2e/shell"
@@ -91,7 +93,7 @@ func TestCancelKillsProcessTree(t *testing.T) {
 			}
 		}
 	})
-	waitFor(t, time.Minute, func() (bool, string) {
+	wait.For(t, time.Minute, "the task's pid files", func() (bool, string) {
 		pids = pids[:0]
 		for _, name := range []string{"sh", "bg", "fg"} {
 			data, _ := os.ReadFile(filepath.Join(dir, name))
@@ -116,7 +118,7 @@ func TestCancelKillsProcessTree(t *testing.T) {
 	if v.Job.Status != "error" || !ok || tv.State != "cancelled" {
 		t.Errorf("after cancel: want job status error and task cancelled, got %v", v)
 	}
-	waitFor(t, 15*time.Second, func() (bool, string) {
+	wait.For(t, 15*time.Second, "the cancelled task's processes to be gone", func() (bool, string) {
 		for _, pid := range pids {
 			if !gone(pid) {
 				return false, fmt.Sprintf("process %d of the cancelled task (pids sh, bg, fg: %v) is still alive", pid, pids)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // nodeSpec describes one node of a test mesh.
@@ -86,15 +90,9 @@ func startMeshWith(t *testing.T, bin string, specs []nodeSpec) *mesh {
 	}
 	ports := freePorts(t, len(specs))
 	for i, s := range specs {
-		p := ports[3*i:]
-		m.nodes = append(m.nodes, &node{
-			spec:    s,
-			gossip:  fmt.Sprintf("127.0.0.1:%d", p[0]),
-			raft:    fmt.Sprintf("127.0.0.1:%d", p[1]),
-			http:    fmt.Sprintf("127.0.0.1:%d", p[2]),
-			url:     fmt.Sprintf("http://127.0.0.1:%d", p[2]),
-			logPath: filepath.Join(m.dir, s.Name+".log"),
-		})
+		n := &node{spec: s, logPath: filepath.Join(m.dir, s.Name+".log")}
+		n.setPorts(ports[3*i:])
+		m.nodes = append(m.nodes, n)
 	}
 	// Cleanups run last-registered first: stop the nodes, then show their logs.
 	t.Cleanup(func() {
@@ -106,8 +104,8 @@ func startMeshWith(t *testing.T, bin string, specs []nodeSpec) *mesh {
 	})
 	t.Cleanup(func() { m.stop(t) })
 
-	m.startNode(t, 0)
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	m.startBound(t, 0)
+	wait.For(t, 30*time.Second, specs[0].Name+" to elect itself leader", func() (bool, string) {
 		m.nodes[0].mustBeRunning(t)
 		st, err := m.meshStatus(t, 0)
 		if err != nil {
@@ -115,11 +113,72 @@ func startMeshWith(t *testing.T, bin string, specs []nodeSpec) *mesh {
 		}
 		return st.Leader != "", fmt.Sprintf("%s has no leader yet: %+v", specs[0].Name, st)
 	})
+	var joiners []int
 	for i := 1; i < len(specs); i++ {
-		m.startNode(t, i)
+		joiners = append(joiners, i)
 	}
-	waitFor(t, 30*time.Second, m.ready(t))
+	m.startBound(t, joiners...)
+	wait.For(t, 30*time.Second, "every node to show every member, their topics and a leader", m.ready(t))
 	return m
+}
+
+// setPorts gives n the gossip, raft and HTTP ports p[0], p[1], p[2] on
+// 127.0.0.1.
+func (n *node) setPorts(p []int) {
+	n.gossip = fmt.Sprintf("127.0.0.1:%d", p[0])
+	n.raft = fmt.Sprintf("127.0.0.1:%d", p[1])
+	n.http = fmt.Sprintf("127.0.0.1:%d", p[2])
+	n.url = "http://" + n.http
+}
+
+// startTries bounds how often startBound moves a node to new ports.
+const startTries = 5
+
+// startBound starts the nodes idx, each on ports freePorts picked and no
+// one used since, and waits until each serves HTTP (a node serves only once
+// it holds its gossip, raft and HTTP ports). freePorts has to let the ports
+// go before a node binds them, so another process can take one in
+// between: a node that exits saying "address already in use" is started
+// again on new ports, up to startTries times. Only for a node's first
+// start: nothing refers to its ports before it serves.
+func (m *mesh) startBound(t *testing.T, idx ...int) {
+	t.Helper()
+	for try := 1; len(idx) > 0; try++ {
+		for _, i := range idx {
+			m.startNode(t, i)
+		}
+		var again []int
+		for _, i := range idx {
+			n := m.nodes[i]
+			wait.For(t, 30*time.Second, n.spec.Name+" to serve HTTP or exit", func() (bool, string) {
+				if n.hasExited() || n.serves() {
+					return true, ""
+				}
+				return false, fmt.Sprintf("%s does not serve HTTP on %s yet", n.spec.Name, n.http)
+			})
+			if !n.hasExited() {
+				continue
+			}
+			if try == startTries || !strings.Contains(tail(n.logPath, 30), "address already in use") {
+				n.mustBeRunning(t)
+			}
+			t.Logf("%s: one of its ports (%s, %s, %s) was taken before it bound it; moving it to new ports", n.spec.Name, n.gossip, n.raft, n.http)
+			n.setPorts(freePorts(t, 1))
+			again = append(again, i)
+		}
+		idx = again
+	}
+}
+
+// serves reports whether n answers HTTP (any status).
+func (n *node) serves() bool {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(n.url + "/v1/status")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // startNode starts node i; nodes after the first join node 0.
@@ -268,4 +327,35 @@ func (m *mesh) runTimeout(t *testing.T, i int, timeout time.Duration, args ...st
 		t.Fatalf("ourci-node %s: %v", strings.Join(full, " "), err)
 	}
 	return r
+}
+
+// TestStartBoundMovesOffATakenPort: a node whose picked port another
+// process took in the meantime is moved to new ports, not reported as a
+// failed start.
+func TestStartBoundMovesOffATakenPort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	m := &mesh{bin: binPath, dir: t.TempDir()}
+	m.secretFile = filepath.Join(m.dir, "secret")
+	out, err := exec.Command(binPath, "keygen").Output()
+	if err != nil {
+		t.Fatalf("ourci-node keygen: %v", err)
+	}
+	if err := os.WriteFile(m.secretFile, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{spec: nodeSpec{Name: "node1", Topics: []string{"t"}}, logPath: filepath.Join(m.dir, "node1.log")}
+	p := freePorts(t, 1)
+	p[2] = taken.Addr().(*net.TCPAddr).Port // the HTTP port: bound last
+	n.setPorts(p)
+	m.nodes = append(m.nodes, n)
+	t.Cleanup(func() { m.stop(t) })
+	m.startBound(t, 0)
+	if n.http == taken.Addr().String() {
+		t.Fatalf("node1 serves on %s, the taken port", n.http)
+	}
+	wait.For(t, 30*time.Second, "the mesh to be ready", m.ready(t))
 }

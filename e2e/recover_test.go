@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // cliRun runs the binary with args within timeout and returns what it did;
@@ -191,7 +193,7 @@ func TestDamagedDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.startNode(t, 0)
-	waitFor(t, 30*time.Second, m.ready(t))
+	wait.For(t, 30*time.Second, "the restarted mesh to be ready", m.ready(t))
 	r = m.operator(t, "snapshot", "restore", backup)
 	if r.code != 0 || !strings.Contains(r.stdout, "restored the ledger saved at") {
 		t.Fatalf("operator snapshot restore: %v", r)

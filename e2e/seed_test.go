@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/scripts"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 const (
@@ -178,7 +180,7 @@ func checkHandOffLog(t *testing.T, m *mesh, i int, tv taskView, variant, sdk, ve
 		"firmware: board=esp-12e ota=" + ota + " sdk=" + sdk + " version=" + version + "\n",
 		"[ourci] exit code 0\n",
 	}
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, "the task's log lines", func() (bool, string) {
 		r := m.runOn(t, i, "logs", tv.ID)
 		for _, line := range lines {
 			if r.code != 0 || !strings.Contains(r.stdout, line) {

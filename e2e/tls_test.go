@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // tlsCLI runs `ourci-node tls ARGS...` and returns what it gave.
@@ -136,14 +138,10 @@ func TestMeshWithItsOwnCA(t *testing.T) {
 		spec:    nodeSpec{Name: "stranger", Topics: []string{"tls/stranger"}},
 		logPath: filepath.Join(m.dir, "stranger.log"),
 	}
-	ports := freePorts(t, 1)
-	stranger.gossip = fmt.Sprintf("127.0.0.1:%d", ports[0])
-	stranger.raft = fmt.Sprintf("127.0.0.1:%d", ports[1])
-	stranger.http = fmt.Sprintf("127.0.0.1:%d", ports[2])
-	stranger.url = "http://" + stranger.http
+	stranger.setPorts(freePorts(t, 1))
 	m.nodes = append(m.nodes, stranger)
-	m.startNode(t, len(m.nodes)-1)
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	m.startBound(t, len(m.nodes)-1)
+	wait.For(t, 30*time.Second, "node1 to see the stranger in gossip", func() (bool, string) {
 		st, err := m.meshStatus(t, 0)
 		if err != nil {
 			return false, err.Error()
@@ -151,7 +149,7 @@ func TestMeshWithItsOwnCA(t *testing.T) {
 		_, ok := st.member("stranger")
 		return ok, "node1 does not see the stranger in gossip yet"
 	})
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	wait.For(t, 30*time.Second, "a peer port to refuse the stranger", func() (bool, string) {
 		sum := 0
 		for i := range m.nodes {
 			sum += peerRefused(t, m, i)

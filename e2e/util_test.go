@@ -6,29 +6,11 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 )
-
-// waitFor polls cond every 200ms until it holds, and fails the test with cond's
-// last description when timeout passes first.
-func waitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, desc := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v: %s", timeout, desc)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
 
 // freePorts returns 3*n distinct ports free on 127.0.0.1 (per node: gossip,
 // free for both TCP and UDP, then raft and http, free for TCP).
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var held []interface{ Close() error }
 	defer func() {

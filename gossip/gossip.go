@@ -44,6 +44,10 @@ type Config struct {
 	// LogEvery is how often memberlist's lines about one source (a bad
 	// packet, a refused stream) are written at most; 0: every 10 s.
 	LogEvery time.Duration
+	// Cut, for tests only (node/faults), says whether the member at a
+	// gossip address is cut off now: packets to it are dropped and
+	// streams to it fail. Nil: memberlist's own transport, untouched.
+	Cut func(to string) bool
 }
 
 // Member is one live node as gossip sees it.
@@ -128,6 +132,11 @@ func Start(cfg Config) (*Gossip, error) {
 	mc.Events = (*events)(g)
 	g.logs = &logWriter{log: cfg.Logger, limit: lograte.Limiter{Every: cfg.LogEvery}}
 	mc.Logger = log.New(g.logs, "", 0)
+	if cfg.Cut != nil {
+		if err := cutTransport(mc, cfg.Cut); err != nil {
+			return nil, err
+		}
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: start: %w", err)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 func startAgent(t *testing.T, name string, key []byte, topics ...string) *Gossip {
@@ -23,21 +25,6 @@ func startAgent(t *testing.T, name string, key []byte, topics ...string) *Gossip
 	return g
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s: %s", timeout, what, why)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestMetadataSpreads(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
 	var gs []*Gossip
@@ -50,7 +37,7 @@ func TestMetadataSpreads(t *testing.T) {
 		}
 		gs = append(gs, g)
 	}
-	waitFor(t, 10*time.Second, "3 members everywhere", func() (bool, string) {
+	wait.For(t, 10*time.Second, "3 members everywhere", func() (bool, string) {
 		for _, g := range gs {
 			if n := len(g.Members()); n != 3 {
 				return false, fmt.Sprintf("a node sees %d", n)
@@ -63,7 +50,7 @@ func TestMetadataSpreads(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	waitFor(t, 5*time.Second, "the new topic on every node", func() (bool, string) {
+	wait.For(t, 5*time.Second, "the new topic on every node", func() (bool, string) {
 		for _, g := range gs {
 			for _, m := range g.Members() {
 				if m.Name == "n0" && (!m.Meta.Subscribes("ourci/test/esp-12e") || m.Meta.Slots != 5) {

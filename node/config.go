@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/clock"
 	"github.com/ourci/ourci/node/executor"
+	"github.com/ourci/ourci/node/faults"
 	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -159,6 +161,24 @@ type Config struct {
 
 	RaftTiming    raftfsm.Timing
 	GossipProfile gossip.Profile
+
+	// Faults, for tests only, cuts links to other nodes in-process: Raft,
+	// gossip and the peer HTTP client ask it before each dial or packet
+	// (node/faults). Nil in production: none of that code runs.
+	Faults faults.Faults
+}
+
+// peerDial is the peer HTTP client's dialer under Faults; nil (net's own)
+// without.
+func (c Config) peerDial() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	cut := faults.From(c.Faults, c.Name)
+	if cut == nil {
+		return nil
+	}
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return faults.Dial(cut, addr, func() (net.Conn, error) { return d.DialContext(ctx, network, addr) })
+	}
 }
 
 // Voter settings (Config.Voter, --voter).

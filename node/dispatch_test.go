@@ -15,6 +15,7 @@ import (
 
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/clock"
+	"github.com/ourci/ourci/node/nodetest/wait"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -316,13 +317,9 @@ func TestDispatcherLeadershipLost(t *testing.T) {
 	}
 	// A third waits for a free place in the pipeline.
 	outs = append(outs, spawnAsync(d, 2, "t"))
-	waitQueued := time.Now().Add(10 * time.Second)
-	for len(d.reqs) == 0 {
-		if time.Now().After(waitQueued) {
-			t.Fatal("the third spawn was not queued within 10 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "the third spawn to be queued", func() (bool, string) {
+		return len(d.reqs) > 0, "the queue is empty"
+	})
 	lose()
 	for _, f := range flying {
 		fr.fail(f, raft.ErrLeadershipLost)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/executor"
+	"github.com/ourci/ourci/node/nodetest/wait"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -43,7 +44,7 @@ func startInternal(t *testing.T, n int) []*Node {
 		}
 		nodes = append(nodes, nd)
 	}
-	waitUntil(t, 30*time.Second, "three voters and a leader, every replica caught up", func() (bool, string) {
+	wait.For(t, 30*time.Second, "three voters and a leader, every replica caught up", func() (bool, string) {
 		for _, nd := range nodes {
 			st := nd.Status()
 			if st.Leader == "" || st.Quorum.Voters != n || !nd.Ready() {
@@ -53,21 +54,6 @@ func startInternal(t *testing.T, n int) []*Node {
 		return true, ""
 	})
 	return nodes
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s: %s", timeout, what, why)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Forward compatibility, on a real mesh: entries a newer binary writes (a
@@ -93,7 +79,7 @@ func TestNewerEntriesApplyAlike(t *testing.T) {
 			t.Fatalf("propose: %v", err)
 		}
 	}
-	waitUntil(t, 30*time.Second, "the newer job run and every replica equal", func() (bool, string) {
+	wait.For(t, 30*time.Second, "the newer job run and every replica equal", func() (bool, string) {
 		var hashes []string
 		for _, nd := range nodes {
 			var st raftfsm.TaskState
@@ -120,7 +106,7 @@ func TestNewerEntriesApplyAlike(t *testing.T) {
 	for _, nd := range nodes {
 		nd.updateMeta(func(m *gossip.Meta) { m.Schema = raftfsm.LedgerSchema + 1 })
 	}
-	waitUntil(t, 10*time.Second, "the voters to gossip the next schema", func() (bool, string) {
+	wait.For(t, 10*time.Second, "the voters to gossip the next schema", func() (bool, string) {
 		err := leader.schemaReady(raftfsm.LedgerSchema + 1)
 		return err == nil, fmt.Sprint(err)
 	})

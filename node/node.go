@@ -26,6 +26,7 @@ import (
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/checkout"
 	"github.com/ourci/ourci/node/executor"
+	"github.com/ourci/ourci/node/faults"
 	"github.com/ourci/ourci/node/lograte"
 	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/node/metrics"
@@ -154,7 +155,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.raft, err = raftfsm.OpenRaft(raftfsm.RaftConfig{
 		ID: n.id.ID, Dir: cfg.DataDir, Listener: raftLn, Advertise: raftAdv,
 		TLS: peer, PeerHTTP: true, Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log}, OnLogStore: n.noteRaftLog, StrictVotes: true,
-		OnRefused: n.peerRefusedConn,
+		OnRefused: n.peerRefusedConn, Cut: faults.From(cfg.Faults, cfg.Name),
 	}, n.fsm)
 	if err != nil {
 		raftLn.Close()
@@ -192,6 +193,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.gossip, err = gossip.Start(gossip.Config{
 		Name: cfg.Name, Bind: cfg.Bind, Advertise: advertiseFor(cfg.Bind, advHost),
 		Keys: keys, Profile: cfg.GossipProfile, Logger: n.log, Meta: n.meta, LogEvery: cfg.LogEvery,
+		Cut: faults.From(cfg.Faults, cfg.Name),
 	})
 	if err != nil {
 		return nil, err
@@ -214,7 +216,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.peerURL = peerURL(raftAdv.String())
 	n.peerHTTP = &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     peer.ClientConfig(meshtls.ProtoHTTP),
-		TLSHandshakeTimeout: meshtls.HandshakeTimeout,
+		TLSHandshakeTimeout: meshtls.HandshakeTimeout, DialContext: cfg.peerDial(),
 		// Relayed spawns and reports come in bursts: keep enough
 		// connections per peer open that a burst does not dial.
 		MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 func TestKillOrphans(t *testing.T) {
@@ -161,16 +163,14 @@ func TestKillOrphansCgroups(t *testing.T) {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	var escapee int
-	deadline := time.Now().Add(10 * time.Second)
-	for escapee == 0 {
-		if b, err := os.ReadFile(filepath.Join(work, "pid")); err == nil {
-			fmt.Sscan(string(b), &escapee)
+	wait.For(t, 10*time.Second, "the escapee's pid file", func() (bool, string) {
+		b, err := os.ReadFile(filepath.Join(work, "pid"))
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("waited 10s for the escapee's pid file")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		fmt.Sscan(string(b), &escapee)
+		return escapee != 0, fmt.Sprintf("it holds %q", b)
+	})
 	t.Cleanup(func() { syscall.Kill(escapee, syscall.SIGKILL); syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 	if _, err := first.markStarting("t1", 1); err != nil {
 		t.Fatal(err)
@@ -191,13 +191,9 @@ func TestKillOrphansCgroups(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the orphaned task's leader is still running")
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for !processGone(escapee) {
-		if time.Now().After(deadline) {
-			t.Fatalf("escapee %d (setsid): still running 10s after the crash sweep, want killed", escapee)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, fmt.Sprintf("the crash sweep to kill escapee %d (setsid)", escapee), func() (bool, string) {
+		return processGone(escapee), "it still runs"
+	})
 	if _, err := os.Stat(cg); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("attempt cgroup %s after the sweep: got %v, want removed", cg, err)
 	}

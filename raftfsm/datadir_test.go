@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // dataDir is a data directory a one-node Raft wrote and left, stopped.
@@ -374,13 +375,9 @@ func TestDamagedDataDir(t *testing.T) {
 			if tt.damage != nil {
 				wantIdx = 0
 			}
-			deadline := time.Now().Add(clusterDeadline)
-			for r.State() != raft.Leader || fsm.Index() < wantIdx {
-				if time.Now().After(deadline) {
-					t.Fatalf("reopened: state %v index %d after %v, want leader at index %d", r.State(), fsm.Index(), clusterDeadline, wantIdx)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			wait.For(t, 30*time.Second, fmt.Sprintf("the reopened node to lead at index %d", wantIdx), func() (bool, string) {
+				return r.State() == raft.Leader && fsm.Index() >= wantIdx, fmt.Sprintf("state %v index %d", r.State(), fsm.Index())
+			})
 			if h, _ := fsmHash(fsm); h != tt.from.hash && tt.damage == nil {
 				t.Errorf("reopened ledger: got hash %x, want %x", h[:6], tt.from.hash[:6])
 			}

@@ -68,6 +68,10 @@ type RaftConfig struct {
 	// term and vote) works: the error when it starts failing, nil when it
 	// works again. Nil: nobody listens.
 	OnLogStore func(error)
+	// Cut, for tests only (node/faults), says whether the peer at an
+	// address is cut off now: Raft then neither dials it nor uses the
+	// connections it has open to it. Nil: no faults.
+	Cut func(to string) bool
 
 	// SnapshotThreshold and TrailingLogs bound the log on disk; zero means
 	// the defaults below.
@@ -177,7 +181,7 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 		}
 	}
 	mux := meshtls.Listen(cfg.Listener, peer, refused, protos...)
-	stream := &tlsStream{Listener: mux.Listener(meshtls.ProtoRaft), advertise: cfg.Advertise, peer: peer}
+	stream := &tlsStream{Listener: mux.Listener(meshtls.ProtoRaft), advertise: cfg.Advertise, peer: peer, cut: cfg.Cut}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: logger,
 		// No pipelined replication (1 = one AppendEntries in flight per

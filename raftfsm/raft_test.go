@@ -10,9 +10,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
-const clusterDeadline = 30 * time.Second
+// clusterDeadline bounds each wait on a cluster (scaled by
+// OURCI_TEST_TIMEOUT_SCALE on slow machines).
+var clusterDeadline = wait.Scale(30 * time.Second)
 
 // syncBuffer collects raft's own log; it is shown only when a test fails.
 type syncBuffer struct {
@@ -127,7 +131,13 @@ func (c *cluster) waitLeader(nodes ...*testNode) *testNode {
 // waitIndex waits until n's FSM has applied index idx.
 func waitIndex(t *testing.T, n *testNode, idx uint64) {
 	t.Helper()
-	deadline := time.NewTimer(clusterDeadline)
+	waitIndexWithin(t, n, idx, clusterDeadline)
+}
+
+// waitIndexWithin is waitIndex with its own deadline.
+func waitIndexWithin(t *testing.T, n *testNode, idx uint64, limit time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	for {
 		got, ch := n.fsm.Watch()
@@ -137,7 +147,7 @@ func waitIndex(t *testing.T, n *testNode, idx uint64) {
 		select {
 		case <-ch:
 		case <-deadline.C:
-			t.Fatalf("node %s: FSM index %d after %v, want %d", n.id, got, clusterDeadline, idx)
+			t.Fatalf("node %s: FSM index %d after %v, want %d", n.id, got, limit, idx)
 		}
 	}
 }
@@ -154,6 +164,60 @@ func propose(t *testing.T, leader *testNode, c Command) (Result, uint64) {
 		t.Fatalf("raft Apply %v: response %T, want Result", c.Type, f.Response())
 	}
 	return r, f.Index()
+}
+
+// leadershipChanged reports whether err says only that the entry met a
+// leadership change: it may or may not have committed.
+func leadershipChanged(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, raft.ErrLeadershipTransferInProgress)
+}
+
+// proposeAcross is propose for long runs on a loaded machine: when the
+// entry meets a leadership change it waits for the next leader among
+// nodes, lets that leader apply everything before it (a Barrier) and, if
+// applied says the entry is not in the ledger yet, proposes it again; so
+// the entry lands exactly once. It returns the leader that took the entry
+// and an index at which it is applied. Any other error fails the test, and
+// so do more than maxLeaderChanges changes for one entry.
+func (c *cluster) proposeAcross(leader *testNode, nodes []*testNode, cmd Command, applied func(*State) bool) (*testNode, uint64) {
+	t := c.t
+	t.Helper()
+	const maxLeaderChanges = 10
+	changes := 0
+	changed := func(err error, what string) {
+		t.Helper()
+		if !leadershipChanged(err) || changes == maxLeaderChanges {
+			t.Fatalf("raft %s %v on %s after %d leadership changes: got error %v, want nil", what, cmd.Type, leader.id, changes, err)
+		}
+		changes++
+		t.Logf("raft %s %v on %s: %v; waiting for the next leader", what, cmd.Type, leader.id, err)
+	}
+	for {
+		f := leader.r.Apply(mustEncode(t, cmd), 5*time.Second)
+		err := f.Error()
+		if err == nil {
+			return leader, f.Index()
+		}
+		changed(err, "Apply")
+		// Only once a leader has applied every entry of its log (a
+		// Barrier of its own term commits them all) does the ledger say
+		// whether the entry made it; until then nothing is proposed again.
+		for {
+			leader = c.waitLeader(nodes...)
+			err := leader.r.Barrier(5 * time.Second).Error()
+			if err == nil {
+				break
+			}
+			changed(err, "Barrier before")
+		}
+		var done bool
+		var idx uint64
+		leader.fsm.Read(func(s *State, i uint64) { done, idx = applied(s), i })
+		if done {
+			return leader, idx
+		}
+	}
 }
 
 func TestRaftCluster(t *testing.T) {

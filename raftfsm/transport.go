@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/ourci/ourci/node/faults"
 	"github.com/ourci/ourci/node/meshtls"
 )
 
@@ -19,6 +20,7 @@ type tlsStream struct {
 	net.Listener // the Mux's Raft side
 	advertise    net.Addr
 	peer         *meshtls.Peer
+	cut          func(to string) bool // tests' faults (RaftConfig.Cut); nil in production
 }
 
 // ErrAuth marks a Raft peer that failed the mutual-TLS handshake.
@@ -33,6 +35,13 @@ func (s *tlsStream) Addr() net.Addr {
 
 // Dial connects to another node's peer port and speaks Raft there.
 func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	if s.cut != nil {
+		return faults.Dial(s.cut, string(addr), func() (net.Conn, error) { return s.dial(addr, timeout) })
+	}
+	return s.dial(addr, timeout)
+}
+
+func (s *tlsStream) dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	c, err := s.peer.Dial(string(addr), meshtls.ProtoRaft, timeout)
 	if err != nil {
 		if errors.Is(err, meshtls.ErrHandshake) {

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ourci/ourci/node/meshtls"
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 const ioDeadline = 10 * time.Second
@@ -103,7 +104,7 @@ func serverSide(t *testing.T, s *testStream, fn func(net.Conn) error) <-chan err
 	return out
 }
 
-func wait(t *testing.T, ch <-chan error, what string) error {
+func waitResult(t *testing.T, ch <-chan error, what string) error {
 	t.Helper()
 	select {
 	case err := <-ch:
@@ -229,7 +230,7 @@ func TestTLSStreamSameCA(t *testing.T) {
 			if i := firstDiff(big, toClient); i >= 0 {
 				t.Fatalf("client read of 1 MiB: byte %d got %d, want %d", i, big[i], toClient[i])
 			}
-			if err := wait(t, done, "server"); err != nil {
+			if err := waitResult(t, done, "server"); err != nil {
 				t.Fatalf("server: got error %v, want nil", err)
 			}
 		})
@@ -313,7 +314,7 @@ func TestTLSStreamWrongCA(t *testing.T) {
 				t.Fatalf("Dial with another CA: got error %v, want %v wrapping %v", err, ErrAuth, meshtls.ErrHandshake)
 			}
 			// The server side refused it too, and delivered nothing.
-			if err := wait(t, b.refused, "server refusal"); err == nil {
+			if err := waitResult(t, b.refused, "server refusal"); err == nil {
 				t.Errorf("server refusal: got nil error, want one")
 			}
 			checkNothingAccepted(t, b, twin)
@@ -359,7 +360,7 @@ func TestTLSStreamRawGarbage(t *testing.T) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatalf("raw client Read: got timeout %v, want the conn closed by the server", err)
 			}
-			if err := wait(t, b.refused, "server refusal"); err == nil {
+			if err := waitResult(t, b.refused, "server refusal"); err == nil {
 				t.Errorf("server refusal: got nil error, want one")
 			}
 			checkNothingAccepted(t, b, issuedPeer(t, ca, "node-c"))
@@ -481,7 +482,7 @@ func TestOpenRaftTLS(t *testing.T) {
 	go func() { served <- srv.Serve(httpL) }()
 	defer func() {
 		srv.Close()
-		wait(t, served, "peer HTTP Serve")
+		waitResult(t, served, "peer HTTP Serve")
 	}()
 	tr := &http.Transport{TLSClientConfig: peers["tls-0"].ClientConfig(meshtls.ProtoHTTP)}
 	defer tr.CloseIdleConnections()
@@ -511,13 +512,7 @@ func TestOpenRaftWithoutPeerHTTP(t *testing.T) {
 // waitLog waits until raft's log holds want.
 func waitLog(t *testing.T, logs *syncBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(ioDeadline)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !strings.Contains(logs.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("raft log: no %q within %v", want, ioDeadline)
-		}
-		<-tick.C
-	}
+	wait.For(t, ioDeadline, fmt.Sprintf("%q in raft's log", want), func() (bool, string) {
+		return strings.Contains(logs.String(), want), "not there yet"
+	})
 }

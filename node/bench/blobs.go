@@ -48,7 +48,10 @@ func (r *run) bigBlob(ctx context.Context, m *mesh) error {
 	if err != nil {
 		return err
 	}
-	l := m.leader()
+	l, err := m.waitLeader(ctx)
+	if err != nil {
+		return err
+	}
 	a, b := (l+1)%3, (l+2)%3
 	f, err := os.Open(file)
 	if err != nil {
@@ -66,7 +69,10 @@ func (r *run) bigBlob(ctx context.Context, m *mesh) error {
 	}
 	// As the leader's replication does: the puller first waits until its
 	// replica reaches the index that recorded the blob.
-	idx := m.nodes[m.leader()].FSM().Index()
+	if l, err = m.waitLeader(ctx); err != nil {
+		return err
+	}
+	idx := m.nodes[l].FSM().Index()
 	t0 = time.Now()
 	if err := m.pull(ctx, b, sum, idx); err != nil {
 		return err
@@ -143,7 +149,10 @@ func (r *run) smallBlobs(ctx context.Context, m *mesh) error {
 		firstErr     error
 		lat, putLat  dist
 	)
-	leader := m.leader()
+	leader, err := m.waitLeader(ctx)
+	if err != nil {
+		return err
+	}
 	idx0 := m.nodes[leader].FSM().Index()
 	start := time.Now()
 	for w := 0; w < workers; w++ {

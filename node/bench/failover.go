@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -26,9 +25,9 @@ func (r *run) failoverMeasure(ctx context.Context, m *mesh) error {
 		if err := m.settle(ctx, 60*time.Second); err != nil {
 			return err
 		}
-		l := m.leader()
-		if l < 0 {
-			return errors.New("no leader")
+		l, err := m.waitLeader(ctx)
+		if err != nil {
+			return err
 		}
 		ci, ti := (l+1)%3, (l+2)%3
 		target := m.name(ti)
@@ -121,7 +120,10 @@ func (r *run) workerMeasure(ctx context.Context, m *mesh) error {
 		if err := m.settle(ctx, 60*time.Second); err != nil {
 			return err
 		}
-		l := m.leader()
+		l, err := m.waitLeader(ctx)
+		if err != nil {
+			return err
+		}
 		// The leader trusts gossip's absence only once its own gossip ran
 		// for 5 s (lossGrace): wait that out, as a long-running leader would.
 		if wait := 5500*time.Millisecond - time.Since(m.started[l]); wait > 0 {

@@ -19,10 +19,7 @@ import (
 func (r *run) ledgerMeasure(ctx context.Context) error {
 	n, jobN := r.o.LedgerTasks, r.o.JobTasks
 	r.progress("ledger: %d finished tasks; status of a %d-task job", n, jobN)
-	runtime.GC()
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
+	before, settled := settledHeap(ctx)
 
 	b := &ledgerBuilder{s: raftfsm.NewState(), at: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	t0 := time.Now()
@@ -120,6 +117,9 @@ func (r *run) ledgerMeasure(ctx context.Context) error {
 	r.row(Row{Key: "job_status_p50_ms", Measure: fmt.Sprintf("status of a %d-task job, p50", jobN), Unit: "ms", OurCI: ms(p50), Target: "-", Result: "info"})
 	r.note(M, "%d tasks in %d jobs of %d (spawn, start, finish each: %d entries) applied in %s: %.1f µs per command", n, jobs, perJob, entries, build.Round(time.Millisecond), float64(build.Microseconds())/float64(entries))
 	r.note(M, "heap in use +%.1f MiB (live objects +%.1f MiB): %.0f bytes per finished task, with its job share and idempotency key", float64(heap)/(1<<20), float64(live)/(1<<20), perTask)
+	if !settled {
+		r.note(M, "the heap was still shrinking when the ledger measure began (the measures before it still ending): the heap figures are approximate")
+	}
 	r.note(M, "snapshot %.1f MiB (%.0f bytes per task), written in %s, read back in %s", float64(snapSize)/(1<<20), float64(snapSize)/float64(n), snapWrite.Round(time.Millisecond), snapRead.Round(time.Millisecond))
 	r.note(M, "walking every job, as the leader's retention loop does after every apply: %s", scan.summary())
 	r.note(M, "%d-task job (in the %dk-task ledger): task views built in %s; with the JSON the API writes (indented, %.0f KiB) %s; with compact JSON %s", jobN, n/1000, build0.summary(), float64(size)/1024, withJSON.summary(), compact.summary())
@@ -219,4 +219,34 @@ func (b *ledgerBuilder) job(size int) error {
 		}
 	}
 	return nil
+}
+
+// settledHeap collects garbage until the heap in use stays put and returns
+// that reading. The measures before this one leave goroutines that end
+// (and let go of what they held) for a moment after their mesh closed: a
+// reading taken meanwhile counts memory that is freed during the ledger
+// build, and the ledger's heap would come out too small, even negative on
+// a loaded machine. settled is false when the heap still moved after 5 s.
+func settledHeap(ctx context.Context) (_ runtime.MemStats, settled bool) {
+	const still = 128 << 10 // bytes: what counts as not moving
+	var prev, cur runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&prev)
+	deadline := time.Now().Add(5 * time.Second)
+	for calm := 0; calm < 3; {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return prev, false
+		}
+		time.Sleep(100 * time.Millisecond)
+		runtime.GC()
+		runtime.ReadMemStats(&cur)
+		if d := int64(cur.HeapInuse) - int64(prev.HeapInuse); d > -still && d < still {
+			calm++
+		} else {
+			calm = 0
+		}
+		prev = cur
+	}
+	return prev, true
 }

@@ -18,8 +18,9 @@ import (
 	"github.com/ourci/ourci/raftfsm"
 )
 
-// mesh is an in-process mesh of real nodes on fixed 127.0.0.1 ports, so a
-// killed node comes back at the same addresses.
+// mesh is an in-process mesh of real nodes on 127.0.0.1; the kernel
+// picks each node's ports at its first start and a killed node comes back
+// at the same addresses.
 type mesh struct {
 	r       *run
 	secret  node.Secret
@@ -31,15 +32,6 @@ type mesh struct {
 	// peerHTTP calls the nodes' peer API (mutual TLS on the Raft port)
 	// with a node certificate of the mesh's CA, as the leader does.
 	peerHTTP *http.Client
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // startMesh starts n nodes: node0 opens the mesh, the others join it. Each
@@ -56,25 +48,16 @@ func startMesh(ctx context.Context, r *run, n int) (*mesh, error) {
 		TLSClientConfig: self.ClientConfig(meshtls.ProtoHTTP), MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute,
 	}}
 	for i := 0; i < n; i++ {
-		var ports [3]int
-		for k := range ports {
-			p, err := freePort()
-			if err != nil {
-				return nil, err
-			}
-			ports[k] = p
-		}
 		name := "node" + strconv.Itoa(i)
 		topics := []node.Topic{{Name: "bench"}, {Name: "bench-" + name}}
+		// Port 0: the kernel picks each port as the node binds it, so no
+		// other process can take it in between; start pins the ports the
+		// node got for its restarts.
 		cfg := node.Config{
 			Name: name, DataDir: filepath.Join(r.dir, name),
-			Bind: "127.0.0.1:" + strconv.Itoa(ports[0]), Raft: "127.0.0.1:" + strconv.Itoa(ports[1]),
-			HTTP: "127.0.0.1:" + strconv.Itoa(ports[2]), Topics: topics, Slots: r.o.Slots,
+			Bind: "127.0.0.1:0", Raft: "127.0.0.1:0", HTTP: "127.0.0.1:0", Topics: topics, Slots: r.o.Slots,
 			Secret: m.secret, Logger: r.nodeLg.With("bench_node", name), Grace: 2 * time.Second,
 			BlobReplicas: 1, RaftTiming: r.o.raftTiming(), GossipProfile: r.o.gossipProfile(),
-		}
-		if i > 0 {
-			cfg.Peers = []string{m.cfgs[0].Bind}
 		}
 		m.cfgs = append(m.cfgs, cfg)
 		m.topics = append(m.topics, topics)
@@ -96,7 +79,11 @@ func startMesh(ctx context.Context, r *run, n int) (*mesh, error) {
 
 func (m *mesh) start(i int) error {
 	cfg := m.cfgs[i]
-	if m.started[i] != (time.Time{}) {
+	first := m.started[i] == (time.Time{})
+	switch {
+	case first && i > 0:
+		cfg.Peers = []string{m.cfgs[0].Bind}
+	case !first:
 		// A restart: join whoever is up (it also remembers its peers).
 		cfg.Peers = nil
 		for k, c := range m.cfgs {
@@ -111,6 +98,19 @@ func (m *mesh) start(i int) error {
 	}
 	m.nodes[i] = nd
 	m.started[i] = time.Now()
+	if first {
+		// A killed node comes back at the same addresses.
+		c := &m.cfgs[i]
+		c.Bind, c.HTTP = nd.GossipAddr(), strings.TrimPrefix(nd.URL(), "http://")
+		for _, mb := range nd.Status().Members {
+			if mb.Name == cfg.Name {
+				c.Raft = mb.RaftAd
+			}
+		}
+		if c.Raft == "" || c.Raft == "127.0.0.1:0" {
+			return fmt.Errorf("start %s: its own member entry names no raft address", cfg.Name)
+		}
+	}
 	return nil
 }
 
@@ -137,6 +137,9 @@ func (m *mesh) close() {
 		m.nodes[i] = nil
 	}
 	wg.Wait()
+	// Nothing of the mesh outlives it (the ledger measure reads the heap).
+	m.http.CloseIdleConnections()
+	m.peerHTTP.CloseIdleConnections()
 }
 
 func (m *mesh) name(i int) string { return m.cfgs[i].Name }
@@ -209,6 +212,26 @@ func (m *mesh) leader() int {
 		}
 	}
 	return -1
+}
+
+// waitLeader waits until some node leads (a loaded machine can be between
+// leaders for a moment) and returns its index; a mesh without a leader
+// for leaderWait is an error.
+func (m *mesh) waitLeader(ctx context.Context) (int, error) {
+	deadline := time.NewTimer(leaderWait)
+	defer deadline.Stop()
+	for {
+		if l := m.leader(); l >= 0 {
+			return l, nil
+		}
+		select {
+		case <-deadline.C:
+			return -1, fmt.Errorf("%w: the mesh has had no leader for %s", errTimeout, leaderWait)
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // settle waits until every node is up, sees every member and the same

@@ -37,7 +37,10 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 		watchers[i] = newWatcher(nd.FSM())
 		defer watchers[i].close()
 	}
-	leader := m.leader()
+	leader, err := m.waitLeader(ctx)
+	if err != nil {
+		return err
+	}
 
 	var (
 		retFirst, callFirst, callRet dist
@@ -74,7 +77,7 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 		if _, err := watchers[leader].until(ctx, 10*time.Second, "task "+res.Task+" to finish", taskTerminal(res.Task)); err != nil {
 			return err
 		}
-		fr, err := rg.applyPair()
+		fr, err := rg.commit(ctx, spawnEntry(), spawnEntry())
 		if err != nil {
 			return fmt.Errorf("floor raft: %w", err)
 		}
@@ -141,6 +144,9 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 	r.note(M, "running node applied the entry → first instruction (runner wake-up, log file, workspace, env, fork/exec of sh): %s", appliedFirst.summary())
 	r.note(M, "spawn returned → a third node (neither client's nor leader) applied the entry: %s", retApplied.summary())
 	r.note(M, "floor: 2 Raft applies %s", floorRaft.summary())
+	if k := rg.changes.Load(); k > 0 {
+		r.note(M, "floor: %d proposals met a leadership change of the bare Raft group (a late heartbeat on a loaded machine) and were made again under the next leader; those samples were not kept", k)
+	}
 	r.note(M, "floor: sh start to its first instruction %s", floorProc.summary())
 	r.note(M, "floor: bare Raft follower applies an entry after the leader did (commit index travels with the next AppendEntries; CommitTimeout %s): %s", r.o.raftTiming().Commit, lag.summary())
 	return nil
@@ -154,7 +160,10 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 func (r *run) throughputMeasure(ctx context.Context, m *mesh) error {
 	total, spawners := r.o.Tasks, r.o.Spawners
 	r.progress("throughput: %d tasks from %d concurrent spawners (%d slots per node)", total, spawners, r.o.Slots)
-	leader := m.leader()
+	leader, err := m.waitLeader(ctx)
+	if err != nil {
+		return err
+	}
 	w := newWatcher(m.nodes[leader].FSM())
 	defer w.close()
 	var (

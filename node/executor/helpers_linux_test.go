@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // deadline bounds every wait in these tests.
@@ -91,29 +93,17 @@ func waitCodeWithin(t *testing.T, p Process, max time.Duration) int {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test at the deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("waited %v for %s", deadline, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // readPID waits for the task to write a pid into path and returns it.
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
-	waitFor(t, "pid file "+path, func() bool {
+	wait.For(t, deadline, "pid file "+path, func() (bool, string) {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return false
+			return false, err.Error()
 		}
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil
+		return err == nil, fmt.Sprintf("it holds %q", b)
 	})
 	return pid
 }
@@ -136,7 +126,7 @@ func gone(pid int) bool {
 // waitGone waits until pid has exited.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("pid %d to exit", pid), func() bool { return gone(pid) })
+	wait.For(t, deadline, fmt.Sprintf("pid %d to exit", pid), func() (bool, string) { return gone(pid), "it still runs" })
 }
 
 // writeScript writes body to dir/name with mode and returns its path.

@@ -3,12 +3,15 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 func TestHostRuns(t *testing.T) {
@@ -117,7 +120,7 @@ func TestHostStreamsOutputWhileRunning(t *testing.T) {
 	t.Parallel()
 	var out syncBuffer
 	p := start(t, context.Background(), Spec{Args: []string{"echo ready; sleep 1000"}, Env: []string{testPath}, Output: &out})
-	waitFor(t, "the first line of output", func() bool { return out.String() == "ready\n" })
+	wait.For(t, deadline, "the first line of output", func() (bool, string) { return out.String() == "ready\n", fmt.Sprintf("output %q", out.String()) })
 	p.Stop()
 	if got := waitCode(t, p); got != ExitSIGTERM {
 		t.Errorf("exit code: got %d, want %d", got, ExitSIGTERM)
@@ -130,7 +133,7 @@ func TestHostContextCancelStops(t *testing.T) {
 	defer cancel()
 	var out syncBuffer
 	p := start(t, ctx, Spec{Args: []string{"echo ready; sleep 1000"}, Env: []string{testPath}, Output: &out})
-	waitFor(t, "the task to start", func() bool { return out.String() == "ready\n" })
+	wait.For(t, deadline, "the task to start", func() (bool, string) { return out.String() == "ready\n", fmt.Sprintf("output %q", out.String()) })
 	cancel()
 	if got := waitCode(t, p); got != ExitSIGTERM {
 		t.Errorf("exit code: got %d, want %d", got, ExitSIGTERM)

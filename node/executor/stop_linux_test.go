@@ -2,12 +2,15 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 func TestHostStopKillsWholeGroup(t *testing.T) {
@@ -61,7 +64,7 @@ func TestHostStopLetsTaskCleanUp(t *testing.T) {
 		Output: &out,
 		Grace:  deadline, // never reached: the trap exits first
 	})
-	waitFor(t, "the trap to be set", func() bool { return out.String() == "ready\n" })
+	wait.For(t, deadline, "the trap to be set", func() (bool, string) { return out.String() == "ready\n", fmt.Sprintf("output %q", out.String()) })
 	p.Stop()
 	if got := waitCode(t, p); got != 7 {
 		t.Errorf("exit code: got %d, want 7", got)
@@ -134,7 +137,9 @@ func TestHostRepeatedAndConcurrentCalls(t *testing.T) {
 			t.Parallel()
 			var out syncBuffer
 			p := start(t, context.Background(), Spec{Args: []string{"echo ready; sleep 1000"}, Env: []string{testPath}, Output: &out})
-			waitFor(t, "the task to start", func() bool { return strings.HasPrefix(out.String(), "ready") })
+			wait.For(t, deadline, "the task to start", func() (bool, string) {
+				return strings.HasPrefix(out.String(), "ready"), fmt.Sprintf("output %q", out.String())
+			})
 			codes := make(chan int, 2)
 			for range 2 {
 				go func() {

@@ -21,6 +21,8 @@ import (
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/clock"
+	"github.com/ourci/ourci/node/faults"
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // Mesh is a running in-process mesh.
@@ -28,6 +30,9 @@ type Mesh struct {
 	t      testing.TB
 	Secret node.Secret
 	Nodes  []*node.Node
+	// Faults cuts links between the nodes (StartFaulty; nil after Start):
+	// each node's gossip and peer addresses are registered under its name.
+	Faults *faults.Net
 	dir    string
 	log    *slog.Logger
 }
@@ -40,7 +45,19 @@ type Configure func(i int, c *node.Config)
 // members and a leader.
 func Start(t testing.TB, n int, configure Configure) *Mesh {
 	t.Helper()
-	m := &Mesh{t: t, Secret: node.NewSecret(), dir: t.TempDir(), log: testLogger(t)}
+	return start(t, n, configure, nil)
+}
+
+// StartFaulty is Start with every node's links under m.Faults, so the test
+// can partition the mesh in-process (Partition, Heal): no root needed.
+func StartFaulty(t testing.TB, n int, configure Configure) *Mesh {
+	t.Helper()
+	return start(t, n, configure, &faults.Net{})
+}
+
+func start(t testing.TB, n int, configure Configure, f *faults.Net) *Mesh {
+	t.Helper()
+	m := &Mesh{t: t, Secret: node.NewSecret(), Faults: f, dir: t.TempDir(), log: testLogger(t)}
 	t.Cleanup(m.Close)
 	for i := 0; i < n; i++ {
 		m.Add(configure)
@@ -80,7 +97,52 @@ func (m *Mesh) Config(i int) node.Config {
 	if len(m.Nodes) > 0 {
 		c.Peers = []string{m.Nodes[0].GossipAddr()}
 	}
+	if m.Faults != nil {
+		c.Faults = m.Faults
+	}
 	return c
+}
+
+// register names n's gossip and peer addresses in m.Faults.
+func (m *Mesh) register(n *node.Node) {
+	m.t.Helper()
+	if m.Faults == nil {
+		return
+	}
+	m.Faults.Name(n.GossipAddr(), n.Name())
+	for _, mb := range n.Status().Members {
+		if mb.Name == n.Name() {
+			m.Faults.Name(mb.RaftAd, n.Name())
+			return
+		}
+	}
+	m.t.Fatalf("nodetest: %s does not list itself among its members", n.Name())
+}
+
+// Partition cuts every link between the nodes a and the nodes b (indexes
+// in Nodes), both ways, until Heal. The mesh must come from StartFaulty.
+func (m *Mesh) Partition(a, b []int) {
+	m.t.Helper()
+	if m.Faults == nil {
+		m.t.Fatalf("nodetest: Partition on a mesh without faults (use StartFaulty)")
+	}
+	names := func(idx []int) []string {
+		var s []string
+		for _, i := range idx {
+			s = append(s, m.Nodes[i].Name())
+		}
+		return s
+	}
+	m.Faults.Partition(names(a), names(b))
+}
+
+// Heal restores every link Partition cut.
+func (m *Mesh) Heal() {
+	m.t.Helper()
+	if m.Faults == nil {
+		m.t.Fatalf("nodetest: Heal on a mesh without faults (use StartFaulty)")
+	}
+	m.Faults.Heal()
 }
 
 // Add starts one more node that joins the mesh and returns it.
@@ -96,6 +158,7 @@ func (m *Mesh) Add(configure Configure) *node.Node {
 		m.t.Fatalf("nodetest: start node %d: %v", i, err)
 	}
 	m.Nodes = append(m.Nodes, n)
+	m.register(n)
 	return n
 }
 
@@ -108,6 +171,7 @@ func (m *Mesh) Restart(i int, cfg node.Config) *node.Node {
 		m.t.Fatalf("nodetest: restart node %d: %v", i, err)
 	}
 	m.Nodes[i] = n
+	m.register(n)
 	return n
 }
 
@@ -158,29 +222,18 @@ func (m *Mesh) WaitFor(timeout time.Duration, what string, cond func() (bool, st
 	WaitFor(m.t, timeout, what, cond)
 }
 
-// WaitFor polls cond every few milliseconds until it holds or timeout
-// passes.
+// WaitFor polls cond until it holds or timeout (scaled by
+// OURCI_TEST_TIMEOUT_SCALE) passes: wait.For, kept for its callers.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	delay := time.Millisecond
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nodetest: waited %s for %s: %s", timeout, what, why)
-		}
-		time.Sleep(delay)
-		delay = min(delay*2, 50*time.Millisecond)
-	}
+	wait.For(t, timeout, what, cond)
 }
 
-// WaitJob follows a job on node i until it closes (deadline timeout).
+// WaitJob follows a job on node i until it closes (deadline timeout,
+// scaled by OURCI_TEST_TIMEOUT_SCALE).
 func (m *Mesh) WaitJob(i int, job string, timeout time.Duration) api.JobDetail {
 	m.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), wait.Scale(timeout))
 	defer cancel()
 	d, err := m.Client(i).WaitJob(ctx, job, nil)
 	if err != nil {
