@@ -134,7 +134,7 @@ func TestNewerCommandsHeldBack(t *testing.T) {
 		t.Fatal("no leader")
 	}
 	old.updateMeta(func(m *gossip.Meta) { m.Schema = 0 })
-	waitUntil(t, 10*time.Second, "the leader to see a voter of schema 1", func() (bool, string) {
+	wait.For(t, 10*time.Second, "the leader to see a voter of schema 1", func() (bool, string) {
 		err := leader.schemaReady(2)
 		return errors.Is(err, ErrNotYet), fmt.Sprint(err)
 	})
@@ -177,7 +177,7 @@ func TestNewerCommandsHeldBack(t *testing.T) {
 	if _, err := leader.submit(ctx, spawn("t-plain", 0)); err != nil {
 		t.Fatalf("a schema-1 spawn with a voter of schema 1: %v", err)
 	}
-	waitUntil(t, 10*time.Second, "the schema-1 spawn on every replica", func() (bool, string) {
+	wait.For(t, 10*time.Second, "the schema-1 spawn on every replica", func() (bool, string) {
 		for _, nd := range nodes {
 			if !inLedger(nd, spawn("t-plain", 0)) {
 				return false, nd.Name() + " lacks it"
@@ -196,7 +196,7 @@ func TestNewerCommandsHeldBack(t *testing.T) {
 	}
 
 	old.updateMeta(func(m *gossip.Meta) { m.Schema = raftfsm.LedgerSchema })
-	waitUntil(t, 10*time.Second, "every voter to gossip schema 2", func() (bool, string) {
+	wait.For(t, 10*time.Second, "every voter to gossip schema 2", func() (bool, string) {
 		err := leader.schemaReady(2)
 		return err == nil, fmt.Sprint(err)
 	})
@@ -205,7 +205,7 @@ func TestNewerCommandsHeldBack(t *testing.T) {
 			t.Fatalf("%s once every voter knows schema 2: %v", c.Type, err)
 		}
 	}
-	waitUntil(t, 10*time.Second, "the schema-2 commands on every replica, alike", func() (bool, string) {
+	wait.For(t, 10*time.Second, "the schema-2 commands on every replica, alike", func() (bool, string) {
 		var hashes []string
 		for _, nd := range nodes {
 			for _, c := range []raftfsm.Command{quarantine, spawn("t-priority", 5)} {
