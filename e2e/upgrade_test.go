@@ -118,7 +118,7 @@ func TestRollingUpgrade(t *testing.T) {
 	begin := time.Now()
 	m := newFaultMesh(t, faultMeshOpts{nodes: 3, slots: 3, ipPrefix: "127.0.3", ipBase: 8 * (os.Getpid() % 30), bin: old})
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel) // runs first: the spawners stop, then the nodes
+	defer cancel()
 	isNew := func(i int) bool { return m.nodes[i].bin == binPath }
 	binName := func(i int) string {
 		if isNew(i) {
@@ -129,7 +129,8 @@ func TestRollingUpgrade(t *testing.T) {
 	var spawners []*faultSpawner
 	spawn := func(step int) *faultSpawner {
 		sp := newFaultSpawner(m, 0, 150*time.Millisecond, upgradeJob(m, fmt.Sprintf("u%d-", step)))
-		t.Cleanup(sp.wait)
+		// Registered after the nodes' cleanups, so it runs before them.
+		t.Cleanup(func() { cancel(); sp.wait() })
 		spawners = append(spawners, sp)
 		sp.start(ctx, 2)
 		if err := faultPoll(60*time.Second, 50*time.Millisecond, func() (bool, string) {
