@@ -23,7 +23,8 @@ import (
 // panics its replica) and gossips no schema, so the mesh must count it as
 // schema 1 and propose nothing it cannot apply until it is gone. (71ffe09,
 // dated between the two, is not it: it is on the sec-mask branch, forked
-// before the containment fields, and never was main.)
+// before the containment fields (982b43d), and never was main; its
+// replicas cannot decode any spawn since, which carries max_job_tasks.)
 const upgradeFrom = "0a216f0b8b79afbfb9882f0bb404f56aa83c429d"
 
 // buildUpgradeFrom builds upgradeFrom's ourci-node from this repository's
