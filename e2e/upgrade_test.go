@@ -23,7 +23,8 @@ import (
 // panics its replica) and gossips no schema, so the mesh must count it as
 // schema 1 and propose nothing it cannot apply until it is gone. (71ffe09,
 // dated between the two, is not it: it is on the sec-mask branch, forked
-// before the containment fields, and never was main.)
+// before the containment fields (982b43d), and never was main; its
+// replicas cannot decode any spawn since, which carries max_job_tasks.)
 const upgradeFrom = "0a216f0b8b79afbfb9882f0bb404f56aa83c429d"
 
 // buildUpgradeFrom builds upgradeFrom's ourci-node from this repository's
@@ -118,7 +119,7 @@ func TestRollingUpgrade(t *testing.T) {
 	begin := time.Now()
 	m := newFaultMesh(t, faultMeshOpts{nodes: 3, slots: 3, ipPrefix: "127.0.3", ipBase: 8 * (os.Getpid() % 30), bin: old})
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel) // runs first: the spawners stop, then the nodes
+	defer cancel()
 	isNew := func(i int) bool { return m.nodes[i].bin == binPath }
 	binName := func(i int) string {
 		if isNew(i) {
@@ -129,7 +130,8 @@ func TestRollingUpgrade(t *testing.T) {
 	var spawners []*faultSpawner
 	spawn := func(step int) *faultSpawner {
 		sp := newFaultSpawner(m, 0, 150*time.Millisecond, upgradeJob(m, fmt.Sprintf("u%d-", step)))
-		t.Cleanup(sp.wait)
+		// Registered after the nodes' cleanups, so it runs before them.
+		t.Cleanup(func() { cancel(); sp.wait() })
 		spawners = append(spawners, sp)
 		sp.start(ctx, 2)
 		if err := faultPoll(60*time.Second, 50*time.Millisecond, func() (bool, string) {
