@@ -179,19 +179,21 @@ func leadershipChanged(err error) bool {
 // applied says the entry is not in the ledger yet, proposes it again; so
 // the entry lands exactly once. It returns the leader that took the entry
 // and an index at which it is applied. Any other error fails the test, and
-// so do more than maxLeaderChanges changes for one entry.
+// so does an entry still not in after clusterDeadline.
 func (c *cluster) proposeAcross(leader *testNode, nodes []*testNode, cmd Command, applied func(*State) bool) (*testNode, uint64) {
 	t := c.t
 	t.Helper()
-	const maxLeaderChanges = 10
-	changes := 0
+	deadline := time.Now().Add(clusterDeadline)
+	backoff, changes := 5*time.Millisecond, 0
 	changed := func(err error, what string) {
 		t.Helper()
-		if !leadershipChanged(err) || changes == maxLeaderChanges {
+		if !leadershipChanged(err) || time.Now().After(deadline) {
 			t.Fatalf("raft %s %v on %s after %d leadership changes: got error %v, want nil", what, cmd.Type, leader.id, changes, err)
 		}
 		changes++
 		t.Logf("raft %s %v on %s: %v; waiting for the next leader", what, cmd.Type, leader.id, err)
+		time.Sleep(backoff) // a leader handing over answers at once
+		backoff = min(2*backoff, 200*time.Millisecond)
 	}
 	for {
 		f := leader.r.Apply(mustEncode(t, cmd), 5*time.Second)

@@ -82,16 +82,18 @@ func TestLedgerStaysBoundedAndRestores(t *testing.T) {
 
 	// A newcomer gets the ledger by snapshot (the log it would need is gone).
 	late := c.start("n3", "secret", "")
-	for changes := 0; ; changes++ {
+	deadline := time.Now().Add(clusterDeadline)
+	for backoff := 5 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
 		// AddVoter of a server already in the configuration is a no-op:
 		// after a leadership change it is simply asked of the next leader.
 		err := leader.r.AddVoter("n3", late.r.Transport.LocalAddr(), 0, 10*time.Second).Error()
 		if err == nil {
 			break
 		}
-		if !leadershipChanged(err) || changes == 10 {
-			t.Fatalf("AddVoter n3 on %s after %d leadership changes: %v", leader.id, changes, err)
+		if !leadershipChanged(err) || time.Now().After(deadline) {
+			t.Fatalf("AddVoter n3 on %s: %v", leader.id, err)
 		}
+		time.Sleep(backoff)
 		leader = c.waitLeader(nodes...)
 	}
 	// It installs a snapshot of the whole ledger (about 90 MiB at 100k
@@ -118,4 +120,42 @@ func size(path string) string {
 		return nil
 	})
 	return fmt.Sprintf("%.1f MiB", float64(total)/(1<<20))
+}
+
+// TestProposeAcrossLeadershipTransfer checks the scale test's helper: a
+// proposal made while leadership moves still lands, exactly once.
+func TestProposeAcrossLeadershipTransfer(t *testing.T) {
+	c := newCluster(t)
+	var nodes []*testNode
+	for _, id := range []string{"n0", "n1", "n2"} {
+		nodes = append(nodes, c.start(id, "secret", ""))
+	}
+	var servers []raft.Server
+	for _, n := range nodes {
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(n.id), Address: n.r.Transport.LocalAddr()})
+	}
+	if err := nodes[0].r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.waitLeader(nodes...)
+	const rounds = 5
+	for i := 0; i < rounds; i++ {
+		task := fmt.Sprintf("t%d", i)
+		sp := spawnRoot(fmt.Sprintf("j%d", i), task)
+		moved := make(chan error, 1)
+		go func(l *testNode) { moved <- l.r.LeadershipTransfer().Error() }(leader)
+		leader, _ = c.proposeAcross(leader, nodes, sp, func(s *State) bool { return s.Tasks[task] != nil })
+		if err := <-moved; err != nil {
+			t.Logf("round %d: leadership transfer: %v", i, err)
+		}
+	}
+	leader = c.waitLeader(nodes...)
+	if err := leader.r.Barrier(5 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	leader.fsm.Read(func(s *State, _ uint64) {
+		if len(s.Jobs) != rounds || len(s.Tasks) != rounds {
+			t.Errorf("ledger holds %d jobs and %d tasks, want %d each", len(s.Jobs), len(s.Tasks), rounds)
+		}
+	})
 }

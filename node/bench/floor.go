@@ -76,9 +76,12 @@ func startRaftGroup(ctx context.Context, r *run, n int) (*raftGroup, error) {
 // the group is broken.
 const leaderWait = 30 * time.Second
 
-// maxChanges bounds the leadership changes one proposal may meet: a group
-// that keeps losing its leader is broken, not slow.
-const maxChanges = 10
+// Backoff between proposals after a leadership change: a leader that is
+// handing over still answers "transfer in progress" at once.
+const (
+	firstBackoff = 5 * time.Millisecond
+	maxBackoff   = 200 * time.Millisecond
+)
 
 // waitLeader waits until a member leads and returns it.
 func (g *raftGroup) waitLeader(ctx context.Context) (*raftfsm.Raft, error) {
@@ -157,10 +160,14 @@ func leadershipChanged(err error) bool {
 // came late) does not end the run and is not measured: commit waits for
 // the next leader, proposes the same entries again (each spawn carries its
 // own idempotency key, so one that did commit before the change is not
-// applied twice) and starts the clock anew. Every other error is returned
-// as it is, and so is a group that stays without a leader.
+// applied twice) and starts the clock anew, after a short backoff (a
+// leader handing over answers at once). Every other error is returned as
+// it is, and so is a group that stays without a leader, or commits
+// nothing, for leaderWait.
 func (g *raftGroup) commit(ctx context.Context, entries ...[]byte) (time.Duration, error) {
-	for changes := 0; ; changes++ {
+	deadline := time.Now().Add(leaderWait)
+	backoff := firstBackoff
+	for {
 		l, err := g.waitLeader(ctx)
 		if err != nil {
 			return 0, err
@@ -181,10 +188,26 @@ func (g *raftGroup) commit(ctx context.Context, entries ...[]byte) (time.Duratio
 			return d, nil
 		case !leadershipChanged(err):
 			return 0, err
-		case changes == maxChanges:
-			return 0, fmt.Errorf("bench: the floor Raft group changed leader %d times during one proposal: %w", changes, err)
+		case time.Now().After(deadline):
+			return 0, fmt.Errorf("%w: the floor Raft group committed nothing for %s across leadership changes: %w", errTimeout, leaderWait, err)
 		}
 		g.changes.Add(1)
+		if err := sleep(ctx, backoff); err != nil {
+			return 0, err
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -193,7 +216,9 @@ func (g *raftGroup) commit(ctx context.Context, entries ...[]byte) (time.Duratio
 // the next AppendEntries (at the latest after CommitTimeout..2*CommitTimeout
 // when nothing else is sent).
 func (g *raftGroup) followerLag(ctx context.Context) (time.Duration, error) {
-	for changes := 0; ; changes++ {
+	deadline := time.Now().Add(leaderWait)
+	backoff := firstBackoff
+	for {
 		l, err := g.waitLeader(ctx)
 		if err != nil {
 			return 0, err
@@ -207,10 +232,14 @@ func (g *raftGroup) followerLag(ctx context.Context) (time.Duration, error) {
 		}
 		fut := l.Apply(spawnEntry(), 5*time.Second)
 		if err := fut.Error(); err != nil {
-			if leadershipChanged(err) && changes < maxChanges {
+			if leadershipChanged(err) && time.Now().Before(deadline) {
 				// Not a sample: measure again under the next leader
 				// (the entry, committed or not, is a spawn of its own).
 				g.changes.Add(1)
+				if err := sleep(ctx, backoff); err != nil {
+					return 0, err
+				}
+				backoff = min(2*backoff, maxBackoff)
 				continue
 			}
 			return 0, err

@@ -116,7 +116,7 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 	for i := 0; i < 50; i++ {
 		d, err := rg.followerLag(ctx)
 		if err != nil {
-			return err
+			return fmt.Errorf("floor raft follower lag: %w", err)
 		}
 		lag = append(lag, d)
 	}
