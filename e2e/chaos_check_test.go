@@ -46,6 +46,7 @@ import (
 type chaosCheckResult struct {
 	overlapPause, overlapPartition, overlapBad int
 	afterClose, afterEnd, duringStop           int
+	afterEndPause                              int // started late by a node resuming from a pause that began before the task ended
 	blobs, blobReads, blobsLost                int
 	logs, logsLostNode, logsLostWipe, logsSkip int
 	diskFailed                                 int
@@ -94,11 +95,11 @@ func (r *chaosRun) finish() {
 	}
 	_, unknown := r.sp.snapshot()
 	line := fmt.Sprintf("CHAOS SUMMARY seed=%d: ops %s; skipped: %s; %d jobs, %d tasks, %d executions, %d retried, %d lost, %d failed on a full disk; "+
-		"overlapping attempts %d (%d across a pause, %d across a partition, %d unexplained); %d started after their job closed, %d after their task ended, %d during their node's clean shutdown; "+
+		"overlapping attempts %d (%d across a pause, %d across a partition, %d unexplained); %d started after their job closed, %d after their task ended (and %d by a node resuming from a pause), %d during their node's clean shutdown; "+
 		"blobs checked %d (%d reads on %d live nodes, %d lost with their node); logs checked %d (%d lost with their node, %d with a wiped data dir, %d not required); "+
 		"spawns acknowledged: %d by the test, %d inside tasks, %d unknown; settled in %v; wall %v; %d violations",
 		r.cfg.seed, strings.Join(ops, " "), strings.Join(skipped, ", "), res.jobs, res.tasks, res.execs, res.retried, res.lost, cr.diskFailed,
-		cr.overlapPause+cr.overlapPartition+cr.overlapBad, cr.overlapPause, cr.overlapPartition, cr.overlapBad, cr.afterClose, cr.afterEnd, cr.duringStop,
+		cr.overlapPause+cr.overlapPartition+cr.overlapBad, cr.overlapPause, cr.overlapPartition, cr.overlapBad, cr.afterClose, cr.afterEnd, cr.afterEndPause, cr.duringStop,
 		cr.blobs, cr.blobReads, len(r.liveSet()), cr.blobsLost, cr.logs, cr.logsLostNode, cr.logsLostWipe, cr.logsSkip,
 		res.acked, res.childAcks, len(unknown), res.settledIn.Round(time.Millisecond), time.Since(r.begin).Round(time.Second), len(all))
 	t.Log(line)
@@ -198,6 +199,13 @@ func (r *chaosRun) windowDuring(node, kind string, from, to int64) *chaosWindow 
 	return nil
 }
 
+// frozenStart reports whether a start at on node came right after the
+// node resumed from a pause (within 1s) that began before the task ended.
+func (r *chaosRun) frozenStart(node string, at, ended int64) bool {
+	w := r.windowDuring(node, "pause", at-int64(time.Second), at)
+	return w != nil && w.from < ended && w.to != 0 && at-w.to <= int64(time.Second)
+}
+
 // execEnd is when an execution ended: its end line, its SIGTERM trap, its
 // node's "task ended" line, or the crash of its node; MaxInt64 when
 // unknown.
@@ -259,6 +267,11 @@ func (r *chaosRun) checkExecutions(s *faultSnapshot, cr *chaosCheckResult) []str
 			cr.afterClose++
 			lateByJob[job] = append(lateByJob[job], late{at, node, fmt.Sprintf("%s started %v after job %s closed (%s)",
 				desc, time.Duration(at-j.Job.ClosedAt.UnixNano()).Round(time.Millisecond), job, j.Job.ClosedAt.Local().Format("15:04:05.000"))})
+		case tok && terminalState(ft.State) && !ft.FinishedAt.IsZero() && at > ft.FinishedAt.UnixNano() && r.frozenStart(node, at, ft.FinishedAt.UnixNano()):
+			// ARCHITECTURE.md, at-least-once: a node frozen while it was
+			// about to start an attempt starts it when it resumes, and
+			// stops it once its start report is refused.
+			cr.afterEndPause++
 		case tok && terminalState(ft.State) && !ft.FinishedAt.IsZero() && at > ft.FinishedAt.UnixNano():
 			cr.afterEnd++
 			lateByJob[job] = append(lateByJob[job], late{at, node, fmt.Sprintf("%s started %v after its task ended %s (%s, attempt %d on %s)",

@@ -278,11 +278,20 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 		return
 	}
 	defer forget()
+	b, err := n.backendFor(topic)
+	if err != nil {
+		out.Note("%v", err)
+		r.infraFailed(a, "executor unavailable", err)
+		return
+	}
 	// An assignment that is not fresh may be stale: this replica may be
 	// applying old entries after a partition or a restart, and a later
 	// entry may have given the attempt away already. Its start is then
 	// fenced first: the ledger must accept it before anything runs. (A
 	// fresh one starts at once and reports after: the dispatch fast path.)
+	// Judged last thing before the start, so that a node frozen on the way
+	// (SIGSTOP, a paused VM) rarely starts what it held too long; if it
+	// froze between here and the start, the refused report stops it.
 	fenced := n.cfg.Clock.Now().Sub(t.AssignedAt) > freshAssignment
 	if fenced {
 		if err := r.report(api.Report{Kind: api.ReportStarted, Task: t.ID, Attempt: t.Attempt, Node: n.cfg.Name}); err != nil || a.ctx.Err() != nil {
@@ -290,12 +299,6 @@ func (r *runner) run(a *attempt, job raftfsm.Job, o origin) {
 			log.Info("a stale assignment was refused before it started", "err", err)
 			return
 		}
-	}
-	b, err := n.backendFor(topic)
-	if err != nil {
-		out.Note("%v", err)
-		r.infraFailed(a, "executor unavailable", err)
-		return
 	}
 	proc, err := b.Start(a.ctx, spec)
 	if err != nil {
