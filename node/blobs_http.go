@@ -14,6 +14,7 @@ import (
 
 	"github.com/ourci/ourci/blobs"
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/runner"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -170,7 +171,7 @@ func (c *capReader) Read(p []byte) (int, error) {
 func (n *Node) writeStoreError(w http.ResponseWriter, err error) {
 	n.noteWriteError(err)
 	if isNoSpace(err) {
-		writeError(w, http.StatusInsufficientStorage, api.CodeNoSpace, fmt.Errorf("no space on %s: %s; free space in its data directory (%s), or use another node", n.cfg.Name, errText(err), n.cfg.DataDir))
+		writeError(w, http.StatusInsufficientStorage, api.CodeNoSpace, fmt.Errorf("no space on %s: %s; free space in its data directory (%s), or use another node", n.cfg.Name, runner.ErrText(err), n.cfg.DataDir))
 		return
 	}
 	writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
@@ -441,5 +442,5 @@ func (n *Node) handlePull(w http.ResponseWriter, r *http.Request, p Principal) {
 
 // reportAsync delivers a report in the background, retrying.
 func (n *Node) reportAsync(rep api.Report) {
-	n.runner.report(rep)
+	n.runner.Report(rep)
 }

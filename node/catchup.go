@@ -75,7 +75,7 @@ func (n *Node) caughtUpIndex() (uint64, bool) {
 func (n *Node) markReady(idx uint64, after time.Duration) {
 	n.readyOnce.Do(func() {
 		if n.id.Fresh {
-			n.runner.disown()
+			n.runner.Disown()
 		}
 		if after > time.Second {
 			n.log.Info("caught up with the mesh; running tasks now", "index", idx, "after", after.Round(time.Millisecond))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/checkout"
+	"github.com/ourci/ourci/node/runner"
+	"github.com/ourci/ourci/node/topic"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -73,11 +75,11 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 		n.metrics.QuotaRefused("spawn_bytes") // metrics
 		return raftfsm.Command{}, fmt.Errorf("%w: spawn: its topic, image, arguments and environment are %s, at most %s (--max-spawn-bytes): pass big inputs as a blob (blob_upload) and their name as an argument", errQuotaSize, api.ByteSize(int64(size)), api.ByteSize(int64(max)))
 	}
-	if err := checkEnv(req.Env, n.envAllowed(req.Topic)); err != nil {
+	if err := topic.CheckEnv(req.Env, n.envAllowed(req.Topic)); err != nil {
 		return raftfsm.Command{}, err
 	}
 	now := n.cfg.Clock.Now().UTC()
-	o := origin{Operator: true}
+	o := topic.Origin{Operator: true}
 	sp := &raftfsm.Spawn{
 		Task: newID(), Topic: req.Topic, Image: req.Image, Args: req.Args, Env: req.Env,
 		Timeout: time.Duration(req.Timeout), At: now,
@@ -106,7 +108,7 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 		if m, ok := memberMap(n.gossip.Members())[pnode]; ok {
 			sp.ParentKind, _, _ = memberKind(m, ptopic)
 		}
-		o = origin{ParentTopic: ptopic, ParentKind: sp.ParentKind}
+		o = topic.Origin{ParentTopic: ptopic, ParentKind: sp.ParentKind}
 		if req.Key != "" {
 			sp.Key = "task:" + p.Task + ":" + req.Key
 		}
@@ -179,7 +181,7 @@ var ErrNotAccepted = errors.New("node: not accepted")
 // checkAccepted refuses a spawn that no live subscriber of topic would run
 // (accept.go). With no live subscriber at all, the task is let in to wait
 // for one; the picker and the runner still check.
-func (n *Node) checkAccepted(topic string, o origin) error {
+func (n *Node) checkAccepted(topic string, o topic.Origin) error {
 	var subs []string
 	for _, m := range n.gossip.Members() {
 		if !m.Meta.Subscribes(topic) {
@@ -226,8 +228,9 @@ func (n *Node) reportCommand(r api.Report) (raftfsm.Command, error) {
 }
 
 // errRefused marks a report the ledger declined for good (stale attempt,
-// task already settled): retrying cannot help.
-var errRefused = errors.New("node: refused by the ledger")
+// task already settled): retrying cannot help. The runner's sentinel: it
+// reads the refusals of this write path.
+var errRefused = runner.ErrRefused
 
 // applyReport delivers a report through the leader: directly when this node
 // leads, else over the leader's API.

@@ -18,40 +18,13 @@ import (
 	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/faults"
 	"github.com/ourci/ourci/node/meshtls"
+	"github.com/ourci/ourci/node/topic"
 	"github.com/ourci/ourci/raftfsm"
 )
 
-// Topic is one topic this node subscribes to and how it runs its tasks.
-type Topic struct {
-	Name string
-	// Agent is the agent script run as `Agent ARGS...`; "" runs the task's
-	// ARGS as a host command.
-	Agent string
-	// Secrets are node-side secrets (NAME → value, from the node's own
-	// environment) passed into the topic's tasks as environment variables;
-	// their values, and base64 forms, are masked in stored and streamed logs.
-	Secrets map[string]string
-	// Executor names how the topic's tasks run (node/executor's registry):
-	// "" is agent when Agent is set, else host; executor.KindDocker runs
-	// each task in the Docker image it names (`--topic T=docker`).
-	Executor executor.Kind
-	// Container limits and policy for Docker topics (executor.Docker's
-	// fields say more).
-	Memory  int64   // bytes; 0: executor.DefaultMemory; negative: no limit
-	CPUs    float64 // 0: executor.DefaultCPUs; negative: no limit
-	Pids    int64   // 0: executor.DefaultPids; negative: no limit
-	Pull    bool    // may pull a missing image (off: a missing image fails the task)
-	Network string  // "": the node-managed bridge network "ourci", which reaches the node on its gateway; "host": the host's network
-	User    string  // UID:GID in the container; "": executor.DefaultUser (65534:65534) for a root node, else the node's own
-	// Timeout is the default task timeout for the topic; 0 means the node's.
-	Timeout time.Duration
-	// Accept lists which spawns the node runs on this topic (accept.go);
-	// empty: the kind's default (DefaultAccept).
-	Accept []string
-	// EnvAllow lists variable names a spawn's --env may set on this topic
-	// although they are refused by default (envpolicy.go).
-	EnvAllow []string
-}
+// Topic is one topic this node subscribes to and how it runs its tasks
+// (node/topic).
+type Topic = topic.Topic
 
 // Config is everything a node needs. Zero values take the documented
 // defaults in withDefaults.
@@ -339,15 +312,15 @@ func validateTopics(topics []Topic) error {
 			return fmt.Errorf("%w: topic %q given twice", ErrConfig, t.Name)
 		}
 		seen[t.Name] = true
-		f, err := executor.Default.Lookup(t.executorKind())
+		f, err := executor.Default.Lookup(t.ExecutorKind())
 		if err != nil {
 			return fmt.Errorf("%w: topic %q: %w", ErrConfig, t.Name, err)
 		}
 		if f.Describe.Script && t.Agent == "" {
-			return fmt.Errorf("%w: topic %q: the %s executor runs an agent script: name it (--topic %s=SCRIPT)", ErrConfig, t.Name, t.executorKind(), t.Name)
+			return fmt.Errorf("%w: topic %q: the %s executor runs an agent script: name it (--topic %s=SCRIPT)", ErrConfig, t.Name, t.ExecutorKind(), t.Name)
 		}
 		if t.Agent != "" && !f.Describe.Script {
-			return fmt.Errorf("%w: topic %q: a topic runs tasks through an agent script or as %s, not both", ErrConfig, t.Name, t.executorKind())
+			return fmt.Errorf("%w: topic %q: a topic runs tasks through an agent script or as %s, not both", ErrConfig, t.Name, t.ExecutorKind())
 		}
 		if err := validateAccept(t.Name, t.Accept); err != nil {
 			return err

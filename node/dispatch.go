@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node/topic"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -343,12 +344,12 @@ type picker struct {
 	members []gossip.Member
 	load    map[string]int
 	queued  []*raftfsm.Task
-	origins map[string]origin // of the queued tasks, by ID
-	parents map[string]string // the topics of this round's spawning tasks, by task ID
+	origins map[string]topic.Origin // of the queued tasks, by ID
+	parents map[string]string       // the topics of this round's spawning tasks, by task ID
 }
 
 func (d *dispatcher) newPicker(parents []string) *picker {
-	p := &picker{members: d.members(), load: map[string]int{}, origins: map[string]origin{}, parents: map[string]string{}}
+	p := &picker{members: d.members(), load: map[string]int{}, origins: map[string]topic.Origin{}, parents: map[string]string{}}
 	// Copy the flights' choices before reading the ledger: an entry that
 	// lands in between shows in both, and is counted once (applied below).
 	d.mu.Lock()
@@ -377,31 +378,19 @@ func (d *dispatcher) newPicker(parents []string) *picker {
 		for _, t := range s.Queued() {
 			if !s.Jobs[t.Job].Held && !taken[t.ID] {
 				p.queued = append(p.queued, t.Clone())
-				p.origins[t.ID] = taskOrigin(s, t)
+				p.origins[t.ID] = topic.OriginOf(s, t)
 			}
 		}
 	})
 	return p
 }
 
-// taskOrigin is where a task's spawn came from (accept.go).
-func taskOrigin(s *raftfsm.State, t *raftfsm.Task) origin {
-	if t.Parent == "" {
-		return origin{Operator: true}
-	}
-	o := origin{ParentKind: t.ParentKind}
-	if p := s.Tasks[t.Parent]; p != nil {
-		o.ParentTopic = p.Topic
-	}
-	return o
-}
-
 // spawnOrigin is where a spawn in this round comes from.
-func (p *picker) spawnOrigin(sp *raftfsm.Spawn) origin {
+func (p *picker) spawnOrigin(sp *raftfsm.Spawn) topic.Origin {
 	if sp.Parent == "" {
-		return origin{Operator: true}
+		return topic.Origin{Operator: true}
 	}
-	return origin{ParentTopic: p.parents[sp.Parent], ParentKind: sp.ParentKind}
+	return topic.Origin{ParentTopic: p.parents[sp.Parent], ParentKind: sp.ParentKind}
 }
 
 // applied reports whether the ledger already shows the choice's entry:
@@ -419,7 +408,7 @@ func applied(s *raftfsm.State, c choice) bool {
 // then the name, so the choice is stable. Nodes in avoid (sorted: where an
 // attempt of the task failed for the infrastructure) are passed over while
 // any other node that takes work serves the topic, busy or not.
-func (p *picker) choose(topic string, avoid []string, o origin) string {
+func (p *picker) choose(topic string, avoid []string, o topic.Origin) string {
 	others := false
 	if len(avoid) > 0 {
 		for _, m := range p.members {

@@ -4,9 +4,10 @@
 // What runs where:
 //
 //   - Every node: gossip (who is alive, what they subscribe to), a Raft
-//     member with its own ledger replica, the runner (runner.go), which
-//     starts the attempts its replica assigns to this node and stops those
-//     the ledger takes away, and the API (http.go). Reads are answered from
+//     member with its own ledger replica, the runner (node/runner, wired
+//     in executors.go's runnerHost and reporter), which starts the
+//     attempts its replica assigns to this node and stops those the
+//     ledger takes away, and the API (http.go). Reads are answered from
 //     the local replica; writes are relayed to the leader.
 //   - The leader only (leader.go): the dispatcher (dispatch.go), the single
 //     writer that batches proposals and chooses nodes for tasks; Raft

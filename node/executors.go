@@ -13,14 +13,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/executor"
-	"github.com/ourci/ourci/raftfsm"
 )
 
 // execState is how this node runs its tasks: set up by setupExecutors when
@@ -79,7 +79,7 @@ func (n *Node) setupExecutors() error {
 	} else {
 		n.exec.host.Cgroups = c
 	}
-	if slices.ContainsFunc(n.cfg.Topics, func(t Topic) bool { return t.describe().Shared }) {
+	if slices.ContainsFunc(n.cfg.Topics, func(t Topic) bool { return t.Describe().Shared }) {
 		n.warnNoCgroups()
 	}
 	return nil
@@ -151,29 +151,6 @@ func searchable(fi fs.FileInfo, st *syscall.Stat_t, u *executor.User) bool {
 	return m&0o001 != 0
 }
 
-// workspaceName matches the workspaces the runner makes: TASK.ATTEMPT.
-var workspaceName = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[0-9]+$`)
-
-// clearWorkDir removes the workspaces a previous life of the node left (it
-// crashed while they were in use), first detaching the nosuid mounts of its
-// Docker tasks' workspaces.
-func (n *Node) clearWorkDir() {
-	dir := n.cfg.WorkDir
-	if os.Geteuid() == 0 {
-		if k, err := executor.UnmountBelow(dir); err != nil {
-			n.log.Warn("work dir: unmounting the workspaces of a previous run", "err", err)
-		} else if k > 0 {
-			n.log.Info("work dir: unmounted workspaces of a previous run", "mounts", k)
-		}
-	}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if e.IsDir() && workspaceName.MatchString(e.Name()) {
-			os.RemoveAll(filepath.Join(dir, e.Name()))
-		}
-	}
-}
-
 // backendFor returns what runs a topic's tasks: the configured override
 // (tests), else the topic's executor from the registry, made on first use
 // (one per topic, as topics differ in limits).
@@ -181,7 +158,7 @@ func (n *Node) backendFor(t Topic) (executor.Backend, error) {
 	if n.cfg.Executor != nil {
 		return executor.Only(n.cfg.Executor), nil
 	}
-	kind := t.executorKind()
+	kind := t.ExecutorKind()
 	if kind == executor.KindHost || kind == executor.KindAgent {
 		n.warnNoCgroups()
 	}
@@ -194,7 +171,7 @@ func (n *Node) backendFor(t Topic) (executor.Backend, error) {
 		Node: n.cfg.Name, Mesh: n.cfg.Secret.MeshID(), Host: n.exec.host,
 		Memory: t.Memory, NanoCPUs: int64(t.CPUs * 1e9), Pids: t.Pids, Pull: t.Pull, Network: t.Network, User: t.User,
 	}
-	if t.describe().Image {
+	if t.Describe().Image {
 		if bin := n.binary(); bin != "" {
 			o.Binds = append(o.Binds, bin) // ourci-node, on PATH inside the container
 			if dynamic(bin) {
@@ -264,19 +241,6 @@ func (n *Node) taskAPI(topic string) string {
 	return n.httpURL
 }
 
-// taskSpec fills in what an executor needs beyond the task's command.
-func taskSpec(t *raftfsm.Task, topic Topic, s executor.Spec) (executor.Spec, error) {
-	// Docker labels its container with them, Host names its cgroup after them.
-	s.Labels = map[string]string{"ourci.job": t.Job, "ourci.task": t.ID, "ourci.attempt": strconv.Itoa(t.Attempt)}
-	if topic.describe().Image {
-		if t.Image == "" {
-			return s, fmt.Errorf("topic %s runs each task in an image (%s): spawn them with --image IMAGE", t.Topic, topic.Kind())
-		}
-		s.Image = t.Image
-	}
-	return s, nil
-}
-
 // sweepBackends removes what a previous life of this node left behind
 // (it crashed while tasks ran): one sweep per kind of executor the topics
 // use beyond the host's (whose cgroups killOrphans sweeps before the node
@@ -284,7 +248,7 @@ func taskSpec(t *raftfsm.Task, topic Topic, s executor.Spec) (executor.Spec, err
 func (n *Node) sweepBackends(ctx context.Context) {
 	swept := map[executor.Kind]bool{executor.KindHost: true, executor.KindAgent: true}
 	for _, t := range n.offer.Load().topics {
-		kind := t.executorKind()
+		kind := t.ExecutorKind()
 		if swept[kind] {
 			continue
 		}
@@ -328,3 +292,36 @@ func dynamic(path string) bool {
 	}
 	return false
 }
+
+// binary is the ourci-node executable tasks should find first on PATH.
+func (n *Node) binary() string {
+	if n.cfg.Binary != "" {
+		return n.cfg.Binary
+	}
+	if exe, err := os.Executable(); err == nil && strings.HasPrefix(filepath.Base(exe), "ourci-node") {
+		return exe
+	}
+	return ""
+}
+
+// runnerHost is what the runner asks of its node (runner.Host).
+type runnerHost struct{ n *Node }
+
+func (h runnerHost) Topic(name string) (Topic, bool) { return h.n.offer.Load().topic(name) }
+func (h runnerHost) TaskAPI(topic string) string     { return h.n.taskAPI(topic) }
+func (h runnerHost) Unhealthy() string               { return h.n.Unhealthy() }
+func (h runnerHost) NoteWriteError(err error)        { h.n.noteWriteError(err) }
+
+// Backend returns the topic's backend with its network prepared.
+func (h runnerHost) Backend(ctx context.Context, t Topic) (executor.Backend, error) {
+	if err := h.n.prepareTopic(ctx, t); err != nil {
+		return nil, err
+	}
+	return h.n.backendFor(t)
+}
+
+// reporter is the runner's way to the ledger: the node's write path
+// (applyReport), its refusals runner.ErrRefused.
+type reporter struct{ n *Node }
+
+func (r reporter) Report(ctx context.Context, rep api.Report) error { return r.n.applyReport(ctx, rep) }

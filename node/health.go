@@ -15,6 +15,7 @@ import (
 
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/runner"
 )
 
 // A node that cannot write its data directory or its Raft log must not take
@@ -74,7 +75,7 @@ func (n *Node) replicaFrozen() bool {
 func (n *Node) noteRaftLog(err error) {
 	reason := ""
 	if err != nil {
-		reason = "cannot append to the Raft log: " + errText(err)
+		reason = "cannot append to the Raft log: " + runner.ErrText(err)
 	}
 	n.health.mu.Lock()
 	changed := n.health.raftLog != reason
@@ -136,7 +137,7 @@ func (n *Node) healthLoop() {
 func (n *Node) checkFreeSpace() string {
 	var st unix.Statfs_t
 	if err := unix.Statfs(n.cfg.DataDir, &st); err != nil {
-		return "cannot read the data directory's free space: " + errText(err)
+		return "cannot read the data directory's free space: " + runner.ErrText(err)
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
 	if free < n.cfg.MinFreeDisk {
@@ -151,25 +152,9 @@ func (n *Node) probeWrite() string {
 	err := writeFileSync(p, make([]byte, 4096))
 	os.Remove(p)
 	if err != nil {
-		return "cannot write the data directory: " + errText(err)
+		return "cannot write the data directory: " + runner.ErrText(err)
 	}
 	return ""
-}
-
-// errText is an error for a person: no Go package prefixes for the usual
-// causes.
-func errText(err error) string {
-	switch {
-	case errors.Is(err, syscall.ENOSPC):
-		return "no space left on device"
-	case errors.Is(err, syscall.EROFS):
-		return "read-only file system"
-	case errors.Is(err, syscall.EDQUOT):
-		return "disk quota exceeded"
-	case errors.Is(err, syscall.EIO):
-		return "input/output error"
-	}
-	return err.Error()
 }
 
 // isNoSpace reports whether err comes from a full disk or quota.

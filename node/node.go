@@ -30,6 +30,7 @@ import (
 	"github.com/ourci/ourci/node/lograte"
 	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/node/metrics"
+	"github.com/ourci/ourci/node/runner"
 	"github.com/ourci/ourci/node/tasklog"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -58,7 +59,8 @@ type Node struct {
 	hookMu      sync.Mutex    // the leader judges and commits one webhook at a time
 	peer        *meshtls.Peer // this node's mesh certificate
 
-	runner   *runner
+	runner   *runner.Runner
+	records  *runner.Records // run records of the attempts this life started (DATA_DIR/run)
 	logs     *tasklog.Store
 	blobs    *blobs.Store
 	peerHTTP *http.Client // node-to-node calls (mutual TLS; peer URLs only)
@@ -202,6 +204,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := n.setupExecutors(); err != nil {
 		return nil, err
 	}
+	n.records = runner.NewRecords(n.runDir())
 	_, previous := n.killOrphans()
 	n.logs = tasklog.New(filepath.Join(cfg.DataDir, "logs"), cfg.MaxLogBytes)
 	n.mirrors = &checkout.Mirrors{Dir: filepath.Join(cfg.DataDir, "git")}
@@ -226,8 +229,12 @@ func Start(cfg Config) (_ *Node, err error) {
 		IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
 	}}
 	n.metrics = n.newMetrics() // before anything that observes (runner, leader loops, HTTP)
-	n.runner = newRunner(n)
-	n.runner.previous = previous
+	n.runner = runner.New(n.ctx, runner.Config{
+		Name: cfg.Name, WorkDir: cfg.WorkDir, TaskTimeout: cfg.TaskTimeout, Grace: cfg.Grace,
+		TaskUser: cfg.TaskUser, Binary: n.binary(), Secret: cfg.Secret, Clock: cfg.Clock, Log: n.log,
+		Ledger: n.fsm, Reporter: reporter{n}, Host: runnerHost{n}, Metrics: n.metrics, Sources: n.mirrors,
+		Logs: n.logs, Records: n.records, Previous: previous,
+	})
 	n.httpSrv = n.newServer(n.routes(false))
 	n.peerSrv = n.newServer(n.routes(true))
 	n.httpLimit = newConnLimit(n.httpLn, cfg.MaxConnsPerClient, cfg.MaxConnsLoopback, n.connRefused)
@@ -245,7 +252,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.leadershipLoop)
 	n.goFunc(n.catchUp)
 	n.goFunc(n.healthLoop)
-	n.goFunc(n.runner.loop)
+	n.goFunc(func() { n.runner.Run(n.ready) })
 	n.goFunc(n.gcLoop)
 	n.goFunc(func() { n.sweepBackends(n.ctx) })
 	n.goFunc(n.verifyUnflushedBlobs)
@@ -532,11 +539,11 @@ func (n *Node) Close() error {
 	if n.runner != nil {
 		// Take no new work first: the leader must not hand what this node
 		// gives back straight back to it.
-		n.runner.closing.Store(true)
+		n.runner.Stop()
 		if n.gossip != nil {
 			n.updateMeta(func(m *gossip.Meta) { m.Draining = true })
 		}
-		n.runner.shutdown(5 * time.Second)
+		n.runner.Shutdown(5 * time.Second)
 	}
 	if n.raft != nil && n.IsLeader() {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
@@ -567,7 +574,7 @@ func (n *Node) Close() error {
 		// An attempt the runner started after shutdown looked (its loop
 		// ran until cancel) stops with the context: wait for it, so
 		// nothing writes in the data directory once Close returned.
-		n.runner.wg.Wait()
+		n.runner.Wait()
 	}
 	if n.blobs != nil {
 		errs = append(errs, n.blobs.Close())
@@ -583,7 +590,7 @@ func (n *Node) Kill() {
 	n.mu.Unlock()
 	n.cancel()
 	if n.runner != nil {
-		n.runner.kill()
+		n.runner.Kill()
 	}
 	n.httpSrv.Close()
 	n.peerSrv.Close()

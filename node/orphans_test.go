@@ -14,112 +14,8 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/nodetest/wait"
+	"github.com/ourci/ourci/node/runner"
 )
-
-func TestKillOrphans(t *testing.T) {
-	n := &Node{cfg: Config{DataDir: t.TempDir()}, log: slog.Default()}
-	cmd := exec.Command("sh", "-c", "sleep 1000 & sleep 1000")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	if _, err := n.markStarting("t1", 1); err != nil { // left behind, as by a node killed -9
-		t.Fatal(err)
-	}
-	n.recordGroup("t1", 1, cmd.Process.Pid)
-	// A record naming init is never acted on; one that never got a
-	// process (the node died while starting it) still counts as started.
-	n.markStarting("t2", 2)
-	n.recordGroup("t2", 2, 1)
-	n.markStarting("t3", 1)
-	got, started := n.killOrphans()
-	if got != 1 {
-		t.Fatalf("killed groups: got %d, want 1", got)
-	}
-	if want := map[string]int{"t1": 1, "t2": 2, "t3": 1}; !maps.Equal(started, want) {
-		t.Errorf("started attempts: got %v, want %v", started, want)
-	}
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the orphaned task is still running")
-	}
-	if got, _ := n.killOrphans(); got != 0 {
-		t.Errorf("second pass: got %d, want 0 (records are consumed)", got)
-	}
-}
-
-// TestRunRecordsRecycled: a forgotten run record is kept as an empty spare
-// and renamed into place for the next attempt; killOrphans counts only
-// records, never spares, and clears both.
-func TestRunRecordsRecycled(t *testing.T) {
-	n := &Node{cfg: Config{DataDir: t.TempDir()}, log: slog.Default()}
-	n.runner = newRunner(n)
-	files := func() map[string]string {
-		t.Helper()
-		entries, err := os.ReadDir(n.runDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]string{}
-		for _, e := range entries {
-			b, err := os.ReadFile(filepath.Join(n.runDir(), e.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[e.Name()] = string(b)
-		}
-		return out
-	}
-	st, err := startTime(1)
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	grouped := fmt.Sprintf("1 %d\n", st)
-
-	forget1, err := n.markStarting("t1", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.recordGroup("t1", 1, 1)
-	steps := []struct {
-		name string
-		do   func()
-		want map[string]string
-	}{
-		{"started, group recorded in place", func() {}, map[string]string{"t1.1.pid": grouped}},
-		{"forgotten: an empty spare", forget1, map[string]string{"spare-1": ""}},
-		{"next attempt takes the spare", func() {
-			if _, err := n.markStarting("t2", 3); err != nil {
-				t.Fatal(err)
-			}
-		}, map[string]string{"t2.3.pid": "0 0\n"}},
-		{"its group recorded", func() { n.recordGroup("t2", 3, 1) }, map[string]string{"t2.3.pid": grouped}},
-		{"a third attempt, ended", func() {
-			forget, err := n.markStarting("t3", 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			forget()
-		}, map[string]string{"t2.3.pid": grouped, "spare-2": ""}},
-	}
-	for _, s := range steps {
-		s.do()
-		if got := files(); !maps.Equal(got, s.want) {
-			t.Fatalf("%s: run dir holds %q, want %q", s.name, got, s.want)
-		}
-	}
-	killed, started := n.killOrphans()
-	if want := map[string]int{"t2": 3}; killed != 0 || !maps.Equal(started, want) {
-		t.Errorf("killOrphans: got %d killed, started %v; want 0 killed, started %v", killed, started, want)
-	}
-	if got := files(); len(got) != 0 {
-		t.Errorf("after killOrphans the run dir holds %q, want nothing", got)
-	}
-}
 
 // TestKillOrphansCgroups: what a crashed life's host task left in its
 // attempt cgroup, a setsid escapee included (out of reach of the process
@@ -129,6 +25,7 @@ func TestKillOrphansCgroups(t *testing.T) {
 	dataDir := t.TempDir()
 	life := func() *Node {
 		n := &Node{cfg: Config{Name: "n1", DataDir: dataDir}, log: slog.Default()}
+		n.records = runner.NewRecords(n.runDir())
 		if err := n.setupExecutors(); err != nil {
 			t.Fatal(err)
 		}
@@ -172,10 +69,10 @@ func TestKillOrphansCgroups(t *testing.T) {
 		return escapee != 0, fmt.Sprintf("it holds %q", b)
 	})
 	t.Cleanup(func() { syscall.Kill(escapee, syscall.SIGKILL); syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	if _, err := first.markStarting("t1", 1); err != nil {
+	if _, err := first.records.Mark("t1", 1); err != nil {
 		t.Fatal(err)
 	}
-	first.recordGroup("t1", 1, cmd.Process.Pid)
+	first.records.Group("t1", 1, cmd.Process.Pid)
 
 	// The node died (-9); its next life sweeps.
 	second := life()

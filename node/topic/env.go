@@ -1,4 +1,4 @@
-package node
+package topic
 
 import (
 	"fmt"
@@ -26,8 +26,8 @@ var deniedEnv = []string{
 	"OURCI_*", "BLOB_URL", "BUILD_JOB", "BRANCH", "CI_BRANCH",
 }
 
-// envDenied reports whether name is refused unless allowed.
-func envDenied(name string) bool {
+// EnvDenied reports whether name is refused unless allowed.
+func EnvDenied(name string) bool {
 	if strings.Contains(name, "%") || strings.Contains(name, "(") {
 		return true // exported shell functions (BASH_FUNC_f%%, old "f()")
 	}
@@ -39,12 +39,12 @@ func envDenied(name string) bool {
 	return false
 }
 
-// checkEnv refuses the denied names of env that allow does not list.
-func checkEnv(env []string, allow []string) error {
+// CheckEnv refuses the denied names of env that allow does not list.
+func CheckEnv(env []string, allow []string) error {
 	var bad []string
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		if envDenied(k) && !slices.Contains(allow, k) && !slices.Contains(bad, k) {
+		if EnvDenied(k) && !slices.Contains(allow, k) && !slices.Contains(bad, k) {
 			bad = append(bad, k)
 		}
 	}
@@ -54,16 +54,16 @@ func checkEnv(env []string, allow []string) error {
 	return fmt.Errorf("spawn: --env may not set %s: loader, shell-startup, search-path and OurCI variables run code before the task's first line or pass for another task (a node can allow a name with --topic-env-allow TOPIC=NAME)", strings.Join(bad, ", "))
 }
 
-// dropDeniedEnv removes from the attempt's own copy of the task the
+// DropDeniedEnv removes from the attempt's own copy of the task the
 // --env entries this node does not allow (the leader checked against what
 // some subscriber allows; this node may allow less), and returns their
 // names.
-func dropDeniedEnv(t *raftfsm.Task, allow []string) []string {
+func DropDeniedEnv(t *raftfsm.Task, allow []string) []string {
 	var dropped []string
 	kept := t.Env[:0:0]
 	for _, kv := range t.Env {
 		k, _, _ := strings.Cut(kv, "=")
-		if envDenied(k) && !slices.Contains(allow, k) {
+		if EnvDenied(k) && !slices.Contains(allow, k) {
 			dropped = append(dropped, k)
 			continue
 		}

@@ -1,4 +1,4 @@
-package node
+package runner
 
 import (
 	"os"
@@ -12,8 +12,8 @@ import (
 // env builds a task's whole environment. Nothing of the node's own
 // environment leaks in but PATH, HOME, USER, LANG, TZ and TMPDIR; the
 // cluster secret never does.
-func (r *runner) env(t *raftfsm.Task, job raftfsm.Job, workdir string) []string {
-	n := r.n
+func (r *Runner) env(t *raftfsm.Task, job raftfsm.Job, workdir string) []string {
+	cfg := r.cfg
 	env := map[string]string{}
 	for _, k := range []string{"HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL", "TERM"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -24,8 +24,8 @@ func (r *runner) env(t *raftfsm.Task, job raftfsm.Job, workdir string) []string 
 	if path == "" {
 		path = "/usr/local/bin:/usr/bin:/bin"
 	}
-	if bin := n.binary(); bin != "" {
-		path = filepath.Dir(bin) + string(os.PathListSeparator) + path
+	if cfg.Binary != "" {
+		path = filepath.Dir(cfg.Binary) + string(os.PathListSeparator) + path
 	}
 	env["PATH"] = path
 	// The task's own --env first: the names OurCI sets below win over it.
@@ -46,14 +46,13 @@ func (r *runner) env(t *raftfsm.Task, job raftfsm.Job, workdir string) []string 
 	set("OURCI_ATTEMPT", strconv.Itoa(t.Attempt))
 	set("OURCI_TOPIC", t.Topic)
 	set("OURCI_IMAGE", t.Image)
-	api := n.taskAPI(t.Topic) // a container on a bridge network reaches the node on its gateway
+	api := cfg.Host.TaskAPI(t.Topic) // a container on a bridge network reaches the node on its gateway
 	set("OURCI_NODE", api)
-	set("OURCI_NODE_NAME", n.cfg.Name)
-	tok := n.cfg.Secret.TaskToken(t.ID, t.Attempt)
-	set("OURCI_TOKEN", tok)
+	set("OURCI_NODE_NAME", cfg.Name)
+	set("OURCI_TOKEN", cfg.Secret.TaskToken(t.ID, t.Attempt))
 	// curl ${BLOB_URL}/NAME_OR_HASH: the path carries a capability that
 	// reads this job's blobs and nothing else, not the task's token.
-	set("BLOB_URL", api+"/v1/blob/"+n.cfg.Secret.BlobToken(t.Job, t.ID, t.Attempt))
+	set("BLOB_URL", api+"/v1/blob/"+cfg.Secret.BlobToken(t.Job, t.ID, t.Attempt))
 	set("OURCI_WORKSPACE", workdir)
 	src := job.Source
 	set("OURCI_REPO", src.Repo)
@@ -69,15 +68,4 @@ func (r *runner) env(t *raftfsm.Task, job raftfsm.Job, workdir string) []string 
 		out = append(out, k+"="+v)
 	}
 	return out
-}
-
-// binary is the ourci-node executable tasks should find first on PATH.
-func (n *Node) binary() string {
-	if n.cfg.Binary != "" {
-		return n.cfg.Binary
-	}
-	if exe, err := os.Executable(); err == nil && strings.HasPrefix(filepath.Base(exe), "ourci-node") {
-		return exe
-	}
-	return ""
 }
