@@ -134,66 +134,6 @@ func (n *Node) askPull(ctx context.Context, member, hash string) error {
 	return nil
 }
 
-// retentionLoop (leader) expires closed jobs whose retention ran out, and
-// forgets blobs no unexpired job refers to once they are older than the
-// retention period. Times come from the injectable clock.
-func (n *Node) retentionLoop(ctx context.Context, d *dispatcher) {
-	ret := n.cfg.BlobRetention
-	for {
-		_, ch := n.fsm.Watch()
-		now := n.cfg.Clock.Now()
-		next := now.Add(time.Hour)
-		ex := &raftfsm.Expire{At: now.UTC()}
-		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-			for _, id := range s.JobOrder {
-				j := s.Jobs[id]
-				if j.State != raftfsm.JobClosed {
-					continue
-				}
-				if j.Expired {
-					if due := j.ClosedAt.Add(n.cfg.JobHistory); !now.Before(due) {
-						ex.Forget = append(ex.Forget, id)
-					} else if due.Before(next) {
-						next = due
-					}
-					continue
-				}
-				if due := j.ClosedAt.Add(ret); !now.Before(due) {
-					ex.Jobs = append(ex.Jobs, id)
-				} else if due.Before(next) {
-					next = due
-				}
-			}
-			for h, b := range s.Blobs {
-				if len(b.Jobs) > 0 {
-					continue
-				}
-				if due := b.CreatedAt.Add(ret); !now.Before(due) {
-					ex.Blobs = append(ex.Blobs, h)
-				} else if due.Before(next) {
-					next = due
-				}
-			}
-		})
-		slices.Sort(ex.Blobs)
-		if len(ex.Jobs) > 0 || len(ex.Blobs) > 0 || len(ex.Forget) > 0 {
-			if _, err := d.submit(ctx, raftfsm.Command{Type: raftfsm.CmdExpire, Expire: ex}); err != nil && ctx.Err() == nil {
-				n.log.Warn("retention", "err", err)
-				next = now.Add(time.Second)
-			} else {
-				continue
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-			settle(ctx)
-		case <-n.cfg.Clock.After(next.Sub(now)):
-		}
-	}
-}
-
 // gcLoop (every node) deletes local blob copies and task logs the ledger no
 // longer knows, once they are older than gcGrace, and withdraws the records
 // of copies gone from disk. It decides only on a replica that is current:

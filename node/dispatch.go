@@ -109,7 +109,7 @@ func newDispatcher(n *Node) *dispatcher {
 var ErrNotYet = errors.New("node: not every voter knows this command yet")
 
 // submit proposes c and waits until it is applied (or refused).
-func (d *dispatcher) submit(ctx context.Context, c raftfsm.Command) (raftfsm.Result, error) {
+func (d *dispatcher) Submit(ctx context.Context, c raftfsm.Command) (raftfsm.Result, error) {
 	if need := c.NeedsSchema(); need > 1 {
 		if err := d.n.schemaReady(need); err != nil {
 			return raftfsm.Result{}, err

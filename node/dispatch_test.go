@@ -162,7 +162,7 @@ func spawnAsync(d *dispatcher, i int, topic string) <-chan submitted {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		res, err := d.submit(ctx, c)
+		res, err := d.Submit(ctx, c)
 		out <- submitted{res, err}
 	}()
 	return out

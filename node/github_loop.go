@@ -181,7 +181,7 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 }
 
 func (n *Node) record(ctx context.Context, d *dispatcher, r *raftfsm.Reported) {
-	if _, err := d.submit(ctx, raftfsm.Command{Type: raftfsm.CmdReported, Reported: r}); err != nil && ctx.Err() == nil {
+	if _, err := d.Submit(ctx, raftfsm.Command{Type: raftfsm.CmdReported, Reported: r}); err != nil && ctx.Err() == nil {
 		n.log.Warn("github: recording what was sent", "job", r.Job, "err", err)
 	}
 }

@@ -418,7 +418,7 @@ func (n *Node) submit(ctx context.Context, c raftfsm.Command) (raftfsm.Result, e
 	if d == nil {
 		return raftfsm.Result{}, errNotLeader
 	}
-	res, err := d.submit(ctx, c)
+	res, err := d.Submit(ctx, c)
 	if err != nil {
 		return res, err
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ourci/ourci/gossip"
-	"github.com/ourci/ourci/raftfsm"
+	"github.com/ourci/ourci/node/leader"
 )
 
 // maxVoters is how many nodes vote in Raft; the rest replicate as non-voters.
@@ -102,13 +102,25 @@ func (n *Node) lead(ctx context.Context) {
 		n.mu.Unlock()
 		n.leading.notify()
 	})
-	n.goFunc(func() { n.membershipLoop(ctx) })
-	n.goFunc(func() { n.kickLoop(ctx, d) })
-	n.goFunc(func() { n.deadlineLoop(ctx, d) })
-	n.goFunc(func() { n.retentionLoop(ctx, d) })
-	n.goFunc(func() { n.lossLoop(ctx, d) })
-	n.goFunc(func() { n.githubLoop(ctx, d) })
-	n.goFunc(func() { n.replicationLoop(ctx) })
+	for _, duty := range n.duties(d) {
+		n.goFunc(func() { duty.Run(ctx) })
+	}
+}
+
+// duties are the leader's loops (node/leader), each writing only through
+// the dispatcher.
+func (n *Node) duties(d *dispatcher) []leader.Duty {
+	return []leader.Duty{
+		leader.Func{Label: "membership", F: n.membershipLoop}, // the autopilot (autopilot.go)
+		leader.Queue{Ledger: n.fsm, Members: n.gossip, Kick: d.kick},
+		leader.Deadlines{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log},
+		leader.Retention{Ledger: n.fsm, Writer: d, Clock: n.cfg.Clock, Log: n.log,
+			BlobRetention: n.cfg.BlobRetention, JobHistory: n.cfg.JobHistory, Settle: settleDelay},
+		leader.Loss{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log,
+			MaxAttempts: n.cfg.MaxAttempts, MaxInfra: n.cfg.MaxInfraRetries, Grace: lossGrace - time.Since(n.started)},
+		leader.Func{Label: "github", F: func(ctx context.Context) { n.githubLoop(ctx, d) }},
+		leader.Func{Label: "replication", F: n.replicationLoop},
+	}
 }
 
 // broadcast wakes every waiter at once: wait returns a channel that the
@@ -218,86 +230,6 @@ func (n *Node) reconcileRaft(ctx context.Context, deadSince map[raft.ServerID]ti
 func (n *Node) caughtUp(ctx context.Context, raftAddr string) bool {
 	idx, ok := n.peerIndex(peerURL(raftAddr))
 	return ok && idx+promoteLag >= n.fsm.Index()
-}
-
-// kickLoop asks the dispatcher to assign queued tasks whenever the ledger
-// or the membership changed and something is queued.
-func (n *Node) kickLoop(ctx context.Context, d *dispatcher) {
-	for {
-		_, fch := n.fsm.Watch()
-		gch := n.gossip.Watch()
-		queued := false
-		n.fsm.Read(func(s *raftfsm.State, _ uint64) { queued = len(s.Queued()) > 0 })
-		if queued {
-			d.kick()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-fch:
-		case <-gch:
-		}
-	}
-}
-
-// deadlineLoop closes jobs past their deadline and, as a backstop for a
-// node that stopped reporting, times out tasks running far past their
-// timeout. Times come from the injectable clock.
-func (n *Node) deadlineLoop(ctx context.Context, d *dispatcher) {
-	const backstop = time.Minute // beyond a task's own timeout, for its node to report
-	for {
-		_, ch := n.fsm.Watch()
-		now := n.cfg.Clock.Now()
-		var cmds []raftfsm.Command
-		next := now.Add(time.Hour)
-		members := memberMap(n.gossip.Members())
-		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-			for _, j := range s.OpenJobs() {
-				if !j.Deadline.IsZero() && !now.Before(j.Deadline) {
-					cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdCloseJob, CloseJob: &raftfsm.CloseJob{Job: j.ID, Reason: raftfsm.ReasonTimedOut, At: now.UTC()}})
-				} else if !j.Deadline.IsZero() && j.Deadline.Before(next) {
-					next = j.Deadline
-				}
-			}
-			for _, node := range s.ActiveNodes() {
-				if _, alive := members[node]; !alive {
-					continue // node loss is handled by requeueing, not by timing out
-				}
-				for _, t := range s.Active(node) {
-					if t.State != raftfsm.TaskRunning || t.Timeout == 0 {
-						continue
-					}
-					limit := t.StartedAt.Add(t.Timeout + backstop)
-					if !now.Before(limit) {
-						cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdTaskFinished, TaskFinished: &raftfsm.TaskFinished{
-							Task: t.ID, Attempt: t.Attempt, Node: t.Node, State: raftfsm.TaskTimedOut,
-							Error: "timed out: its node did not report the end", At: now.UTC()}})
-					} else if limit.Before(next) {
-						next = limit
-					}
-				}
-			}
-		})
-		failed := false
-		for _, c := range cmds {
-			if _, err := d.submit(ctx, c); err != nil && ctx.Err() == nil {
-				n.log.Warn("node: deadline", "err", err)
-				failed = true
-			}
-		}
-		if len(cmds) > 0 && !failed {
-			continue
-		}
-		if failed {
-			next = now.Add(time.Second)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-		case <-n.cfg.Clock.After(next.Sub(now)):
-		}
-	}
 }
 
 func memberMap(ms []gossip.Member) map[string]gossip.Member {

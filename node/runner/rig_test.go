@@ -19,6 +19,7 @@ import (
 	"github.com/ourci/ourci/node/auth"
 	"github.com/ourci/ourci/node/clock"
 	"github.com/ourci/ourci/node/executor"
+	"github.com/ourci/ourci/node/nodetest/fakeledger"
 	"github.com/ourci/ourci/node/nodetest/wait"
 	"github.com/ourci/ourci/node/tasklog"
 	"github.com/ourci/ourci/node/topic"
@@ -26,64 +27,18 @@ import (
 )
 
 // The runner's tests run it against fakes of everything around it: a
-// ledger that is a plain raftfsm.State, a reporter that applies reports to
+// ledger that is a plain raftfsm.State (node/nodetest/fakeledger), a reporter that applies reports to
 // that state as the leader would (so refusals are the ledger's own), a
 // host with fixed topics, the fake executor and a manual clock. Nothing
 // here starts Raft, gossip or a process.
 
 var epoch = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
-// fakeLedger is a replica whose entries the test applies.
-type fakeLedger struct {
-	mu  sync.RWMutex
-	s   *raftfsm.State
-	idx uint64
-	ch  chan struct{}
-}
-
-func newFakeLedger() *fakeLedger {
-	return &fakeLedger{s: raftfsm.NewState(), ch: make(chan struct{})}
-}
-
-func (l *fakeLedger) Read(fn func(s *raftfsm.State, index uint64)) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	fn(l.s, l.idx)
-}
-
-func (l *fakeLedger) Watch() (uint64, <-chan struct{}) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.idx, l.ch
-}
-
-// apply applies c at the next index and wakes the watchers; it returns the
-// ledger's refusal, if any.
-func (l *fakeLedger) apply(c raftfsm.Command) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.idx++
-	res := l.s.Apply(l.idx, c)
-	close(l.ch)
-	l.ch = make(chan struct{})
-	return res.Err
-}
-
-func (l *fakeLedger) task(id string) raftfsm.Task {
-	var t raftfsm.Task
-	l.Read(func(s *raftfsm.State, _ uint64) {
-		if p := s.Tasks[id]; p != nil {
-			t = *p.Clone()
-		}
-	})
-	return t
-}
-
 // fakeReporter is the write path as the leader runs it: each report
 // becomes a ledger command, stamped by the test's clock, and a refusal
 // wraps ErrRefused.
 type fakeReporter struct {
-	l     *fakeLedger
+	l     *fakeledger.Ledger
 	clock clock.Clock
 
 	mu        sync.Mutex
@@ -124,7 +79,7 @@ func (f *fakeReporter) Report(ctx context.Context, r api.Report) error {
 	default:
 		return fmt.Errorf("%w: report kind %q", ErrRefused, r.Kind)
 	}
-	if err := f.l.apply(c); err != nil {
+	if _, err := f.l.Apply(c); err != nil {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	f.mu.Lock()
@@ -213,7 +168,7 @@ func (noSources) MirrorPath(string) string { return "/nonexistent" }
 // rig is one runner, for node "n1", and its fakes.
 type rig struct {
 	t      *testing.T
-	ledger *fakeLedger
+	ledger *fakeledger.Ledger
 	rep    *fakeReporter
 	host   *fakeHost
 	exec   *executor.Fake
@@ -232,7 +187,7 @@ type rig struct {
 func newRig(t *testing.T, configure func(*Config)) *rig {
 	t.Helper()
 	secret := auth.NewSecret()
-	g := &rig{t: t, ledger: newFakeLedger(), exec: executor.NewFake(), clock: clock.NewManual(epoch), ready: make(chan struct{}), secret: secret}
+	g := &rig{t: t, ledger: fakeledger.New(), exec: executor.NewFake(), clock: clock.NewManual(epoch), ready: make(chan struct{}), secret: secret}
 	g.rep = &fakeReporter{l: g.ledger, clock: g.clock}
 	g.host = &fakeHost{exec: g.exec, topics: map[string]topic.Topic{
 		"build": {Name: "build"},
@@ -294,7 +249,7 @@ func (g *rig) assign(id string, attempt int, node string) {
 
 func (g *rig) ok(c raftfsm.Command) {
 	g.t.Helper()
-	if err := g.ledger.apply(c); err != nil {
+	if _, err := g.ledger.Apply(c); err != nil {
 		g.t.Fatalf("apply %v: %v", c.Type, err)
 	}
 }
@@ -316,7 +271,7 @@ func (g *rig) settled(id string, attempt int, state raftfsm.TaskState) raftfsm.T
 	g.t.Helper()
 	var got raftfsm.Task
 	wait.For(g.t, 10*time.Second, fmt.Sprintf("task %s attempt %d to be %s", id, attempt, state), func() (bool, string) {
-		got = g.ledger.task(id)
+		got = g.ledger.Task(id)
 		return got.Attempt == attempt && got.State == state, fmt.Sprintf("it is attempt %d, %s (%s)", got.Attempt, got.State, got.Error)
 	})
 	return got

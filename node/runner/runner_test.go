@@ -159,7 +159,7 @@ func TestRunnerStopsWhatTheLedgerTakesAway(t *testing.T) {
 	if got, want := g.rep.kinds("t1"), []string{"started"}; !slices.Equal(got, want) {
 		t.Errorf("reports: got %v, want %v (a stopped attempt reports nothing)", got, want)
 	}
-	if got := g.ledger.task("t1"); got.State != raftfsm.TaskCancelled {
+	if got := g.ledger.Task("t1"); got.State != raftfsm.TaskCancelled {
 		t.Errorf("task: got %s, want cancelled", got.State)
 	}
 	if log := g.log("t1", 1); !strings.Contains(log, "the ledger took this attempt away") {
@@ -224,7 +224,7 @@ func TestRunnerFencesStaleAssignments(t *testing.T) {
 		g.run()
 		g.spawn("j1", "t1", "build", nil, "n1")
 		p := g.proc(0)
-		if got := g.ledger.task("t1").State; got != raftfsm.TaskAssigned {
+		if got := g.ledger.Task("t1").State; got != raftfsm.TaskAssigned {
 			t.Errorf("ledger while the start report is held: got %s, want assigned", got)
 		}
 		close(g.rep.gate)
@@ -258,7 +258,7 @@ func TestRunnerFencesStaleAssignments(t *testing.T) {
 		g.clock.Advance(time.Minute)
 		g.run()
 		p := g.proc(0)
-		if got := g.ledger.task("t1").State; got != raftfsm.TaskRunning {
+		if got := g.ledger.Task("t1").State; got != raftfsm.TaskRunning {
 			t.Errorf("ledger when the stale attempt's process starts: got %s, want running (accepted first)", got)
 		}
 		p.Finish(0)
