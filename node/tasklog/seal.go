@@ -41,12 +41,16 @@ var encoder = sync.OnceValues(func() (*zstd.Encoder, error) {
 // Seal writes the whole stream src as a sealed blob to w (layout in
 // format.go). Every line but the last must end in '\n' and none may be
 // empty, as a Writer or Replica holds them.
-func Seal(w io.Writer, src Source) (SealInfo, error) {
+func Seal(w io.Writer, src Source) (SealInfo, error) { return sealFrames(w, src, FrameTarget) }
+
+// sealFrames seals with frames of about target bytes of records (tests
+// use small ones, to cross many frames with few bytes).
+func sealFrames(w io.Writer, src Source, target int) (SealInfo, error) {
 	enc, err := encoder()
 	if err != nil {
 		return SealInfo{}, fmt.Errorf("tasklog: zstd: %w", err)
 	}
-	s := &sealer{enc: enc, h: sha256.New()}
+	s := &sealer{enc: enc, h: sha256.New(), target: target}
 	s.w = io.MultiWriter(w, s.h)
 	s.write(binary.LittleEndian.AppendUint16(binary.LittleEndian.AppendUint16([]byte(headerMagic), sealedVersion), 0))
 	n := src.NumLines()
@@ -84,11 +88,12 @@ type entry struct {
 }
 
 type sealer struct {
-	enc *zstd.Encoder
-	w   io.Writer
-	h   hash.Hash
-	off int64 // blob bytes written
-	err error
+	target int
+	enc    *zstd.Encoder
+	w      io.Writer
+	h      hash.Hash
+	off    int64 // blob bytes written
+	err    error
 
 	rec   []byte // the records of the frame being filled
 	fr    entry  // and its index entry
@@ -115,7 +120,7 @@ func (s *sealer) line(i, at int64, data []byte) {
 			s.fr = entry{rawOff: s.raw, firstLine: i, firstTime: at, cont: s.raw > 0 && !s.ended}
 			s.prev = at
 		}
-		room := FrameTarget - len(s.rec) - 2*binary.MaxVarintLen64
+		room := s.target - len(s.rec) - 2*binary.MaxVarintLen64
 		if room < 1 {
 			s.flush()
 			continue
