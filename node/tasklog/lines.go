@@ -82,8 +82,9 @@ func (l *lines) next() int64 {
 // not safe for concurrent use.
 type Writer struct{ l lines }
 
-// Write adds p, which arrived at at. A line's time is its first byte's: a
-// line left open takes the bytes of the next Write whatever their time.
+// Write adds p, which arrived at at (kept to the nanosecond, so between
+// the years 1678 and 2262). A line's time is its first byte's: a line
+// left open takes the bytes of the next Write whatever their time.
 func (w *Writer) Write(at time.Time, p []byte) { w.l.add(at.UnixNano(), p) }
 
 // Len is the stream's length in bytes.

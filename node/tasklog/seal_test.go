@@ -196,3 +196,26 @@ type lineSlice []Line
 
 func (l lineSlice) NumLines() int   { return len(l) }
 func (l lineSlice) Line(i int) Line { return l[i] }
+
+// However many lines are asked for, one call returns at most MaxLines.
+func TestSealedLinesCapped(t *testing.T) {
+	in := []arrival{{t0, bytes.Repeat([]byte("\n"), MaxLines+10)}}
+	want := naiveLines(in)
+	s := open(t, must(seal(t, writeAll(in))))
+	tail, err := s.Tail(len(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffLines(tail, want[10:]); d != "" {
+		t.Errorf("Tail: %s", d)
+	}
+	lines, err := s.Lines(0, 1<<40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffLines(lines, want[:MaxLines]); d != "" {
+		t.Errorf("Lines: %s", d)
+	}
+}
+
+func must(b []byte, _ SealInfo) []byte { return b }

@@ -7,10 +7,14 @@ import (
 	"sort"
 )
 
-// MaxLinesBytes bounds what one Lines or Tail call returns: lines that
-// hold more are read by byte range (ReadAt) instead, so one forged or
-// monstrous line cannot make a reader allocate without bound.
-const MaxLinesBytes = 32 << 20
+// MaxLinesBytes and MaxLines bound what one Lines or Tail call returns:
+// lines that hold more bytes are read by byte range (ReadAt) instead, so
+// one forged or monstrous line cannot make a reader allocate without
+// bound, nor can a request for a billion empty lines.
+const (
+	MaxLinesBytes = 32 << 20
+	MaxLines      = 1 << 17
+)
 
 // ErrTooLarge means the lines asked for hold more than MaxLinesBytes.
 var ErrTooLarge = errors.New("tasklog: lines too large to return at once: read them by byte range")
@@ -104,11 +108,13 @@ func (r *sealedReader) WriteTo(w io.Writer) (int64, error) {
 }
 
 // Tail returns the last n lines (fewer if the stream has fewer, or if
-// they would hold more than MaxLinesBytes: then the last ones that fit).
+// they are more than MaxLines or hold more than MaxLinesBytes: then the
+// last ones that fit).
 func (s *Sealed) Tail(n int) ([]Line, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("tasklog: tail of %d lines", n)
 	}
+	n = min(n, MaxLines)
 	from := max(0, s.tot.Lines-int64(n))
 	if x := s.tot.Bytes - int64(s.maxLines()); n > 0 && x > 0 {
 		line, start, err := s.lineOfByte(x)
@@ -143,9 +149,10 @@ func (s *Sealed) lineOfByte(off int64) (int64, bool, error) {
 	return line, j > 0 && f.starts[j-1] == pos, nil
 }
 
-// Lines returns n lines from line from (fewer at the stream's end), each
-// with its time and offset. If they would hold more than MaxLinesBytes it
-// returns the ones before that, or ErrTooLarge if the first alone does.
+// Lines returns n lines from line from (fewer at the stream's end, and at
+// most MaxLines), each with its time and offset, copied. If they would
+// hold more than MaxLinesBytes it returns the ones before that, or
+// ErrTooLarge if the first alone does.
 func (s *Sealed) Lines(from int64, n int) ([]Line, error) {
 	if from < 0 || n < 0 {
 		return nil, fmt.Errorf("tasklog: %d lines from line %d", n, from)
@@ -153,6 +160,7 @@ func (s *Sealed) Lines(from int64, n int) ([]Line, error) {
 	if n == 0 || from >= s.tot.Lines {
 		return nil, nil
 	}
+	n = min(n, MaxLines)
 	// The last frame whose first byte is in line from or before; back
 	// from there while the frame only continues line from.
 	k := sort.Search(len(s.idx), func(k int) bool { return s.idx[k].firstLine > from }) - 1
