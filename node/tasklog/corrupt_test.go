@@ -210,3 +210,26 @@ func (m *runtimeMem) read() {
 	runtime.ReadMemStats(&s)
 	m.total = s.TotalAlloc
 }
+
+// eofReaderAt says io.EOF along with a full read that reaches the end, as
+// io.ReaderAt allows.
+type eofReaderAt struct{ b []byte }
+
+func (r eofReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := bytes.NewReader(r.b).ReadAt(p, off)
+	if err == nil && off+int64(n) == int64(len(r.b)) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func TestOpenSealedEOFAtEnd(t *testing.T) {
+	blob, want := smallBlob(t)
+	s, err := OpenSealed(eofReaderAt{blob}, int64(len(blob)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(s.Reader()); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("got %q, %v; want %q", got, err, want)
+	}
+}

@@ -55,7 +55,7 @@ func OpenSealed(r io.ReaderAt, size int64) (*Sealed, error) {
 		return nil, fmt.Errorf("tasklog: sealed log of %d bytes: %w", size, ErrCorrupt)
 	}
 	var h [headerLen]byte
-	if _, err := r.ReadAt(h[:], 0); err != nil {
+	if err := readAt(r, h[:], 0); err != nil {
 		return nil, fmt.Errorf("tasklog: sealed log header: %w", err)
 	}
 	if string(h[:8]) != headerMagic {
@@ -65,7 +65,7 @@ func OpenSealed(r io.ReaderAt, size int64) (*Sealed, error) {
 		return nil, fmt.Errorf("tasklog: sealed log version %d flags %#x: %w", v, binary.LittleEndian.Uint16(h[10:]), ErrVersion)
 	}
 	var f [footerLen]byte
-	if _, err := r.ReadAt(f[:], size-footerLen); err != nil {
+	if err := readAt(r, f[:], size-footerLen); err != nil {
 		return nil, fmt.Errorf("tasklog: sealed log footer: %w", err)
 	}
 	ioff, ilen := binary.LittleEndian.Uint64(f[:]), uint64(binary.LittleEndian.Uint32(f[8:]))
@@ -77,7 +77,7 @@ func OpenSealed(r io.ReaderAt, size int64) (*Sealed, error) {
 		return nil, fmt.Errorf("tasklog: sealed log index at %d+%d in %d bytes: %w", ioff, ilen, size, ErrCorrupt)
 	}
 	b := make([]byte, ilen)
-	if _, err := r.ReadAt(b, int64(ioff)); err != nil {
+	if err := readAt(r, b, int64(ioff)); err != nil {
 		return nil, fmt.Errorf("tasklog: sealed log index: %w", err)
 	}
 	if crc32.Checksum(b, castagnoli) != binary.LittleEndian.Uint32(f[12:]) {
@@ -88,6 +88,19 @@ func OpenSealed(r io.ReaderAt, size int64) (*Sealed, error) {
 		return nil, fmt.Errorf("tasklog: sealed log index: %s: %w", err, ErrCorrupt)
 	}
 	return s, nil
+}
+
+// readAt fills p from off. An io.ReaderAt may say io.EOF with p full
+// when p ends where its input does, as the footer does.
+func readAt(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // parseIndex checks everything about the index that can be checked
@@ -187,7 +200,7 @@ func (s *Sealed) decode(k int) (*frame, error) {
 	}
 	e := s.idx[k]
 	comp := make([]byte, e.compLen)
-	if _, err := s.r.ReadAt(comp, e.compOff); err != nil {
+	if err := readAt(s.r, comp, e.compOff); err != nil {
 		return nil, fmt.Errorf("tasklog: sealed log frame %d: %w", k, err)
 	}
 	recs, err := dec.DecodeAll(comp, make([]byte, 0, e.recLen))
