@@ -21,7 +21,7 @@ package tasklog
 //
 // Chunk, version 1: at most ChunkBytes of the stream, cut by a Chunker.
 //
-//	chunk := u32(n) body[n] u32(CRC32C(body))
+//	chunk := u32(n ≤ MaxChunk) body[n] u32(CRC32C(body))
 //	body  := u8(version=1) u8(flags: bit 0 final)
 //	         uvarint(len(task)) task uvarint(attempt) uvarint(seq)
 //	         uvarint(offset) uvarint(line) uvarint(count) record*count
@@ -52,7 +52,8 @@ package tasklog
 // a request touches. A line longer than a frame is cut into records
 // across frames. Everything the index claims is checked against the
 // blob's size and the frame decoded, so a forged blob yields ErrCorrupt,
-// never an allocation past MaxFrame per frame.
+// and a read allocates what it asks for and a few times MaxFrame at most
+// (MaxLinesBytes and MaxLines bound what Lines and Tail return).
 
 import (
 	"encoding/binary"
