@@ -11,4 +11,15 @@
 //
 // Concurrency: a Store and its Logs are safe for concurrent use; Note and
 // Write may interleave from several goroutines, each line whole.
+//
+// So that a log outlives its node (issue 17), the package also has the
+// log's formats away from it, without networking or the ledger: a Writer
+// splits output into lines timed by their arrival; a Chunker cuts a
+// running attempt's output into Chunks (at 64 KiB or 1 s) for other
+// nodes, where a Replica applies them in order; Seal makes the whole
+// stream one blob (format version 1: zstd frames of about 256 KiB, an
+// index, a footer; the layout is in format.go) whose SHA-256 the ledger
+// records, and Sealed serves it in place: totals, byte ranges, the tail,
+// lines with their times, a raw download. Chunker, Replica and Sealed are
+// safe for concurrent use; a Writer and a Chunk are not.
 package tasklog
