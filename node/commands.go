@@ -223,6 +223,9 @@ func (n *Node) reportCommand(r api.Report) (raftfsm.Command, error) {
 	case api.ReportAbandoned:
 		return raftfsm.Command{Type: raftfsm.CmdRequeue, Requeue: &raftfsm.Requeue{
 			Task: r.Task, Attempt: r.Attempt, Reason: r.Error, MaxAttempts: n.cfg.MaxAttempts, At: now}}, nil
+	case api.ReportLogSealed:
+		return raftfsm.Command{Type: raftfsm.CmdLogSealed, LogSealed: &raftfsm.LogSealed{Task: r.Task, At: now, Log: raftfsm.LogRef{
+			Attempt: r.Attempt, Hash: r.Hash, Size: r.Size, Bytes: r.Bytes, Lines: r.Lines, Node: r.Node}}}, nil
 	}
 	return raftfsm.Command{}, fmt.Errorf("report: unknown kind %q", r.Kind)
 }

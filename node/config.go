@@ -65,9 +65,13 @@ type Config struct {
 	// BlobRetention is how long a closed job's blobs and names stay
 	// (default 7 days); blobs outside any job live this long after upload.
 	BlobRetention time.Duration
+	// LogRetention is how long the sealed logs of a closed job's tasks
+	// stay (default 30 days), on every node that holds a copy.
+	LogRetention time.Duration
 	// JobHistory is how long a closed job stays in the ledger at all
-	// (default 30 days; at least BlobRetention): then it is forgotten with
-	// its tasks and their logs, which keeps the ledger and data dir bounded.
+	// (default 30 days; at least BlobRetention and LogRetention): then it
+	// is forgotten with its tasks and their logs, which keeps the ledger
+	// and data dir bounded.
 	JobHistory time.Duration
 
 	// Voter is VoterAuto (the leader may make this node a Raft voter) or
@@ -288,7 +292,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.JobHistory == 0 {
 		c.JobHistory = 30 * 24 * time.Hour
 	}
-	c.JobHistory = max(c.JobHistory, c.BlobRetention)
+	if c.LogRetention == 0 {
+		c.LogRetention = 30 * 24 * time.Hour
+	}
+	c.JobHistory = max(c.JobHistory, c.BlobRetention, c.LogRetention)
 	c, err := c.netDefaults()
 	if err != nil {
 		return c, err

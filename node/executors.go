@@ -21,6 +21,8 @@ import (
 
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/executor"
+	"github.com/ourci/ourci/node/tasklog"
+	"github.com/ourci/ourci/raftfsm"
 )
 
 // execState is how this node runs its tasks: set up by setupExecutors when
@@ -307,10 +309,11 @@ func (n *Node) binary() string {
 // runnerHost is what the runner asks of its node (runner.Host).
 type runnerHost struct{ n *Node }
 
-func (h runnerHost) Topic(name string) (Topic, bool) { return h.n.offer.Load().topic(name) }
-func (h runnerHost) TaskAPI(topic string) string     { return h.n.taskAPI(topic) }
-func (h runnerHost) Unhealthy() string               { return h.n.Unhealthy() }
-func (h runnerHost) NoteWriteError(err error)        { h.n.noteWriteError(err) }
+func (h runnerHost) Topic(name string) (Topic, bool)         { return h.n.offer.Load().topic(name) }
+func (h runnerHost) TaskAPI(topic string) string             { return h.n.taskAPI(topic) }
+func (h runnerHost) Unhealthy() string                       { return h.n.Unhealthy() }
+func (h runnerHost) NoteWriteError(err error)                { h.n.noteWriteError(err) }
+func (h runnerHost) KeepLog(t *raftfsm.Task, l *tasklog.Log) { h.n.keepLog(t, l) }
 
 // Backend returns the topic's backend with its network prepared.
 func (h runnerHost) Backend(ctx context.Context, t Topic) (executor.Backend, error) {

@@ -115,7 +115,7 @@ func (n *Node) duties(d *dispatcher) []leader.Duty {
 		leader.Queue{Ledger: n.fsm, Members: n.gossip, Kick: d.kick},
 		leader.Deadlines{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log},
 		leader.Retention{Ledger: n.fsm, Writer: d, Clock: n.cfg.Clock, Log: n.log,
-			BlobRetention: n.cfg.BlobRetention, JobHistory: n.cfg.JobHistory, Settle: settleDelay},
+			BlobRetention: n.cfg.BlobRetention, LogRetention: n.cfg.LogRetention, JobHistory: n.cfg.JobHistory, Settle: settleDelay},
 		leader.Loss{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log,
 			MaxAttempts: n.cfg.MaxAttempts, MaxInfra: n.cfg.MaxInfraRetries, Grace: lossGrace - time.Since(n.started)},
 		leader.Func{Label: "github", F: func(ctx context.Context) { n.githubLoop(ctx, d) }},

@@ -65,6 +65,11 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		if want > 0 {
 			attempt = want
 		}
+		// A sealed log is read from any copy of its blob, never from
+		// the node that ran it (which may be gone).
+		if ref, ok := sealedLog(t, attempt); ok && n.serveSealed(w, r, t, ref) {
+			return
+		}
 		waiting := t.Node == "" || (t.Node == n.cfg.Name && t.State == raftfsm.TaskAssigned && n.logs.Live(t.ID, attempt) == nil)
 		if waiting && want == 0 {
 			if !follow || t.State.Terminal() {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/raftfsm"
 )
 
 // TestLogsFollowFromAnyNode checks that a node that does not run a task
@@ -99,4 +100,64 @@ func (s *stream) error() error {
 // own notes quote the script, so a substring would not do).
 func (s *stream) has(line string) bool {
 	return slices.Contains(strings.Split(s.text(), "\n"), line)
+}
+
+// TestLogsOutliveTheirNode: a finished attempt's log is sealed into a blob
+// recorded in the ledger and replicated; once its node is killed for
+// good, every other node serves it whole, byte for byte, without it. The
+// node's raw copy goes once the seal is recorded.
+func TestLogsOutliveTheirNode(t *testing.T) {
+	m := startMesh(t, 3, func(i int, c *node.Config) {
+		if i == 0 {
+			c.Topics = topics("t") // node0 runs the task, then dies
+		}
+	})
+	r := spawn(t, m.Client(1), "t", "sh", "-c", `i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo "line $i of the build"; done; printf 'no newline'`)
+	checkJob(t, m.WaitJob(1, r.Job, waitLong), "closed", "passed", "")
+
+	var ref raftfsm.LogRef
+	m.WaitFor(waitLong, "the log sealed and held by two nodes", func() (bool, string) {
+		holders := 0
+		m.Nodes[1].FSM().Read(func(s *raftfsm.State, _ uint64) {
+			if tk := s.Tasks[r.Task]; tk != nil && len(tk.Logs) > 0 {
+				ref = tk.Logs[0]
+				if b := s.Blobs[ref.Hash]; b != nil {
+					holders = len(b.Holders)
+				}
+			}
+		})
+		return ref.Hash != "" && holders >= 2, fmt.Sprintf("sealed %+v, %d holders", ref, holders)
+	})
+	ctx := testCtx(t)
+	read := func(i int) string {
+		t.Helper()
+		rc, err := m.Client(i).Log(ctx, r.Task, false)
+		if err != nil {
+			t.Fatalf("log through node%d: %v", i, err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatalf("log through node%d: %v", i, err)
+		}
+		return string(b)
+	}
+	want := read(0)
+	if !strings.Contains(want, "line 1 of the build\n") || !strings.Contains(want, "line 2000 of the build\nno newline") {
+		t.Fatalf("the log on its own node: got %d bytes, want the task's 2000 lines:\n%.300s", len(want), want)
+	}
+	if int64(len(want)) != ref.Bytes {
+		t.Errorf("sealed bytes: ledger says %d, the log is %d", ref.Bytes, len(want))
+	}
+	raw := filepath.Join(m.Nodes[0].DataDir(), "logs", r.Task, "1.log")
+	m.WaitFor(waitLong, "node0's raw copy to go", func() (bool, string) {
+		_, err := os.Stat(raw)
+		return errors.Is(err, os.ErrNotExist), fmt.Sprint(err)
+	})
+	m.Nodes[0].Kill()
+	for _, i := range []int{1, 2} {
+		if got := read(i); got != want {
+			t.Errorf("log through node%d after node0 died: got %d bytes, want the %d it had:\n%.300s", i, len(got), len(want), got)
+		}
+	}
 }

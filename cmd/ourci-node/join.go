@@ -36,7 +36,8 @@ func runJoin(args []string) int {
 		grace       = fs.Duration("grace", 10*time.Second, "SIGTERM to SIGKILL grace when a task is stopped")
 		replicas    = fs.Int("blob-replicas", 2, "live nodes that should hold each blob")
 		retention   = fs.Duration("blob-retention", 7*24*time.Hour, "how long a closed job's blobs and names stay")
-		history     = fs.Duration("job-history", 30*24*time.Hour, "how long a closed job stays in the ledger (with its tasks' logs)")
+		logRet      = fs.Duration("log-retention", 30*24*time.Hour, "how long the sealed logs of a closed job's tasks stay, on every node holding a copy")
+		history     = fs.Duration("job-history", 30*24*time.Hour, "how long a closed job stays in the ledger (at least --blob-retention and --log-retention)")
 		wan         = fs.Bool("wan", false, "WAN timings for Raft and gossip (slow or lossy links)")
 		voter       = fs.String("voter", env("OURCI_VOTER", node.VoterAuto), "auto: the leader may make this node a Raft voter; never: keep it out of the quorum (laptops, rigs on a power switch) (env OURCI_VOTER)")
 		deadAfter   = fs.Duration("dead-server-after", 0, "how long a voter must be seen dead before the leader removes it and promotes a live non-voter (default 10s, 2m with --wan)")
@@ -100,7 +101,7 @@ func runJoin(args []string) int {
 		Name: *name, DataDir: *dataDir, Bind: *bind, Raft: *raftAddr, HTTP: *httpAddr, Advertise: *advertise,
 		Peers: peers, Slots: *slots, JobTimeout: *jobTimeout, TaskTimeout: *taskTimeout,
 		MaxAttempts: *attempts, Grace: *grace, Logger: logger,
-		BlobReplicas: *replicas, BlobRetention: *retention, JobHistory: *history,
+		BlobReplicas: *replicas, BlobRetention: *retention, LogRetention: *logRet, JobHistory: *history,
 		Voter: *voter, DeadServerAfter: *deadAfter, MaxInfraRetries: *infraTries,
 		TaskUser: *taskUser, WorkDir: *workDir,
 	}

@@ -46,11 +46,15 @@ type Report struct {
 	ExitCode *int              `json:"exit_code,omitempty"`
 	Error    string            `json:"error,omitempty"`
 
-	// blob_added, blob_dropped
+	// blob_added, blob_dropped; log_sealed (the blob's hash and size)
 	Hash string `json:"hash,omitempty"`
 	Size int64  `json:"size,omitempty"`
 	Job  string `json:"job,omitempty"`
 	Name string `json:"name,omitempty"`
+
+	// log_sealed: the output's bytes and lines
+	Bytes int64 `json:"bytes,omitempty"`
+	Lines int   `json:"lines,omitempty"`
 }
 
 // Report kinds.
@@ -60,6 +64,7 @@ const (
 	ReportAbandoned   = "abandoned"    // the node lost the attempt (it restarted): queue the next one
 	ReportBlobAdded   = "blob_added"   // the node holds a verified copy of a blob
 	ReportBlobDropped = "blob_dropped" // the node lost its copy (corrupt, deleted)
+	ReportLogSealed   = "log_sealed"   // an attempt's log is a blob the node holds (ledger schema 2)
 )
 
 // BlobInfo describes a stored blob.

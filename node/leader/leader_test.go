@@ -374,3 +374,38 @@ func TestQueueKicks(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A closed job's sealed logs expire LogRetention after it closed, apart
+// from its artifacts, and are forgotten with the job.
+func TestRetentionExpiresSealedLogs(t *testing.T) {
+	const ret, logs, hist = 7 * 24 * time.Hour, 30 * 24 * time.Hour, 30 * 24 * time.Hour
+	w := newWorld(t)
+	w.job("j1", "t1", time.Hour, 0)
+	w.assign("t1", "n1")
+	w.start("t1")
+	w.pass("t1")
+	w.ok(raftfsm.Command{Type: raftfsm.CmdLogSealed, LogSealed: &raftfsm.LogSealed{Task: "t1", At: w.clock.Now(),
+		Log: raftfsm.LogRef{Attempt: 1, Hash: hash('f'), Size: 10, Bytes: 30, Lines: 2, Node: "n1"}}})
+	r := Retention{Ledger: w.l, Writer: w.w, Clock: w.clock, Log: quiet, BlobRetention: ret, LogRetention: logs, JobHistory: hist}
+	expire := func(what string) *raftfsm.Expire {
+		t.Helper()
+		ex, _ := r.due(w.clock.Now())
+		if len(ex.Jobs)+len(ex.Blobs)+len(ex.Logs)+len(ex.Forget) > 0 {
+			if _, err := w.w.Submit(context.Background(), raftfsm.Command{Type: raftfsm.CmdExpire, Expire: ex}); err != nil {
+				t.Fatalf("%s: expire: %v", what, err)
+			}
+		}
+		return ex
+	}
+	w.clock.Advance(ret)
+	if ex := expire("after the blob retention"); len(ex.Logs) != 0 || len(ex.Blobs) != 0 || !slices.Equal(ex.Jobs, []string{"j1"}) {
+		t.Errorf("after the blob retention: got jobs %v logs %v blobs %v, want j1's artifacts only", ex.Jobs, ex.Logs, ex.Blobs)
+	}
+	w.clock.Advance(logs - ret)
+	if ex := expire("after the log retention"); !slices.Equal(ex.Logs, []string{"j1"}) || !slices.Equal(ex.Forget, []string{"j1"}) {
+		t.Errorf("after the log retention: got logs %v forget %v, want j1's logs expired and the job forgotten", ex.Logs, ex.Forget)
+	}
+	if ex := expire("then"); !slices.Equal(ex.Blobs, []string{hash('f')}) {
+		t.Errorf("then: blobs %v, want the log's blob forgotten (no job refers to it)", ex.Blobs)
+	}
+}

@@ -11,8 +11,9 @@ import (
 )
 
 // Retention applies the retention policy: a closed job's blob names and
-// references expire BlobRetention after it closed, and the job leaves the
-// ledger (with its tasks) JobHistory after it closed; a blob no job refers
+// references expire BlobRetention after it closed, its tasks' sealed logs
+// LogRetention after it closed, and the job leaves the ledger (with its
+// tasks) JobHistory after it closed; a blob no job refers
 // to is forgotten BlobRetention after it was made, and its holders delete
 // their copies. One Expire command carries a pass's decisions, stamped
 // with the time they were made at.
@@ -22,6 +23,7 @@ type Retention struct {
 	Clock         clock.Clock
 	Log           *slog.Logger
 	BlobRetention time.Duration
+	LogRetention  time.Duration
 	JobHistory    time.Duration
 	// Settle is how long after a ledger change it looks again (a pass
 	// walks the whole ledger; under load it changes every few ms).
@@ -35,7 +37,7 @@ func (r Retention) Run(ctx context.Context) {
 		_, ch := r.Ledger.Watch()
 		now := r.Clock.Now()
 		ex, next := r.due(now)
-		if len(ex.Jobs) > 0 || len(ex.Blobs) > 0 || len(ex.Forget) > 0 {
+		if len(ex.Jobs) > 0 || len(ex.Blobs) > 0 || len(ex.Forget) > 0 || len(ex.Logs) > 0 {
 			if _, err := r.Writer.Submit(ctx, raftfsm.Command{Type: raftfsm.CmdExpire, Expire: ex}); err != nil && ctx.Err() == nil {
 				r.Log.Warn("leader: retention", "err", err)
 				next = now.Add(time.Second)
@@ -64,6 +66,13 @@ func (r Retention) due(now time.Time) (*raftfsm.Expire, time.Time) {
 			j := s.Jobs[id]
 			if j.State != raftfsm.JobClosed {
 				continue
+			}
+			if len(j.LogRefs) > 0 && !j.LogsExpired { // (only a schema-2 ledger has sealed logs)
+				if due := j.ClosedAt.Add(r.LogRetention); !now.Before(due) {
+					ex.Logs = append(ex.Logs, id)
+				} else if due.Before(next) {
+					next = due
+				}
 			}
 			if j.Expired {
 				if due := j.ClosedAt.Add(r.JobHistory); !now.Before(due) {

@@ -42,7 +42,12 @@ func (r *Runner) run(a *attempt, job raftfsm.Job, o topic.Origin) {
 		r.infraFailed(a, "cannot make its log", err)
 		return
 	}
-	defer out.Finish()
+	defer func() {
+		out.Finish()
+		if r.ctx.Err() == nil { // a node going down seals nothing: its next life's logs are its own
+			cfg.Host.KeepLog(t, out)
+		}
+	}()
 	if dropped := topic.DropDeniedEnv(t, tp.EnvAllow); len(dropped) > 0 {
 		out.Note("this node does not let a spawn set %s: dropped from the task's environment (--topic-env-allow %s=NAME allows one)", strings.Join(dropped, ", "), t.Topic)
 	}

@@ -115,6 +115,7 @@ type fakeHost struct {
 	unhealthy   string
 	backendErr  error
 	writeErrors []error
+	kept        []string // TASK.ATTEMPT of every log handed to KeepLog
 }
 
 func (h *fakeHost) Topic(name string) (topic.Topic, bool) {
@@ -132,6 +133,12 @@ func (h *fakeHost) Backend(ctx context.Context, t topic.Topic) (executor.Backend
 }
 
 func (h *fakeHost) TaskAPI(string) string { return "http://127.0.0.1:7380" }
+
+func (h *fakeHost) KeepLog(t *raftfsm.Task, l *tasklog.Log) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.kept = append(h.kept, fmt.Sprintf("%s.%d", t.ID, t.Attempt))
+}
 
 func (h *fakeHost) Unhealthy() string {
 	h.mu.Lock()

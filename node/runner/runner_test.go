@@ -54,6 +54,11 @@ func TestRunnerRunsAnAssignedAttempt(t *testing.T) {
 	if log := g.log("t1", 1); !strings.Contains(log, "compiling\n") || !strings.Contains(log, "exit code 0") {
 		t.Errorf("log: got %q, want the output and the exit code", log)
 	}
+	wait.For(t, 5*time.Second, "the finished log to be handed to the node to keep", func() (bool, string) {
+		g.host.mu.Lock()
+		defer g.host.mu.Unlock()
+		return slices.Equal(g.host.kept, []string{"t1.1"}), fmt.Sprint(g.host.kept)
+	})
 }
 
 // How an attempt ends decides what the runner reports.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/ourci/ourci/node/api"
 )
@@ -16,8 +17,10 @@ import (
 // Store keeps each attempt's output in DataDir/logs/TASK/ATTEMPT.log and
 // lets readers follow an attempt while it runs.
 type Store struct {
-	dir  string
-	max  int64 // per attempt (Config.MaxLogBytes)
+	dir string
+	max int64 // per attempt (Config.MaxLogBytes)
+	// Now times each line's arrival (nil: time.Now); set before use.
+	Now  func() time.Time
 	mu   sync.Mutex
 	live map[string]*Log // key: TASK/ATTEMPT, while the attempt runs
 }
@@ -40,10 +43,12 @@ func (s *Store) path(task string, attempt int) string {
 // failed it drops everything, records the error and closes failed, so the
 // runner stops the attempt and reports an infrastructure failure.
 type Log struct {
-	s   *Store
-	key string
-	f   *os.File
-	max int64 // bytes of the task's own output kept; 0: no limit
+	s       *Store
+	key     string
+	task    string
+	attempt int
+	f       *os.File
+	max     int64 // bytes of the task's own output kept; 0: no limit
 
 	mu      sync.Mutex
 	grew    chan struct{} // closed and replaced on every write and at the end
@@ -54,6 +59,9 @@ type Log struct {
 	failed  chan struct{} // closed when err is set (Failed)
 
 	mask func([]byte) []byte // masks the node's notes (maskNotes)
+
+	wmu   sync.Mutex // serializes writes to the file
+	times lineTimes  // where each line of the file starts and when it came (times.go); under wmu
 }
 
 // Create opens the log of an attempt (adding to a leftover of a previous
@@ -70,10 +78,11 @@ func (s *Store) Create(task string, attempt int) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tasklog: task log: %w", err)
 	}
+	l := &Log{s: s, key: logKey(task, attempt), task: task, attempt: attempt, f: f, grew: make(chan struct{}), max: s.max, failed: make(chan struct{})}
 	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
-		fmt.Fprintf(f, "\n[ourci] ---- this attempt runs again on this node; its earlier output is above ----\n")
+		l.times.leftover(p, fi.Size(), s.now())
+		l.write([]byte("\n[ourci] ---- this attempt runs again on this node; its earlier output is above ----\n"))
 	}
-	l := &Log{s: s, key: logKey(task, attempt), f: f, grew: make(chan struct{}), max: s.max, failed: make(chan struct{})}
 	s.mu.Lock()
 	s.live[l.key] = l
 	s.mu.Unlock()
@@ -102,8 +111,12 @@ func (l *Log) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// write writes to the file; the first failure is kept and signalled.
+// write writes to the file, timing the lines it starts; the first failure
+// is kept and signalled.
 func (l *Log) write(p []byte) {
+	l.wmu.Lock() // the file and its line times in the same order
+	defer l.wmu.Unlock()
+	l.times.add(p, l.s.now())
 	if _, err := l.f.Write(p); err != nil {
 		l.mu.Lock()
 		if l.err == nil {
