@@ -65,6 +65,9 @@ type Config struct {
 	// BlobRetention is how long a closed job's blobs and names stay
 	// (default 7 days); blobs outside any job live this long after upload.
 	BlobRetention time.Duration
+	// LogCopies is how many nodes hold a running attempt's output: its
+	// own and LogCopies-1 others it streams to (default 2; 1: none).
+	LogCopies int
 	// LogRetention is how long the sealed logs of a closed job's tasks
 	// stay (default 30 days), on every node that holds a copy.
 	LogRetention time.Duration
@@ -291,6 +294,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.JobHistory == 0 {
 		c.JobHistory = 30 * 24 * time.Hour
+	}
+	if c.LogCopies == 0 {
+		c.LogCopies = 2
 	}
 	if c.LogRetention == 0 {
 		c.LogRetention = 30 * 24 * time.Hour

@@ -309,11 +309,12 @@ func (n *Node) binary() string {
 // runnerHost is what the runner asks of its node (runner.Host).
 type runnerHost struct{ n *Node }
 
-func (h runnerHost) Topic(name string) (Topic, bool)         { return h.n.offer.Load().topic(name) }
-func (h runnerHost) TaskAPI(topic string) string             { return h.n.taskAPI(topic) }
-func (h runnerHost) Unhealthy() string                       { return h.n.Unhealthy() }
-func (h runnerHost) NoteWriteError(err error)                { h.n.noteWriteError(err) }
-func (h runnerHost) KeepLog(t *raftfsm.Task, l *tasklog.Log) { h.n.keepLog(t, l) }
+func (h runnerHost) Topic(name string) (Topic, bool)                  { return h.n.offer.Load().topic(name) }
+func (h runnerHost) TaskAPI(topic string) string                      { return h.n.taskAPI(topic) }
+func (h runnerHost) Unhealthy() string                                { return h.n.Unhealthy() }
+func (h runnerHost) NoteWriteError(err error)                         { h.n.noteWriteError(err) }
+func (h runnerHost) StreamLog(t *raftfsm.Task, l *tasklog.Log) func() { return h.n.streamLog(t, l) }
+func (h runnerHost) KeepLog(t *raftfsm.Task, l *tasklog.Log)          { h.n.keepLog(t, l) }
 
 // Backend returns the topic's backend with its network prepared.
 func (h runnerHost) Backend(ctx context.Context, t Topic) (executor.Backend, error) {

@@ -58,6 +58,8 @@ func (n *Node) routes(peer bool) http.Handler {
 		mux.HandleFunc("GET /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
 		mux.HandleFunc("HEAD /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
 		mux.HandleFunc("POST /v1/internal/blobs/{hash}/pull", n.auth(n.clusterOnly(n.handlePull)))
+		mux.HandleFunc("POST /v1/internal/logs/{task}/{attempt}", n.auth(n.clusterOnly(n.handleLogChunks)))
+		mux.HandleFunc("GET /v1/internal/logs/{task}/{attempt}", n.auth(n.clusterOnly(n.handleLiveLog)))
 		return mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -27,6 +27,20 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		}
 		want = v
 	}
+	if s := r.URL.Query().Get("tail"); s != "" {
+		k, err := strconv.Atoi(s)
+		switch {
+		case err != nil || k < 1:
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Errorf("tail %q: want a number of lines", s))
+			return
+		case follow:
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("tail and follow together are not supported yet: read the tail, then follow"))
+			return
+		}
+		tw := &tailWriter{ResponseWriter: w, n: k}
+		defer tw.flush()
+		w = tw
+	}
 	flusher, _ := w.(http.Flusher)
 	flush := func() {
 		if flusher != nil {
@@ -88,11 +102,19 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		if t.Node != n.cfg.Name && want == 0 {
 			base, ok := n.memberURL(t.Node)
 			if !ok {
-				writeError(w, http.StatusServiceUnavailable, api.CodeNotFound, fmt.Errorf("task %s ran on %s, which is not reachable now", id, t.Node))
+				// Its node is gone: a copy of the output it streamed
+				// while it ran may be on another node.
+				if n.serveLiveCopy(w, r, t.ID, attempt) {
+					return
+				}
+				writeError(w, http.StatusServiceUnavailable, api.CodeNotFound, fmt.Errorf("task %s ran on %s, which is not reachable now, and no other node holds a copy of its log yet", id, t.Node))
 				return
 			}
 			n.proxy(w, r, base)
 			return
+		}
+		if n.logs.Live(t.ID, attempt) == nil && !n.logs.Has(t.ID, attempt) && n.serveLiveCopy(w, r, t.ID, attempt) {
+			return // an earlier attempt, run elsewhere, whose copy is here or on a peer
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		started = true
@@ -102,4 +124,44 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		}
 		return
 	}
+}
+
+// tailWriter keeps the last n lines of what is written and writes them at
+// flush: a log read with ?tail=N, whatever copy serves it.
+type tailWriter struct {
+	http.ResponseWriter
+	n   int
+	buf []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 1<<20 {
+		t.trim()
+	}
+	return len(p), nil
+}
+
+// trim drops all but the last n lines (an unended last one counts).
+func (t *tailWriter) trim() {
+	end := len(t.buf)
+	if end > 0 && t.buf[end-1] == '\n' {
+		end--
+	}
+	for k := 0; end > 0; end-- {
+		if t.buf[end-1] == '\n' {
+			if k++; k == t.n {
+				break
+			}
+		}
+	}
+	t.buf = append(t.buf[:0], t.buf[end:]...)
+}
+
+// Flush holds the stream back: the tail is known at the end.
+func (t *tailWriter) Flush() {}
+
+func (t *tailWriter) flush() {
+	t.trim()
+	t.ResponseWriter.Write(t.buf)
 }

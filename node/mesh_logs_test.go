@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -158,6 +159,72 @@ func TestLogsOutliveTheirNode(t *testing.T) {
 	for _, i := range []int{1, 2} {
 		if got := read(i); got != want {
 			t.Errorf("log through node%d after node0 died: got %d bytes, want the %d it had:\n%.300s", i, len(got), len(want), got)
+		}
+	}
+	rc, err := m.Client(2).LogOf(ctx, r.Task, api.LogOptions{Tail: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tail, _ := io.ReadAll(rc)
+	lines := strings.SplitAfter(strings.TrimSuffix(want, "\n"), "\n")
+	lines[len(lines)-1] += "\n"
+	if wantTail := strings.Join(lines[len(lines)-3:], ""); string(tail) != wantTail {
+		t.Errorf("--tail 3: got %q, want %q", tail, wantTail)
+	}
+}
+
+// TestLogsOfANodeThatDiesMidRun: a running attempt's output streams to
+// another node as it is written; when its node dies with it, the other
+// nodes serve the output up to the last chunk, and the copy's holder
+// seals it, marked where it ends, so it stays once the copy is gone.
+func TestLogsOfANodeThatDiesMidRun(t *testing.T) {
+	m := startMesh(t, 3, func(i int, c *node.Config) {
+		if i == 0 {
+			c.Topics = topics("t") // node0 runs the task and dies with it
+		}
+	})
+	r := spawn(t, m.Client(1), "t", "sh", "-c", `i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo "step $i"; done; exec sleep 600`)
+	holder := -1
+	m.WaitFor(waitLong, "node1 or node2 to hold the streamed output up to step 300", func() (bool, string) {
+		for _, i := range []int{1, 2} {
+			if b, ok := m.Nodes[i].LogCopy(r.Task, 1); ok && strings.Contains(string(b), "step 300\n") {
+				holder = i
+				return true, ""
+			}
+		}
+		return false, "no copy has it all yet"
+	})
+	m.Nodes[0].Kill()
+	ctx := testCtx(t)
+	read := func(i int) (string, error) {
+		rc, err := m.Client(i).LogOf(ctx, r.Task, api.LogOptions{Attempt: 1})
+		if err != nil {
+			return "", err
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		return string(b), err
+	}
+	for _, i := range []int{1, 2} {
+		m.WaitFor(waitLong, fmt.Sprintf("node%d to serve attempt 1's output without node0", i), func() (bool, string) {
+			got, err := read(i)
+			return err == nil && strings.Contains(got, "step 1\n") && strings.Contains(got, "step 300\n"), fmt.Sprintf("got %d bytes, %v", len(got), err)
+		})
+	}
+	m.WaitFor(waitLong, "the copy's holder to seal attempt 1", func() (bool, string) {
+		var logs []raftfsm.LogRef
+		m.Nodes[1].FSM().Read(func(s *raftfsm.State, _ uint64) {
+			if tk := s.Tasks[r.Task]; tk != nil {
+				logs = slices.Clone(tk.Logs)
+			}
+		})
+		return len(logs) == 1 && logs[0].Attempt == 1 && logs[0].Node == m.Nodes[holder].Name(), fmt.Sprintf("sealed logs %+v", logs)
+	})
+	for _, i := range []int{1, 2} {
+		got, err := read(i)
+		if err != nil || !strings.Contains(got, "step 300\n") || !strings.Contains(got, "the log ends here: its node node0 stopped streaming it") {
+			t.Errorf("sealed attempt 1 through node%d: got %v\n%.500s", i, err, got)
 		}
 	}
 }

@@ -61,6 +61,7 @@ type Node struct {
 
 	runner   *runner.Runner
 	records  *runner.Records // run records of the attempts this life started (DATA_DIR/run)
+	live     liveLogs        // copies of other nodes' running attempts' output (logs_stream.go)
 	logs     *tasklog.Store
 	blobs    *blobs.Store
 	peerHTTP *http.Client // node-to-node calls (mutual TLS; peer URLs only)
@@ -254,6 +255,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.healthLoop)
 	n.goFunc(func() { n.runner.Run(n.ready) })
 	n.goFunc(n.gcLoop)
+	n.goFunc(n.liveLogLoop)
 	n.goFunc(func() { n.sweepBackends(n.ctx) })
 	n.goFunc(n.verifyUnflushedBlobs)
 	n.log.Info("node up", "gossip", n.gossip.Addr(), "peer", raftAdv.String(), "tls_ca", peer.CA().Subject.CommonName, "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)

@@ -36,6 +36,7 @@ func runJoin(args []string) int {
 		grace       = fs.Duration("grace", 10*time.Second, "SIGTERM to SIGKILL grace when a task is stopped")
 		replicas    = fs.Int("blob-replicas", 2, "live nodes that should hold each blob")
 		retention   = fs.Duration("blob-retention", 7*24*time.Hour, "how long a closed job's blobs and names stay")
+		logCopies   = fs.Int("log-copies", 2, "nodes that hold a running task's output: its own and the others it streams to (1: none)")
 		logRet      = fs.Duration("log-retention", 30*24*time.Hour, "how long the sealed logs of a closed job's tasks stay, on every node holding a copy")
 		history     = fs.Duration("job-history", 30*24*time.Hour, "how long a closed job stays in the ledger (at least --blob-retention and --log-retention)")
 		wan         = fs.Bool("wan", false, "WAN timings for Raft and gossip (slow or lossy links)")
@@ -101,7 +102,7 @@ func runJoin(args []string) int {
 		Name: *name, DataDir: *dataDir, Bind: *bind, Raft: *raftAddr, HTTP: *httpAddr, Advertise: *advertise,
 		Peers: peers, Slots: *slots, JobTimeout: *jobTimeout, TaskTimeout: *taskTimeout,
 		MaxAttempts: *attempts, Grace: *grace, Logger: logger,
-		BlobReplicas: *replicas, BlobRetention: *retention, LogRetention: *logRet, JobHistory: *history,
+		BlobReplicas: *replicas, BlobRetention: *retention, LogRetention: *logRet, LogCopies: *logCopies, JobHistory: *history,
 		Voter: *voter, DeadServerAfter: *deadAfter, MaxInfraRetries: *infraTries,
 		TaskUser: *taskUser, WorkDir: *workDir,
 	}

@@ -4,18 +4,22 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ourci/ourci/node/api"
 )
 
 func runLogs(args []string) int {
-	cmd := newClientCommand("logs", "TASK", "[-f] TASK")
+	cmd := newClientCommand("logs", "TASK", "[-f] [--attempt N] [--tail N] TASK")
 	follow := cmd.fs.Bool("f", false, "follow the output until the task ends")
+	attempt := cmd.fs.Int("attempt", 0, "read this attempt's log (default: the current attempt)")
+	tail := cmd.fs.Int("tail", 0, "only the last N lines")
 	task, c, code := cmd.parse(args)
 	if code != exitOK {
 		return code
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	rc, err := c.Log(ctx, task, *follow)
+	rc, err := c.LogOf(ctx, task, api.LogOptions{Follow: *follow, Attempt: *attempt, Tail: *tail})
 	if err != nil {
 		return exitFor(err)
 	}

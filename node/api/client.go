@@ -134,9 +134,31 @@ func headerIndex(h http.Header) uint64 {
 // Log opens a task's output. With follow, the stream stays open until the
 // task ends.
 func (c *Client) Log(ctx context.Context, task string, follow bool) (io.ReadCloser, error) {
+	return c.LogOf(ctx, task, LogOptions{Follow: follow})
+}
+
+// LogOptions choose what of a task's log to read.
+type LogOptions struct {
+	Follow  bool // until the attempt ends
+	Attempt int  // 0: the current one
+	Tail    int  // >0: only the last Tail lines (not with Follow)
+}
+
+// LogOf streams what o chooses of a task's log.
+func (c *Client) LogOf(ctx context.Context, task string, o LogOptions) (io.ReadCloser, error) {
+	q := url.Values{}
+	if o.Follow {
+		q.Set("follow", "1")
+	}
+	if o.Attempt > 0 {
+		q.Set("attempt", strconv.Itoa(o.Attempt))
+	}
+	if o.Tail > 0 {
+		q.Set("tail", strconv.Itoa(o.Tail))
+	}
 	p := "/v1/tasks/" + url.PathEscape(task) + "/log"
-	if follow {
-		p += "?follow=1"
+	if len(q) > 0 {
+		p += "?" + q.Encode()
 	}
 	resp, err := c.send(ctx, http.MethodGet, p, nil)
 	if err != nil {

@@ -42,7 +42,9 @@ func (r *Runner) run(a *attempt, job raftfsm.Job, o topic.Origin) {
 		r.infraFailed(a, "cannot make its log", err)
 		return
 	}
+	stopStream := cfg.Host.StreamLog(t, out)
 	defer func() {
+		stopStream()
 		out.Finish()
 		if r.ctx.Err() == nil { // a node going down seals nothing: its next life's logs are its own
 			cfg.Host.KeepLog(t, out)

@@ -134,6 +134,8 @@ func (h *fakeHost) Backend(ctx context.Context, t topic.Topic) (executor.Backend
 
 func (h *fakeHost) TaskAPI(string) string { return "http://127.0.0.1:7380" }
 
+func (h *fakeHost) StreamLog(*raftfsm.Task, *tasklog.Log) func() { return func() {} }
+
 func (h *fakeHost) KeepLog(t *raftfsm.Task, l *tasklog.Log) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

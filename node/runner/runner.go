@@ -51,6 +51,10 @@ type Host interface {
 	// NoteWriteError tells the node that a write failed (its disk may be
 	// full); nil is ignored.
 	NoteWriteError(err error)
+	// StreamLog is called once an attempt's log is made: the node copies
+	// the output to other nodes as it is written; stop ends that (after
+	// the last write, before KeepLog).
+	StreamLog(t *raftfsm.Task, l *tasklog.Log) (stop func())
 	// KeepLog is called once an attempt is over and its log finished:
 	// the node keeps it beyond this machine (sealed as a blob, recorded
 	// in the ledger). It may take a while; the attempt's goroutine waits.

@@ -60,8 +60,9 @@ type Log struct {
 
 	mask func([]byte) []byte // masks the node's notes (maskNotes)
 
-	wmu   sync.Mutex // serializes writes to the file
-	times lineTimes  // where each line of the file starts and when it came (times.go); under wmu
+	tee   func(at time.Time, p []byte) // sees every write, in order (Tee); under wmu
+	wmu   sync.Mutex                   // serializes writes to the file
+	times lineTimes                    // where each line of the file starts and when it came (times.go); under wmu
 }
 
 // Create opens the log of an attempt (adding to a leftover of a previous
@@ -111,12 +112,28 @@ func (l *Log) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// writeNote writes a note on a line of its own: after the output's
+// unended last line, a newline first.
+func (l *Log) writeNote(b []byte) {
+	l.wmu.Lock()
+	open := l.times.open
+	l.wmu.Unlock()
+	if open {
+		b = append([]byte("\n"), b...)
+	}
+	l.write(b)
+}
+
 // write writes to the file, timing the lines it starts; the first failure
 // is kept and signalled.
 func (l *Log) write(p []byte) {
-	l.wmu.Lock() // the file and its line times in the same order
+	l.wmu.Lock() // the file, its line times and the tee in the same order
 	defer l.wmu.Unlock()
-	l.times.add(p, l.s.now())
+	now := l.s.now()
+	l.times.add(p, now)
+	if l.tee != nil {
+		l.tee(now, p)
+	}
 	if _, err := l.f.Write(p); err != nil {
 		l.mu.Lock()
 		if l.err == nil {
@@ -138,7 +155,7 @@ func (l *Log) Note(format string, args ...any) {
 		if mask != nil {
 			b = mask(b)
 		}
-		l.write(b)
+		l.writeNote(b)
 	}
 	l.signal(false)
 }

@@ -142,3 +142,18 @@ func (s *Store) now() time.Time {
 	}
 	return time.Now()
 }
+
+// Tee has f see every later write to the log, with its arrival time, in
+// the order the file gets them (a stream to other nodes). f must not
+// block: the task's writes wait for it.
+func (l *Log) Tee(f func(at time.Time, p []byte)) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.tee = f
+}
+
+// Has reports whether this node holds a file of the attempt's log.
+func (s *Store) Has(task string, attempt int) bool {
+	_, err := os.Stat(s.path(task, attempt))
+	return err == nil
+}

@@ -1,0 +1,557 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/tasklog"
+	"github.com/ourci/ourci/raftfsm"
+)
+
+// While an attempt runs, its output streams in chunks (node/tasklog's
+// Chunker: at 64 KiB or 1 s) to LogCopies-1 other live nodes, chosen per
+// task by rendezvous hashing, which keep it in memory (a Replica each,
+// liveLogs). A reader whose task's node is gone reads the output so far
+// from such a copy; once the attempt is over, the node that ran it seals
+// the log (logs_keep.go), and the copies are dropped. Should that node die
+// first, a holder of a copy seals what it has (sealOrphanedLogs), so the
+// output up to the last chunk outlives it.
+
+// liveLogs are the copies this node holds of attempts running elsewhere.
+type liveLogs struct {
+	mu    sync.Mutex
+	m     map[string]*liveCopy // TASK/ATTEMPT
+	bytes int64
+}
+
+type liveCopy struct {
+	r       *tasklog.Replica
+	from    string    // the node that runs the attempt
+	settled time.Time // when this node first saw the attempt over (zero: not yet)
+}
+
+// streamerHeader names the node that streams an attempt's output.
+const streamerHeader = "X-Ourci-Streamer"
+
+// maxLiveLogBytes bounds the output a node holds for others.
+const maxLiveLogBytes = 256 << 20
+
+func liveKey(task string, attempt int) string { return task + "/" + strconv.Itoa(attempt) }
+
+// logTargets are the live nodes that keep a copy of task's output while
+// it runs here: the LogCopies-1 first by rendezvous hash of task and name.
+func (n *Node) logTargets(task string) []string {
+	k := n.cfg.LogCopies - 1
+	if k <= 0 {
+		return nil
+	}
+	type scored struct {
+		name  string
+		score uint64
+	}
+	var cands []scored
+	for _, m := range n.gossip.Members() {
+		if m.Name == n.cfg.Name || m.Meta.Unhealthy != "" || m.Meta.Draining {
+			continue
+		}
+		h := fnv.New64a()
+		io.WriteString(h, task+"\x00"+m.Name)
+		cands = append(cands, scored{m.Name, h.Sum64()})
+	}
+	slices.SortFunc(cands, func(a, b scored) int {
+		if a.score != b.score {
+			if a.score > b.score {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	var out []string
+	for _, c := range cands[:min(k, len(cands))] {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// streamLog ships an attempt's output to its targets as it is written; the
+// returned func sends the final chunk and stops (waiting a little for it).
+func (n *Node) streamLog(t *raftfsm.Task, l *tasklog.Log) (stop func()) {
+	targets := n.logTargets(t.ID)
+	if len(targets) == 0 {
+		return func() {}
+	}
+	ch := tasklog.NewChunker(t.ID, t.Attempt)
+	ships := make([]*shipper, len(targets))
+	for i, to := range targets {
+		ships[i] = &shipper{n: n, to: to, task: t.ID, attempt: t.Attempt, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	}
+	send := func(cs ...tasklog.Chunk) {
+		for _, s := range ships {
+			s.add(cs)
+		}
+	}
+	l.Tee(func(at time.Time, p []byte) { send(ch.Write(at, p)...) })
+	ctx, cancel := context.WithCancel(n.ctx)
+	for _, s := range ships {
+		go s.run(ctx)
+	}
+	tick := time.NewTicker(tasklog.ChunkInterval / 4)
+	ticked := make(chan struct{})
+	go func() {
+		defer close(ticked)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				if c, ok := ch.Tick(now); ok {
+					send(c)
+				}
+			}
+		}
+	}()
+	return func() {
+		l.Tee(nil)
+		tick.Stop()
+		send(ch.Close())
+		for _, s := range ships {
+			s.finish()
+		}
+		flushed := time.NewTimer(2 * time.Second)
+		defer flushed.Stop()
+		for _, s := range ships {
+			select {
+			case <-s.done:
+			case <-flushed.C:
+			}
+		}
+		cancel()
+		<-ticked
+	}
+}
+
+// shipper sends one target its chunks in order, resending from where the
+// target says it is; it gives up (the seal still covers the log) when the
+// target refuses or too much is pending.
+type shipper struct {
+	n             *Node
+	to            string
+	task          string
+	attempt       int
+	mu            sync.Mutex
+	pending       []tasklog.Chunk
+	bytes         int64
+	ended, broken bool
+	wake          chan struct{}
+	done          chan struct{} // closed when the final chunk is delivered or the shipper gave up
+}
+
+// maxPendingLog bounds what a shipper holds for a target that lags.
+const maxPendingLog = 8 << 20
+
+func (s *shipper) add(cs []tasklog.Chunk) {
+	if len(cs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if !s.broken {
+		for _, c := range cs {
+			s.pending = append(s.pending, c)
+			s.bytes += c.Len()
+		}
+		if s.bytes > maxPendingLog {
+			s.broken, s.pending = true, nil
+			s.n.log.Info("task log: a copy lags too far behind; not streamed there any more", "task", s.task, "attempt", s.attempt, "node", s.to)
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *shipper) finish() {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *shipper) run(ctx context.Context) {
+	defer close(s.done)
+	backoff := 100 * time.Millisecond
+	for {
+		s.mu.Lock()
+		batch, ended, broken := slices.Clone(s.pending), s.ended, s.broken
+		s.mu.Unlock()
+		if broken || ended && len(batch) == 0 {
+			return
+		}
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			}
+			continue
+		}
+		next, err := s.post(ctx, batch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var se *api.StatusError
+			if errors.As(err, &se) && se.HTTPStatus != http.StatusConflict && se.HTTPStatus < 500 {
+				s.mu.Lock()
+				s.broken, s.pending = true, nil
+				s.mu.Unlock()
+				s.n.log.Info("task log: a copy was refused; not streamed there any more", "task", s.task, "node", s.to, "err", err)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		} else {
+			backoff = 100 * time.Millisecond
+		}
+		s.mu.Lock()
+		kept := s.pending[:0]
+		for _, c := range s.pending {
+			if c.Seq >= next {
+				kept = append(kept, c)
+			} else {
+				s.bytes -= c.Len()
+			}
+		}
+		s.pending = kept
+		s.mu.Unlock()
+	}
+}
+
+// post sends chunks back to back; the target answers the next Seq it
+// wants (also with 409 when a chunk came before one it misses).
+func (s *shipper) post(ctx context.Context, batch []tasklog.Chunk) (uint64, error) {
+	base, ok := s.n.memberURL(s.to)
+	if !ok {
+		return 0, fmt.Errorf("node: %s is not reachable", s.to)
+	}
+	var body []byte
+	for i := range batch {
+		var err error
+		if body, err = batch[i].AppendBinary(body); err != nil {
+			return 0, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/logs/"+s.task+"/"+strconv.Itoa(s.attempt), bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	s.n.peerAuth(req)
+	req.Header.Set(streamerHeader, s.n.cfg.Name)
+	resp, err := s.n.peerHTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var ans struct {
+		Next uint64 `json:"next"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&ans); err != nil && resp.StatusCode/100 == 2 {
+		return 0, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK, resp.StatusCode == http.StatusConflict:
+		return ans.Next, nil
+	default:
+		return 0, &api.StatusError{HTTPStatus: resp.StatusCode}
+	}
+}
+
+// handleLogChunks applies chunks of an attempt running on the sender.
+func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Principal) {
+	task := r.PathValue("task")
+	attempt, err := strconv.Atoi(r.PathValue("attempt"))
+	if err != nil || attempt < 1 || task == "" {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("want /v1/internal/logs/TASK/ATTEMPT"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 2*maxPendingLog))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, err)
+		return
+	}
+	from := r.Header.Get(streamerHeader)
+	k := liveKey(task, attempt)
+	n.live.mu.Lock()
+	defer n.live.mu.Unlock()
+	if n.live.m == nil {
+		n.live.m = map[string]*liveCopy{}
+	}
+	c := n.live.m[k]
+	if c == nil {
+		if n.live.bytes+int64(len(body)) > maxLiveLogBytes {
+			writeError(w, http.StatusInsufficientStorage, api.CodeNoSpace, fmt.Errorf("%s holds %s of other nodes' running logs already", n.cfg.Name, api.ByteSize(n.live.bytes)))
+			return
+		}
+		c = &liveCopy{r: tasklog.NewReplica(task, attempt), from: from}
+		n.live.m[k] = c
+	}
+	for len(body) > 0 {
+		ch, used, err := tasklog.DecodeChunk(body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
+			return
+		}
+		body = body[used:]
+		before := c.r.Len()
+		err = c.r.Apply(ch)
+		n.live.bytes += c.r.Len() - before
+		var gap *tasklog.GapError
+		switch {
+		case errors.As(err, &gap):
+			writeJSON(w, http.StatusConflict, map[string]any{"schema_version": api.SchemaVersion, "next": c.r.Next()})
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "next": c.r.Next()})
+}
+
+// handleLiveLog serves this node's copy of a running (or orphaned)
+// attempt's output so far.
+func (n *Node) handleLiveLog(w http.ResponseWriter, r *http.Request, p Principal) {
+	attempt, _ := strconv.Atoi(r.PathValue("attempt"))
+	b, ok := n.liveLog(r.PathValue("task"), attempt)
+	if !ok {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("%s holds no copy of that attempt's log", n.cfg.Name))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(b)
+}
+
+// LogCopy is the copy this node holds of another node's running attempt's
+// output (what that node streamed so far), if any.
+func (n *Node) LogCopy(task string, attempt int) ([]byte, bool) { return n.liveLog(task, attempt) }
+
+func (n *Node) liveLog(task string, attempt int) ([]byte, bool) {
+	n.live.mu.Lock()
+	c := n.live.m[liveKey(task, attempt)]
+	n.live.mu.Unlock()
+	if c == nil {
+		return nil, false
+	}
+	return c.r.Bytes(), true
+}
+
+// readLiveCopy finds a copy of an attempt's output on this node or a live
+// member (its own node being gone).
+func (n *Node) readLiveCopy(ctx context.Context, task string, attempt int) ([]byte, string, bool) {
+	if b, ok := n.liveLog(task, attempt); ok {
+		return b, n.cfg.Name, true
+	}
+	for _, m := range n.gossip.Members() {
+		if m.Name == n.cfg.Name {
+			continue
+		}
+		b, err := n.fetchLiveCopy(ctx, peerURL(m.Meta.Raft), task, attempt)
+		if err == nil {
+			return b, m.Name, true
+		}
+	}
+	return nil, "", false
+}
+
+func (n *Node) fetchLiveCopy(ctx context.Context, base, task string, attempt int) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/internal/logs/"+task+"/"+strconv.Itoa(attempt), nil)
+	if err != nil {
+		return nil, err
+	}
+	n.peerAuth(req)
+	resp, err := n.peerHTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &api.StatusError{HTTPStatus: resp.StatusCode}
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxLiveLogBytes))
+}
+
+// sealOrphanedLogs (every node, on a current replica) settles the copies
+// this node holds: a copy whose attempt its own node sealed, or whose task
+// is gone, is dropped; one whose attempt is over without a seal, its node
+// gone from the mesh (or silent for keepLogFor past the end), is sealed
+// here, as far as it came, and recorded with this node as its holder.
+func (n *Node) sealOrphanedLogs() {
+	n.live.mu.Lock()
+	keys := make([]string, 0, len(n.live.m))
+	for k := range n.live.m {
+		keys = append(keys, k)
+	}
+	n.live.mu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	live := memberMap(n.gossip.Members())
+	now := time.Now()
+	for _, k := range keys {
+		n.live.mu.Lock()
+		c := n.live.m[k]
+		n.live.mu.Unlock()
+		if c == nil {
+			continue
+		}
+		task, att, _ := strings.Cut(k, "/")
+		attempt, _ := strconv.Atoi(att)
+		var t *raftfsm.Task
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+			if x := s.Tasks[task]; x != nil {
+				t = x.Clone()
+			}
+		})
+		_, sealed := sealedLogOf(t, attempt)
+		over := t != nil && (t.Attempt > attempt || t.State.Terminal())
+		switch {
+		case t == nil || sealed:
+			n.dropLiveCopy(k)
+			continue
+		case !over:
+			continue
+		case c.settled.IsZero():
+			c.settled = now
+		}
+		if _, alive := live[c.from]; alive && now.Sub(c.settled) < keepLogFor+5*time.Second {
+			continue // its node seals it
+		}
+		if err := n.sealCopy(t, attempt, c); err != nil {
+			n.log.Warn("task log: could not seal a copy whose node is gone", "task", task, "attempt", attempt, "err", err)
+			continue
+		}
+		n.dropLiveCopy(k)
+	}
+}
+
+func sealedLogOf(t *raftfsm.Task, attempt int) (raftfsm.LogRef, bool) {
+	if t == nil {
+		return raftfsm.LogRef{}, false
+	}
+	return sealedLog(t, attempt)
+}
+
+func (n *Node) dropLiveCopy(k string) {
+	n.live.mu.Lock()
+	defer n.live.mu.Unlock()
+	if c := n.live.m[k]; c != nil {
+		n.live.bytes -= c.r.Len()
+		delete(n.live.m, k)
+	}
+}
+
+// sealCopy seals the output a copy holds (marked where it ends, when the
+// stream did not reach its end), stores it and records it.
+func (n *Node) sealCopy(t *raftfsm.Task, attempt int, c *liveCopy) error {
+	var sealFrom tasklog.Source = c.r
+	if !c.r.Done() {
+		// The stream ended early: say so, on a line of its own (each
+		// line of the output keeps its time).
+		out := c.r.Bytes()
+		w := &tasklog.Writer{}
+		for i := range c.r.NumLines() {
+			l := c.r.Line(i)
+			w.Write(l.At, l.Data)
+		}
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			w.Write(time.Now(), []byte("\n"))
+		}
+		w.Write(time.Now(), []byte(fmt.Sprintf("[ourci] the log ends here: its node %s stopped streaming it (it left the mesh); this copy was kept by %s\n", c.from, n.cfg.Name)))
+		sealFrom = w
+	}
+	pr, pw := io.Pipe()
+	sealed := make(chan tasklog.SealInfo, 1)
+	go func() {
+		info, err := tasklog.Seal(pw, sealFrom)
+		sealed <- info
+		pw.CloseWithError(err)
+	}()
+	h, size, err := n.blobs.Put(pr, "")
+	pr.CloseWithError(errors.New("node: the blob store stopped reading"))
+	info := <-sealed
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, keepLogFor)
+	defer cancel()
+	return n.applyReport(ctx, api.Report{Kind: api.ReportLogSealed, Task: t.ID, Attempt: attempt, Node: n.cfg.Name,
+		Hash: string(h), Size: size, Bytes: info.Bytes, Lines: int(info.Lines)})
+}
+
+// serveLiveCopy serves a copy of an attempt's output (this node's or a
+// peer's); it reports false, having written nothing, when there is none.
+func (n *Node) serveLiveCopy(w http.ResponseWriter, r *http.Request, task string, attempt int) bool {
+	b, from, ok := n.readLiveCopy(r.Context(), task, attempt)
+	if !ok {
+		return false
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Ourci-Log-Copy", from)
+	w.Write(b)
+	return true
+}
+
+// liveLogLoop settles the copies this node holds (sealOrphanedLogs) on a
+// current replica, a few seconds after the ledger changed.
+func (n *Node) liveLogLoop() {
+	select {
+	case <-n.ctx.Done():
+		return
+	case <-n.ready:
+	}
+	for {
+		_, ch := n.fsm.Watch()
+		n.live.mu.Lock()
+		held := len(n.live.m)
+		n.live.mu.Unlock()
+		if held > 0 && n.replicaCurrent() {
+			n.sealOrphanedLogs()
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-ch:
+		case <-time.After(5 * time.Second):
+		}
+		select { // coalesce bursts of ledger changes
+		case <-n.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
