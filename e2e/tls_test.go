@@ -172,6 +172,16 @@ func TestMeshWithItsOwnCA(t *testing.T) {
 // connections its peer port refused.
 func peerRefused(t *testing.T, m *mesh, i int) int {
 	t.Helper()
+	v, ok := metricValue(t, m, i, "ourci_peer_refused_total")
+	if !ok {
+		t.Fatalf("/metrics of %s has no ourci_peer_refused_total", m.nodes[i].spec.Name)
+	}
+	return int(v)
+}
+
+// metricValue reads an unlabelled metric from node i's /metrics.
+func metricValue(t *testing.T, m *mesh, i int, name string) (float64, bool) {
+	t.Helper()
 	tok, err := exec.Command(binPath, "token", "--secret-file", m.secretFile).Output()
 	if err != nil {
 		t.Fatalf("token: %v", err)
@@ -190,11 +200,10 @@ func peerRefused(t *testing.T, m *mesh, i int) int {
 		t.Fatalf("GET /metrics: %s", resp.Status)
 	}
 	for _, l := range strings.Split(string(out), "\n") {
-		var n float64
-		if _, err := fmt.Sscanf(l, "ourci_peer_refused_total %g", &n); err == nil {
-			return int(n)
+		var v float64
+		if _, err := fmt.Sscanf(l, name+" %g", &v); err == nil {
+			return v, true
 		}
 	}
-	t.Fatalf("/metrics of %s has no ourci_peer_refused_total", m.nodes[i].spec.Name)
-	return 0
+	return 0, false
 }

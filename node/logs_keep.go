@@ -29,16 +29,7 @@ import (
 // older binary): the raw log stays, read where it ran.
 func (n *Node) keepLog(t *raftfsm.Task, l *tasklog.Log) {
 	log := n.log.With("task", t.ID, "job", t.Job, "attempt", t.Attempt)
-	pr, pw := io.Pipe()
-	sealed := make(chan tasklog.SealInfo, 1)
-	go func() {
-		info, err := l.Seal(pw)
-		sealed <- info
-		pw.CloseWithError(err)
-	}()
-	h, size, err := n.blobs.Put(pr, "")
-	pr.CloseWithError(errors.New("node: the blob store stopped reading")) // a Put that failed early must not leave Seal blocked
-	info := <-sealed
+	h, size, info, err := n.storeSealed(l.Seal)
 	if err != nil {
 		n.noteWriteError(err)
 		log.Warn("task log: could not seal it; it stays on this node", "err", err)
@@ -71,6 +62,25 @@ func (n *Node) keepLog(t *raftfsm.Task, l *tasklog.Log) {
 		log.Warn("task log: removing the raw copy", "err", err)
 	}
 	log.Debug("task log sealed", "hash", string(h), "bytes", info.Bytes, "lines", info.Lines, "blob_bytes", size)
+}
+
+// storeSealed stores what seal writes as a blob, on stable storage before
+// it returns (the ledger will say this node holds it).
+func (n *Node) storeSealed(seal func(io.Writer) (tasklog.SealInfo, error)) (blobs.Hash, int64, tasklog.SealInfo, error) {
+	pr, pw := io.Pipe()
+	sealed := make(chan tasklog.SealInfo, 1)
+	go func() {
+		info, err := seal(pw)
+		sealed <- info
+		pw.CloseWithError(err)
+	}()
+	h, size, err := n.blobs.Stage(pr, "")
+	pr.CloseWithError(errors.New("node: the blob store stopped reading")) // a store that failed early must not leave seal blocked
+	info := <-sealed
+	if err == nil {
+		err = n.blobs.Sync(h)
+	}
+	return h, size, info, err
 }
 
 // keepLogFor bounds how long a node tries to record a sealed log.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ourci/ourci/node/api"
@@ -98,7 +99,12 @@ func (n *Node) streamLog(t *raftfsm.Task, l *tasklog.Log) (stop func()) {
 	for i, to := range targets {
 		ships[i] = &shipper{n: n, to: to, task: t.ID, attempt: t.Attempt, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	}
+	var sent atomic.Bool // a chunk went out (a task over in under a second sends none: its seal covers it)
 	send := func(cs ...tasklog.Chunk) {
+		if len(cs) == 0 {
+			return
+		}
+		sent.Store(true)
 		for _, s := range ships {
 			s.add(cs)
 		}
@@ -126,7 +132,9 @@ func (n *Node) streamLog(t *raftfsm.Task, l *tasklog.Log) (stop func()) {
 	return func() {
 		l.Tee(nil)
 		tick.Stop()
-		send(ch.Close())
+		if last := ch.Close(); sent.Load() {
+			send(last)
+		}
 		for _, s := range ships {
 			s.finish()
 		}
@@ -494,16 +502,7 @@ func (n *Node) sealCopy(t *raftfsm.Task, attempt int, c *liveCopy) error {
 		w.Write(time.Now(), []byte(fmt.Sprintf("[ourci] the log ends here: its node %s stopped streaming it (it left the mesh); this copy was kept by %s\n", c.from, n.cfg.Name)))
 		sealFrom = w
 	}
-	pr, pw := io.Pipe()
-	sealed := make(chan tasklog.SealInfo, 1)
-	go func() {
-		info, err := tasklog.Seal(pw, sealFrom)
-		sealed <- info
-		pw.CloseWithError(err)
-	}()
-	h, size, err := n.blobs.Put(pr, "")
-	pr.CloseWithError(errors.New("node: the blob store stopped reading"))
-	info := <-sealed
+	h, size, info, err := n.storeSealed(func(w io.Writer) (tasklog.SealInfo, error) { return tasklog.Seal(w, sealFrom) })
 	if err != nil {
 		return err
 	}
@@ -554,4 +553,27 @@ func (n *Node) liveLogLoop() {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// logBytes is what this node keeps of task logs (metrics): raw files on
+// its disk, sealed logs it holds, copies of others' running output.
+func (n *Node) logBytes() (raw, sealed, copies int64) {
+	raw = n.logs.DiskBytes()
+	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		seen := map[string]bool{}
+		for _, j := range s.Jobs {
+			for _, h := range j.LogRefs {
+				if b := s.Blobs[h]; b != nil && !seen[h] {
+					seen[h] = true
+					if _, held := slices.BinarySearch(b.Holders, n.cfg.Name); held {
+						sealed += b.Size
+					}
+				}
+			}
+		}
+	})
+	n.live.mu.Lock()
+	copies = n.live.bytes
+	n.live.mu.Unlock()
+	return raw, sealed, copies
 }

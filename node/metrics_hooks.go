@@ -36,6 +36,7 @@ func (n *Node) newMetrics() *metrics.Metrics {
 		WebhookInflight: n.hooks.inUse,
 		CertExpiry:      n.peer.NotAfter(),
 		Unhealthy:       func() bool { return n.Unhealthy() != "" },
+		LogBytes:        n.logBytes,
 	})
 }
 

@@ -40,6 +40,11 @@ type Sources struct {
 	WebhookBusy func() uint64
 	// WebhookInflight returns the webhook body bytes in flight now.
 	WebhookInflight func() int64
+	// LogBytes returns what this node keeps of task logs: raw files of
+	// attempts run here and not sealed yet (disk), sealed logs it holds as
+	// blobs (disk, also in the blob bytes), and copies of other nodes'
+	// running attempts' output (memory).
+	LogBytes func() (raw, sealed, copies int64)
 	// CertExpiry is when this node's mesh certificate expires.
 	CertExpiry time.Time
 	// Unhealthy reports whether the node takes no work because its data
@@ -189,6 +194,18 @@ func New(node string, src Sources) *Metrics {
 			Name: "ourci_webhook_inflight_bytes",
 			Help: "GitHub webhook body bytes this node holds for requests in progress (reserved from the first byte read until the request is answered).",
 		}, func() float64 { return float64(f()) }))
+	}
+	if f := src.LogBytes; f != nil {
+		for i, g := range []struct{ name, help string }{
+			{"ourci_task_log_raw_bytes", "Bytes of task logs on this node's disk that are not sealed yet (attempts running here, or whose seal is not recorded)."},
+			{"ourci_task_log_sealed_bytes", "Bytes of sealed task logs this node holds as blobs (counted in ourci_blob_stored_bytes too)."},
+			{"ourci_task_log_copy_bytes", "Bytes of other nodes' running attempts' output this node holds in memory (their streamed copies)."},
+		} {
+			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: g.name, Help: g.help}, func() float64 {
+				raw, sealed, copies := f()
+				return float64([]int64{raw, sealed, copies}[i])
+			}))
+		}
 	}
 	if f := src.Unhealthy; f != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

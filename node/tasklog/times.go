@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -156,4 +158,18 @@ func (l *Log) Tee(f func(at time.Time, p []byte)) {
 func (s *Store) Has(task string, attempt int) bool {
 	_, err := os.Stat(s.path(task, attempt))
 	return err == nil
+}
+
+// DiskBytes is the size of every log file the store holds.
+func (s *Store) DiskBytes() int64 {
+	var total int64
+	filepath.WalkDir(s.dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	return total
 }
