@@ -17,10 +17,11 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	ournode "github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/nodetest"
+	"github.com/ourci/ourci/raftfsm"
+	ournode "github.com/ourci/ourci/node"
 )
 
 // browserWait bounds every wait on the browser or the mesh.
@@ -349,4 +350,46 @@ printf '\033[31mline two\033[0m: FAIL <b>not bold</b>\n'; printf '\033[1mline th
 		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))
 	}
 	t.Logf("job page: %s, task log: %s", jobShot, logShot)
+}
+
+// TestBrowserReadsADeadNodesLog: the log page of a task whose node has
+// died shows its whole log, served from a sealed copy on another node.
+func TestBrowserReadsADeadNodesLog(t *testing.T) {
+	chromiumPath(t)
+	m := nodetest.Start(t, 3, func(i int, c *ournode.Config) {
+		if i == 2 {
+			c.Topics = []ournode.Topic{{Name: "test"}} // node2 runs the task, then dies
+		}
+	})
+	m.WaitRaft(browserWait)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	r, err := m.Client(0).Spawn(ctx, api.SpawnRequest{Topic: "test", Key: rand.Text(), Args: []string{"sh", "-c",
+		`i=0; while [ $i -lt 400 ]; do i=$((i+1)); printf '\033[32mok\033[0m test %d\n' $i; done; printf '\033[31mFAIL\033[0m the last test\n'; exit 1`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.WaitJob(0, r.Job, browserWait)
+	nodetest.WaitFor(t, browserWait, "the task's log sealed on two nodes", func() (bool, string) {
+		holders := 0
+		m.Nodes[0].FSM().Read(func(s *raftfsm.State, _ uint64) {
+			if tk := s.Tasks[r.Task]; tk != nil && len(tk.Logs) > 0 {
+				if b := s.Blobs[tk.Logs[0].Hash]; b != nil {
+					holders = len(b.Holders)
+				}
+			}
+		})
+		return holders >= 2, fmt.Sprintf("%d holders", holders)
+	})
+	m.Nodes[2].Kill()
+
+	b := startBrowser(t, m.Secret.ClusterToken())
+	b.navigate(m.Nodes[0].URL() + "/tasks/" + r.Task)
+	b.until("the dead node's log, first to last line", `document.getElementById("log").textContent.includes("ok test 1\n") && document.getElementById("log").textContent.includes("FAIL the last test")`)
+	b.until("its colours", `document.querySelector("#log span.f32") !== null && document.querySelector("#log span.f31") !== null`)
+	b.until("the task failed", `document.querySelector("#task .badge").textContent === "failed"`)
+	b.screenshot("browser-dead-node-log.png")
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))
+	}
 }
