@@ -17,11 +17,11 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	ournode "github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/nodetest"
 	"github.com/ourci/ourci/raftfsm"
-	ournode "github.com/ourci/ourci/node"
 )
 
 // browserWait bounds every wait on the browser or the mesh.
