@@ -11,9 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/ourci/ourci/blobs"
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/nodetest"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -227,4 +230,57 @@ func TestLogsOfANodeThatDiesMidRun(t *testing.T) {
 			t.Errorf("sealed attempt 1 through node%d: got %v\n%.500s", i, err, got)
 		}
 	}
+}
+
+// TestExpiredLogsLeaveEveryDisk: once a closed job's log retention ran
+// out, its sealed logs leave the ledger and every node deletes its copy.
+func TestExpiredLogsLeaveEveryDisk(t *testing.T) {
+	clk := nodetest.NewClock(time.Now())
+	m := startMesh(t, 3, func(i int, c *node.Config) {
+		c.Clock, c.BlobRetention, c.LogRetention, c.JobHistory = clk, time.Hour, 2*time.Hour, 2*time.Hour
+		c.JobTimeout, c.TaskTimeout = 90*24*time.Hour, 90*24*time.Hour
+		c.Topics = topics("t")
+	})
+	r := spawn(t, m.Client(0), "t", "sh", "-c", "echo kept for two hours")
+	m.WaitJob(0, r.Job, waitLong)
+	var hash string
+	m.WaitFor(waitLong, "the log sealed on two nodes", func() (bool, string) {
+		m.Nodes[0].FSM().Read(func(s *raftfsm.State, _ uint64) {
+			if tk := s.Tasks[r.Task]; tk != nil && len(tk.Logs) > 0 {
+				hash = tk.Logs[0].Hash
+			}
+		})
+		hs := holders(m.Nodes[0], hash)
+		return hash != "" && len(hs) >= 2, fmt.Sprintf("log %q, holders %v", hash, hs)
+	})
+	clk.Advance(time.Hour + time.Minute) // the blob retention: the log stays
+	ctx := testCtx(t)
+	rc, err := m.Client(1).Log(ctx, r.Task, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(rc); !strings.Contains(string(b), "kept for two hours") {
+		t.Errorf("log after the blob retention: got %q", b)
+	}
+	rc.Close()
+	clk.Advance(time.Hour) // the log retention and the job's history ran out
+	m.WaitFor(waitLong, "the job and its log to leave the ledger", func() (bool, string) {
+		gone := true
+		m.Nodes[0].FSM().Read(func(s *raftfsm.State, _ uint64) {
+			_, job := s.Jobs[r.Job]
+			_, blob := s.Blobs[hash]
+			gone = !job && !blob
+		})
+		return gone, "still there"
+	})
+	clk.Advance(11 * time.Minute) // past the collection's grace for copies the ledger does not know
+	m.WaitFor(waitLong, "every node to delete its copy", func() (bool, string) {
+		var held []string
+		for _, n := range m.Nodes {
+			if n.BlobStore().Has(blobs.Hash(hash)) {
+				held = append(held, n.Name())
+			}
+		}
+		return len(held) == 0, fmt.Sprintf("still on %v", held)
+	})
 }
