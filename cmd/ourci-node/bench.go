@@ -37,6 +37,7 @@ func runBench(args []string) int {
 	gossipSizes := fs.String("gossip-sizes", "", "gossip cluster sizes (default 3,10,30)")
 	gossipChanges := fs.Int("gossip-changes", 0, fmt.Sprintf("subscription changes per gossip size (default %d, quick %d)", d.GossipChanges, bench.Quick().GossipChanges))
 	blobMiB := fs.Int("blob-mib", 0, fmt.Sprintf("size of the large blob in MiB (default %d, quick %d)", d.BlobMiB, bench.Quick().BlobMiB))
+	logMiB := fs.Int("log-mib", 0, fmt.Sprintf("output of each task in the logs measure, MiB (default %d, quick %d)", d.LogMiB, bench.Quick().LogMiB))
 	smallBlobs := fs.Int("small-blobs", 0, fmt.Sprintf("64 KiB blobs put and fetched (default %d, quick %d)", d.SmallBlobs, bench.Quick().SmallBlobs))
 	blobWorkers := fs.Int("blob-workers", 0, fmt.Sprintf("concurrent workers putting and fetching 64 KiB blobs (default %d)", d.BlobWorkers))
 	ledgerTasks := fs.Int("ledger-tasks", 0, fmt.Sprintf("finished tasks in the ledger-scale measure (default %d)", d.LedgerTasks))
@@ -53,7 +54,7 @@ func runBench(args []string) int {
 		dst *int
 		v   int
 	}{{&o.Spawns, *spawns}, {&o.Tasks, *tasks}, {&o.Spawners, *spawners}, {&o.Slots, *slots}, {&o.Kills, *kills},
-		{&o.WorkerKills, *workerKills}, {&o.GossipChanges, *gossipChanges}, {&o.BlobMiB, *blobMiB},
+		{&o.WorkerKills, *workerKills}, {&o.GossipChanges, *gossipChanges}, {&o.BlobMiB, *blobMiB}, {&o.LogMiB, *logMiB},
 		{&o.SmallBlobs, *smallBlobs}, {&o.BlobWorkers, *blobWorkers}, {&o.LedgerTasks, *ledgerTasks}, {&o.JobTasks, *jobTasks}} {
 		if p.v < 0 {
 			fmt.Fprintln(os.Stderr, "ourci-node bench: sizes must be positive")

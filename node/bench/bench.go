@@ -32,10 +32,11 @@ const (
 	MGossip     = "gossip"     // a subscription change reaching every node
 	MBlobs      = "blobs"      // 1 GiB node to node; 64 KiB blobs/s
 	MLedger     = "ledger"     // memory and snapshot size at 100k tasks; 1,000-task job status
+	MLogs       = "logs"       // task output through the mesh to a sealed log, beside a local file
 )
 
 // AllMeasures lists every measure in the order they run.
-var AllMeasures = []string{MSpawn, MThroughput, MWorker, MFailover, MBlobs, MGossip, MLedger}
+var AllMeasures = []string{MSpawn, MThroughput, MWorker, MFailover, MBlobs, MLogs, MGossip, MLedger}
 
 // Options sizes a run. Zero values take the defaults of Defaults (or Quick).
 type Options struct {
@@ -56,6 +57,7 @@ type Options struct {
 	BlobMiB       int     // the large blob, MiB
 	SmallBlobs    int     // 64 KiB blobs put and fetched
 	BlobWorkers   int     // concurrent 64 KiB blob workers
+	LogMiB        int     // output of each task in the logs measure, MiB
 	LedgerTasks   int     // finished tasks in the ledger-scale state
 	JobTasks      int     // tasks in the job whose status is built
 	Timeout       float64 // seconds; a guard on the whole run (0: 30 minutes)
@@ -75,7 +77,7 @@ type Options struct {
 func Defaults() Options {
 	return Options{
 		Spawns: 300, Tasks: 3000, Spawners: 64, Slots: 32, Kills: 10, WorkerKills: 3,
-		GossipSizes: []int{3, 10, 30}, GossipChanges: 20, BlobMiB: 1024, SmallBlobs: 3000, BlobWorkers: 16,
+		GossipSizes: []int{3, 10, 30}, GossipChanges: 20, BlobMiB: 1024, SmallBlobs: 3000, BlobWorkers: 16, LogMiB: 64,
 		LedgerTasks: 100_000, JobTasks: 1000,
 	}
 }
@@ -84,7 +86,7 @@ func Defaults() Options {
 func Quick() Options {
 	return Options{
 		Spawns: 100, Tasks: 1000, Spawners: 64, Slots: 32, Kills: 3, WorkerKills: 1,
-		GossipSizes: []int{3, 10, 30}, GossipChanges: 8, BlobMiB: 128, SmallBlobs: 1000, BlobWorkers: 16,
+		GossipSizes: []int{3, 10, 30}, GossipChanges: 8, BlobMiB: 128, SmallBlobs: 1000, BlobWorkers: 16, LogMiB: 16,
 		LedgerTasks: 100_000, JobTasks: 1000,
 	}
 }
@@ -106,6 +108,7 @@ func (o Options) withDefaults() Options {
 	set(&o.BlobMiB, d.BlobMiB)
 	set(&o.SmallBlobs, d.SmallBlobs)
 	set(&o.BlobWorkers, d.BlobWorkers)
+	set(&o.LogMiB, d.LogMiB)
 	set(&o.LedgerTasks, d.LedgerTasks)
 	set(&o.JobTasks, d.JobTasks)
 	if len(o.GossipSizes) == 0 {
@@ -282,7 +285,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	r.progress("working in %s", dir)
 
 	start := time.Now()
-	needMesh := o.runs(MSpawn) || o.runs(MThroughput) || o.runs(MWorker) || o.runs(MFailover) || o.runs(MBlobs)
+	needMesh := o.runs(MSpawn) || o.runs(MThroughput) || o.runs(MWorker) || o.runs(MFailover) || o.runs(MBlobs) || o.runs(MLogs)
 	if needMesh {
 		if err := r.meshMeasures(ctx); err != nil {
 			return rep, err
@@ -321,6 +324,7 @@ func (r *run) meshMeasures(ctx context.Context) error {
 		{MWorker, r.workerMeasure},
 		{MFailover, r.failoverMeasure},
 		{MBlobs, r.blobMeasure},
+		{MLogs, r.logsMeasure},
 	}
 	for _, s := range steps {
 		if !r.o.runs(s.name) {

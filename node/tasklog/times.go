@@ -69,10 +69,13 @@ func (t *lineTimes) leftover(path string, size int64, now time.Time) {
 }
 
 // fileSource is a finished log file as Seal reads it: each line read from
-// the file where the index says it is.
+// the file where the index says it is, through a window of a MiB or more
+// (Seal reads the lines in order and copies each before the next).
 type fileSource struct {
 	r   io.ReaderAt
 	t   *lineTimes
+	buf []byte
+	off int64 // of buf[0] in the file
 	err error // the first read that failed: the seal is void
 }
 
@@ -83,14 +86,22 @@ func (s *fileSource) Line(i int) Line {
 	if i+1 < len(s.t.starts) {
 		end = s.t.starts[i+1]
 	}
-	data := make([]byte, end-start)
-	if _, err := s.r.ReadAt(data, start); err != nil && s.err == nil {
-		s.err = err
+	at := time.Unix(0, s.t.at[i]).UTC()
+	if s.err == nil && (start < s.off || end > s.off+int64(len(s.buf))) {
+		k := max(end-start, 1<<20)
+		k = min(k, s.t.size-start)
+		if int64(cap(s.buf)) < k {
+			s.buf = make([]byte, k)
+		}
+		s.buf, s.off = s.buf[:k], start
+		if _, err := s.r.ReadAt(s.buf, start); err != nil && !(errors.Is(err, io.EOF) && start+k == s.t.size) {
+			s.err = err
+		}
 	}
 	if s.err != nil {
-		data = []byte("\n") // keeps Seal going; its output is discarded
+		return Line{At: at, Offset: start, Data: []byte("\n")} // keeps Seal going; its output is discarded
 	}
-	return Line{At: time.Unix(0, s.t.at[i]).UTC(), Offset: start, Data: data}
+	return Line{At: at, Offset: start, Data: s.buf[start-s.off : end-s.off]}
 }
 
 // ErrUnsealable: the log cannot be sealed (it is still being written, or
