@@ -50,6 +50,8 @@ type Store struct {
 	corruptions atomic.Int64
 
 	mu       sync.Mutex
+	spares   []string // emptied files for later puts (spare.go)
+	spareSeq int
 	verified map[Hash]verifiedStamp // blobs hashed in this process, by file identity
 	syncs    map[Hash]*syncCall     // blobs placed before they were durable (Stage, Fetch)
 	busy     int                    // writes begun and not yet flushed (Stage, Fetch)
@@ -160,7 +162,7 @@ func (s *Store) write(r io.Reader, want Hash) (*os.File, Hash, int64, error) {
 			return nil, "", 0, err
 		}
 	}
-	f, err := os.CreateTemp(s.tmpDir(), "put-*.tmp")
+	f, err := s.tempFile()
 	if err != nil {
 		return nil, "", 0, err
 	}

@@ -58,7 +58,7 @@ func (n *Node) keepLog(t *raftfsm.Task, l *tasklog.Log) {
 	// The raw copy goes once this replica shows the seal: a reader
 	// relayed here by a replica that lags is served the sealed log.
 	n.waitIndex(ctx, idx, keepLogFor)
-	if err := n.logs.Remove(t.ID, t.Attempt); err != nil {
+	if err := n.logs.Retire(t.ID, t.Attempt, n.blobs.AddSpare); err != nil {
 		log.Warn("task log: removing the raw copy", "err", err)
 	}
 	log.Debug("task log sealed", "hash", string(h), "bytes", info.Bytes, "lines", info.Lines, "blob_bytes", size)

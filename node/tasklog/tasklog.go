@@ -20,15 +20,16 @@ type Store struct {
 	dir string
 	max int64 // per attempt (Config.MaxLogBytes)
 	// Now times each line's arrival (nil: time.Now); set before use.
-	Now  func() time.Time
-	mu   sync.Mutex
-	live map[string]*Log // key: TASK/ATTEMPT, while the attempt runs
+	Now     func() time.Time
+	mu      sync.Mutex
+	live    map[string]*Log // key: TASK/ATTEMPT, while the attempt runs
+	readers map[string]int  // key: TASK/ATTEMPT, Streams that have its file open
 }
 
 // New keeps logs in dir, at most max bytes of output per attempt (0: no
 // limit).
 func New(dir string, max int64) *Store {
-	return &Store{dir: dir, max: max, live: map[string]*Log{}}
+	return &Store{dir: dir, max: max, live: map[string]*Log{}, readers: map[string]int{}}
 }
 
 func logKey(task string, attempt int) string { return task + "/" + strconv.Itoa(attempt) }
@@ -222,15 +223,28 @@ var ErrNoLog = errors.New("tasklog: no log for this attempt on this node")
 // Stream copies an attempt's output to w, calling flush after each chunk.
 // With follow it keeps going until the attempt's log ends or ctx is done.
 func (s *Store) Stream(ctx context.Context, w io.Writer, flush func(), task string, attempt int, follow bool) error {
-	live := s.Live(task, attempt) // look before opening: no write can be missed
+	key := logKey(task, attempt)
+	s.mu.Lock()
+	live := s.live[key] // look before opening: no write can be missed
 	f, err := os.Open(s.path(task, attempt))
+	if err == nil {
+		s.readers[key]++ // its file is not handed on while read (Retire)
+	}
+	s.mu.Unlock()
 	if errors.Is(err, os.ErrNotExist) {
 		return ErrNoLog
 	}
 	if err != nil {
 		return fmt.Errorf("tasklog: task log: %w", err)
 	}
-	defer f.Close()
+	defer func() {
+		f.Close()
+		s.mu.Lock()
+		if s.readers[key]--; s.readers[key] <= 0 {
+			delete(s.readers, key)
+		}
+		s.mu.Unlock()
+	}()
 	buf := make([]byte, 32<<10)
 	for {
 		var grew <-chan struct{}

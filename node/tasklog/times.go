@@ -139,13 +139,32 @@ func (l *Log) Seal(w io.Writer) (SealInfo, error) {
 	return info, err
 }
 
-// Remove deletes this node's file of an attempt's log (once it is sealed
-// and recorded elsewhere); a reader that has it open reads on.
-func (s *Store) Remove(task string, attempt int) error {
-	err := os.Remove(s.path(task, attempt))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("tasklog: remove: %w", err)
+// Retire takes an attempt's log file away from the store, once it is
+// sealed and recorded elsewhere: when no reader has it open, its path is
+// handed to give (which then owns the file: a blob store keeps it as a
+// spare for a later put); else it is removed (a reader reads on).
+func (s *Store) Retire(task string, attempt int, give func(path string)) error {
+	p := s.path(task, attempt)
+	key := logKey(task, attempt)
+	s.mu.Lock()
+	if s.readers[key] > 0 || s.live[key] != nil || give == nil {
+		s.mu.Unlock()
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("tasklog: retire: %w", err)
+		}
+		return nil
 	}
+	// Renamed under the lock: no Stream opens it from here on.
+	retired := p + ".retired"
+	err := os.Rename(p, retired)
+	s.mu.Unlock()
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("tasklog: retire: %w", err)
+	}
+	give(retired)
 	return nil
 }
 

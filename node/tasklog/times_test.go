@@ -2,6 +2,7 @@ package tasklog
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -135,5 +136,55 @@ func TestLogWithAFailedWriteIsNotSealed(t *testing.T) {
 	l.Finish()
 	if _, err := l.Seal(io.Discard); !errors.Is(err, ErrUnsealable) {
 		t.Errorf("Seal: got %v, want ErrUnsealable", err)
+	}
+}
+
+// Retire hands a sealed log's file on only while nobody reads it: a
+// reader that has it open never sees it emptied and reused.
+func TestRetireSparesReaders(t *testing.T) {
+	s := New(t.TempDir(), 0)
+	for _, c := range []struct {
+		name    string
+		reading bool
+		given   bool
+	}{{"no reader: handed on", false, true}, {"a reader: removed, not handed on", true, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := s.Create("t1", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Write([]byte("output\n"))
+			l.Finish()
+			var got string
+			var pr *io.PipeReader
+			done := make(chan error, 1)
+			if c.reading {
+				var pw *io.PipeWriter
+				pr, pw = io.Pipe()
+				go func() { done <- s.Stream(context.Background(), pw, func() {}, "t1", 1, false); pw.Close() }()
+				buf := make([]byte, 3)
+				if _, err := io.ReadFull(pr, buf); err != nil { // the reader has the file open
+					t.Fatal(err)
+				}
+			}
+			if err := s.Retire("t1", 1, func(p string) { got = p }); err != nil {
+				t.Fatal(err)
+			}
+			if (got != "") != c.given {
+				t.Errorf("handed on: got %q, want %v", got, c.given)
+			}
+			if s.Has("t1", 1) {
+				t.Errorf("the log is still the store's after Retire")
+			}
+			if c.reading {
+				rest, _ := io.ReadAll(pr)
+				if err := <-done; err != nil || string(rest) != "put\n" {
+					t.Errorf("the reader after Retire: got %q, %v; want the rest of its log", rest, err)
+				}
+			}
+			if got != "" {
+				os.Remove(got)
+			}
+		})
 	}
 }
