@@ -230,16 +230,20 @@ func TestVoterSchema(t *testing.T) {
 		name    string
 		servers []raft.Server
 		members []gossip.Member
+		seen    map[raft.ServerID]int // what members gossiped before
 		want    int
 	}{
-		{"every voter on this schema", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(raftfsm.LedgerSchema)), alive("b@2", 2, schema(raftfsm.LedgerSchema))}, raftfsm.LedgerSchema},
-		{"a voter from before schemas were gossiped", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2)}, 1},
-		{"an old non-voter does not hold it back", []raft.Server{voter("a@1"), nonvoter("b@2")}, []gossip.Member{alive("a@1", 1, schema(raftfsm.LedgerSchema)), alive("b@2", 2)}, raftfsm.LedgerSchema},
-		{"a dead voter counts as old", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next))}, 1},
-		{"every voter on the next schema", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2, schema(next+1))}, next},
+		{"every voter on this schema", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(raftfsm.LedgerSchema)), alive("b@2", 2, schema(raftfsm.LedgerSchema))}, nil, raftfsm.LedgerSchema},
+		{"a voter from before schemas were gossiped", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2)}, nil, 1},
+		{"an old non-voter does not hold it back", []raft.Server{voter("a@1"), nonvoter("b@2")}, []gossip.Member{alive("a@1", 1, schema(raftfsm.LedgerSchema)), alive("b@2", 2)}, nil, raftfsm.LedgerSchema},
+		{"a dead voter never seen counts as old", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next))}, nil, 1},
+		{"a dead voter counts as what it last gossiped", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next))}, map[raft.ServerID]int{"b@2": next}, next},
+		{"a dead voter last seen old holds it back", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next))}, map[raft.ServerID]int{"b@2": 1}, 1},
+		{"what a live voter gossips now wins over what it did", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2)}, map[raft.ServerID]int{"b@2": next}, 1},
+		{"every voter on the next schema", []raft.Server{voter("a@1"), voter("b@2")}, []gossip.Member{alive("a@1", 1, schema(next)), alive("b@2", 2, schema(next+1))}, nil, next},
 	}
 	for _, c := range cases {
-		if got, _ := voterSchema(c.servers, c.members); got != c.want {
+		if got, _ := voterSchema(c.servers, c.members, c.seen); got != c.want {
 			t.Errorf("%s: got %d, want %d", c.name, got, c.want)
 		}
 	}

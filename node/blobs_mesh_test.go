@@ -37,7 +37,7 @@ func TestBlobsFetchReplicateAndCollect(t *testing.T) {
 	clk := clock.NewManual(time.Now())
 	const retention = 7 * 24 * time.Hour
 	m := nodetest.Start(t, 3, func(i int, c *node.Config) {
-		c.Clock, c.BlobRetention, c.BlobReplicas, c.JobHistory = clk, retention, 2, 10*24*time.Hour
+		c.Clock, c.BlobRetention, c.BlobReplicas, c.JobHistory, c.LogRetention = clk, retention, 2, 10*24*time.Hour, 10*24*time.Hour
 		c.JobTimeout, c.TaskTimeout = 90*24*time.Hour, 90*24*time.Hour
 		c.Topics = []node.Topic{{Name: "build"}}
 		c.Executor = executor.NewFake()

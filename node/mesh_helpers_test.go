@@ -12,6 +12,7 @@ import (
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/nodetest"
+	"github.com/ourci/ourci/raftfsm"
 )
 
 // waitLong bounds every wait for the mesh to act (assign, start, report,
@@ -166,5 +167,24 @@ func checkJob(t *testing.T, d api.JobDetail, state, status, reason string) {
 	if string(d.Job.State) != state || string(d.Job.Status) != status || d.Job.Reason != reason {
 		t.Errorf("job %s: got state %s status %s reason %q, want %s %s %q",
 			d.Job.ID, d.Job.State, d.Job.Status, d.Job.Reason, state, status, reason)
+	}
+}
+
+// waitSealed waits until every replica shows the task's current attempt's
+// log sealed: the last ledger entry a finished task makes.
+func waitSealed(t *testing.T, m *nodetest.Mesh, task string) {
+	t.Helper()
+	for i, nd := range m.Nodes {
+		m.WaitFor(waitLong, fmt.Sprintf("node%d to show task %s's log sealed", i, task), func() (bool, string) {
+			sealed := false
+			nd.FSM().Read(func(s *raftfsm.State, _ uint64) {
+				if tk := s.Tasks[task]; tk != nil {
+					for _, l := range tk.Logs {
+						sealed = sealed || l.Attempt == tk.Attempt
+					}
+				}
+			})
+			return sealed, "not sealed yet"
+		})
 	}
 }

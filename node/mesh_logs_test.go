@@ -183,14 +183,14 @@ func TestLogsOutliveTheirNode(t *testing.T) {
 // seals it, marked where it ends, so it stays once the copy is gone.
 func TestLogsOfANodeThatDiesMidRun(t *testing.T) {
 	m := startMesh(t, 3, func(i int, c *node.Config) {
-		if i == 0 {
-			c.Topics = topics("t") // node0 runs the task and dies with it
+		if i == 2 {
+			c.Topics = topics("t") // node2 (not the first leader) runs the task and dies with it
 		}
 	})
 	r := spawn(t, m.Client(1), "t", "sh", "-c", `i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo "step $i"; done; exec sleep 600`)
 	holder := -1
-	m.WaitFor(waitLong, "node1 or node2 to hold the streamed output up to step 300", func() (bool, string) {
-		for _, i := range []int{1, 2} {
+	m.WaitFor(waitLong, "node0 or node1 to hold the streamed output up to step 300", func() (bool, string) {
+		for _, i := range []int{0, 1} {
 			if b, ok := m.Nodes[i].LogCopy(r.Task, 1); ok && strings.Contains(string(b), "step 300\n") {
 				holder = i
 				return true, ""
@@ -198,7 +198,7 @@ func TestLogsOfANodeThatDiesMidRun(t *testing.T) {
 		}
 		return false, "no copy has it all yet"
 	})
-	m.Nodes[0].Kill()
+	m.Nodes[2].Kill()
 	ctx := testCtx(t)
 	read := func(i int) (string, error) {
 		rc, err := m.Client(i).LogOf(ctx, r.Task, api.LogOptions{Attempt: 1})
@@ -209,24 +209,25 @@ func TestLogsOfANodeThatDiesMidRun(t *testing.T) {
 		b, err := io.ReadAll(rc)
 		return string(b), err
 	}
-	for _, i := range []int{1, 2} {
-		m.WaitFor(waitLong, fmt.Sprintf("node%d to serve attempt 1's output without node0", i), func() (bool, string) {
+	for _, i := range []int{0, 1} {
+		m.WaitFor(waitLong, fmt.Sprintf("node%d to serve attempt 1's output without node2", i), func() (bool, string) {
 			got, err := read(i)
 			return err == nil && strings.Contains(got, "step 1\n") && strings.Contains(got, "step 300\n"), fmt.Sprintf("got %d bytes, %v", len(got), err)
 		})
 	}
-	m.WaitFor(waitLong, "the copy's holder to seal attempt 1", func() (bool, string) {
+	// Its node must be found dead and the attempt given away first.
+	m.WaitFor(2*waitLong, "the copy's holder to seal attempt 1", func() (bool, string) {
 		var logs []raftfsm.LogRef
-		m.Nodes[1].FSM().Read(func(s *raftfsm.State, _ uint64) {
+		m.Nodes[0].FSM().Read(func(s *raftfsm.State, _ uint64) {
 			if tk := s.Tasks[r.Task]; tk != nil {
 				logs = slices.Clone(tk.Logs)
 			}
 		})
 		return len(logs) == 1 && logs[0].Attempt == 1 && logs[0].Node == m.Nodes[holder].Name(), fmt.Sprintf("sealed logs %+v", logs)
 	})
-	for _, i := range []int{1, 2} {
+	for _, i := range []int{0, 1} {
 		got, err := read(i)
-		if err != nil || !strings.Contains(got, "step 300\n") || !strings.Contains(got, "the log ends here: its node node0 stopped streaming it") {
+		if err != nil || !strings.Contains(got, "step 300\n") || !strings.Contains(got, "the log ends here: its node node2 stopped streaming it") {
 			t.Errorf("sealed attempt 1 through node%d: got %v\n%.500s", i, err, got)
 		}
 	}

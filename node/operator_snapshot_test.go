@@ -50,6 +50,7 @@ func TestOperatorSnapshotSaveRestore(t *testing.T) {
 	for range 2 {
 		r := spawn(t, m.Client(0), "t", "true")
 		checkJob(t, m.WaitJob(0, r.Job, waitLong), "closed", "passed", "")
+		waitSealed(t, m, r.Task) // the ledger is quiet once its log is sealed
 		saved = append(saved, r.Job)
 	}
 	f := m.Follower()
@@ -68,6 +69,7 @@ func TestOperatorSnapshotSaveRestore(t *testing.T) {
 	// Work after the save: a job, and a blob outside any job.
 	after := spawn(t, m.Client(1), "t", "true")
 	m.WaitJob(1, after.Job, waitLong)
+	waitSealed(t, m, after.Task)
 	blob, err := m.Client(2).PutBlob(ctx, strings.NewReader("put after the save"), nil)
 	if err != nil {
 		t.Fatalf("put a blob: %v", err)

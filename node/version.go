@@ -2,9 +2,11 @@ package node
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/raft"
 
@@ -47,9 +49,14 @@ func Version() string {
 // before schemas were gossiped).
 func memberSchema(m gossip.Member) int { return max(m.Meta.Schema, 1) }
 
-// voterSchema is the oldest ledger schema among the voters: a voter gossip
-// does not see counts as 1 (it may come back on an old binary).
-func voterSchema(servers []raft.Server, members []gossip.Member) (int, []string) {
+// voterSchema is the oldest ledger schema among the voters. A voter gossip
+// does not list now counts with the schema it last gossiped to this node
+// (seen; a node's binary goes forward, never back: a downgrade is not
+// supported), and as 1 if it was never seen (it may come back on an old
+// binary). Like Nomad's minimum-version check, which counts failed servers
+// by their last tags: a dead voter does not hold every newer command back
+// until the autopilot has removed it.
+func voterSchema(servers []raft.Server, members []gossip.Member, seen map[raft.ServerID]int) (int, []string) {
 	live := map[raft.ServerID]gossip.Member{}
 	for _, m := range members {
 		live[memberID(m)] = m
@@ -60,19 +67,40 @@ func voterSchema(servers []raft.Server, members []gossip.Member) (int, []string)
 		if s.Suffrage != raft.Voter {
 			continue
 		}
-		v := 1
+		v, how := 1, ""
 		if m, ok := live[s.ID]; ok {
 			v = memberSchema(m)
+		} else if last, ok := seen[s.ID]; ok {
+			v, how = last, " (last seen)"
 		}
 		if v < least {
 			least = v
 		}
-		behind = append(behind, fmt.Sprintf("%s:%d", nameOfID(s.ID), v))
+		behind = append(behind, fmt.Sprintf("%s:%d%s", nameOfID(s.ID), v, how))
 	}
 	if least == math.MaxInt {
 		least = raftfsm.LedgerSchema // no voter: a one-node mesh starting
 	}
 	return least, behind
+}
+
+// schemaSeen remembers the ledger schema each member gossips (voterSchema).
+type schemaSeen struct {
+	mu sync.Mutex
+	m  map[raft.ServerID]int
+}
+
+// note records what members gossip now and returns a copy of all seen.
+func (s *schemaSeen) note(members []gossip.Member) map[raft.ServerID]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[raft.ServerID]int{}
+	}
+	for _, m := range members {
+		s.m[memberID(m)] = memberSchema(m)
+	}
+	return maps.Clone(s.m)
 }
 
 // schemaReady refuses (ErrNotYet) a command that needs schema need while
@@ -82,7 +110,8 @@ func (n *Node) schemaReady(need int) error {
 	if err := f.Error(); err != nil {
 		return fmt.Errorf("node: raft configuration: %w", err)
 	}
-	least, voters := voterSchema(f.Configuration().Servers, n.gossip.Members())
+	members := n.gossip.Members()
+	least, voters := voterSchema(f.Configuration().Servers, members, n.schemas.note(members))
 	if least >= need {
 		return nil
 	}

@@ -15,7 +15,7 @@ func tiny(t testing.TB) Options {
 	o := Options{
 		Dir: t.TempDir(), Spawns: 10, Tasks: 60, Spawners: 8, Slots: 8, Kills: 1, WorkerKills: 1,
 		GossipSizes: []int{3}, GossipChanges: 3, BlobMiB: 1, SmallBlobs: 30, BlobWorkers: 4,
-		LedgerTasks: 2000, JobTasks: 100, Timeout: 120,
+		LedgerTasks: 2000, JobTasks: 100, LogMiB: 1, Timeout: 120,
 	}
 	if testing.Verbose() {
 		o.Progress = os.Stderr
@@ -51,6 +51,9 @@ func TestBenchQuick(t *testing.T) {
 		"failover_max_ms":           {1, 30000},
 		"big_blob_mibps":            {0.1, 1e6},
 		"small_blobs_per_s":         {1, 1e6},
+		"log_mibps_one":             {0.01, 1e5},
+		"log_mibps_many":            {0.01, 1e5},
+		"log_lines_per_s":           {1, 1e9},
 		"gossip_n3_p50_ms":          {0.001, 15000},
 		"gossip_n3_max_ms":          {0.001, 15000},
 		"ledger_heap_mib":           {0.01, 1e4},

@@ -44,7 +44,7 @@ func (r *run) logsMeasure(ctx context.Context, m *mesh) error {
 	floor := time.Since(fstart)
 
 	sealedRun := func(k int) (time.Duration, []raftfsm.LogRef, error) {
-		cl := m.client(target)
+		cl := m.cliClient(target) // retries a spawn across a change of leader, as the CLI does
 		start := time.Now()
 		tasks := make([]string, k)
 		for i := range k {
