@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +32,12 @@ func TestBenchQuick(t *testing.T) {
 		t.Skip("starts a mesh and kills nodes")
 	}
 	start := time.Now()
-	rep, err := Run(context.Background(), tiny(t))
+	o := tiny(t)
+	rep, err := Run(context.Background(), o)
 	if err != nil {
+		// The nodes' own logs say why a wait ran out (elections, refused
+		// joins, failed promotions); the temp dir goes with the test.
+		t.Logf("last lines of the nodes' log:\n%s", tail(filepath.Join(o.Dir, "nodes.log"), 80))
 		t.Fatal(err)
 	}
 	t.Logf("harness ran in %s", time.Since(start).Round(time.Millisecond))
@@ -127,4 +132,14 @@ func BenchmarkBench(b *testing.B) {
 			b.Log("\n" + tbl.String())
 		})
 	}
+}
+
+// tail returns the last n lines of the file at path (or why it cannot).
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
