@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
+	"github.com/ourci/ourci/raftfsm"
 )
 
 // tiny is the smallest run that still exercises every measure.
@@ -16,7 +20,18 @@ func tiny(t testing.TB) Options {
 	o := Options{
 		Dir: t.TempDir(), Spawns: 10, Tasks: 60, Spawners: 8, Slots: 8, Kills: 1, WorkerKills: 1,
 		GossipSizes: []int{3}, GossipChanges: 3, BlobMiB: 1, SmallBlobs: 30, BlobWorkers: 4,
-		LedgerTasks: 2000, JobTasks: 100, Timeout: 120,
+		LedgerTasks: 2000, JobTasks: 100,
+		// A guard against a hang, not a target: idle the run takes 15 s,
+		// on a loaded CI machine several times that.
+		Timeout: wait.Scale(5 * time.Minute).Seconds(),
+		// Raft's default WAN timings (1 s heartbeat and election): the LAN
+		// ones (200 ms) cannot hold a leader on a 2-core machine running
+		// the race-enabled suite, where a heartbeat or a TLS handshake is
+		// often later than that; the mesh then changes leaders over and
+		// over and neither settles nor finishes a task in time. This test
+		// covers the harness, not the targets: the figures need not be
+		// the LAN ones.
+		RaftTiming: &raftfsm.WAN,
 	}
 	if testing.Verbose() {
 		o.Progress = os.Stderr
@@ -143,3 +158,28 @@ func tail(path string, n int) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+func TestReasonsTellWhatHeldLastAndBefore(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		notes []string
+		want  string // with every duration written as D
+	}{
+		{"none", nil, "no reason seen yet"},
+		{"one", []string{"a", "a"}, "a (for the last D)"},
+		{"latest first", []string{"a", "b", "b", "c"}, "c (for the last D); before that: b (D); a (D)"},
+		{"back to an earlier one", []string{"a", "b", "a"}, "a (for the last D, 2 times); before that: b (D)"},
+		{"only the last few", []string{"1", "2", "3", "4", "5", "6", "7", "8"}, "8 (for the last D); before that: 7 (D); 6 (D); 5 (D); 4 (D); 3 (D)"},
+	} {
+		var h reasons
+		for _, n := range tt.notes {
+			h.note(n)
+		}
+		got := durations.ReplaceAllString(h.String(), "D")
+		if got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+var durations = regexp.MustCompile(`[0-9.]+(ns|µs|ms|s)\b`)
