@@ -46,6 +46,7 @@ type faultNode struct {
 	up                     bool
 	lives                  int
 	killedAt               []int64 // unix nanos, taken once a killed (or cleanly stopped) process has been reaped
+	stopSentAt             []int64 // unix nanos: when a clean stop sent SIGTERM (stop, chaos_mesh_test.go)
 	paused                 bool    // SIGSTOPped by the test (chaos_mesh_test.go)
 	tmpfs                  bool    // dataDir is a tmpfs of its own (faultMeshOpts.tmpfsMiB)
 	bin                    string  // the ourci-node binary its next life runs; "" is binPath
@@ -442,6 +443,20 @@ func (m *faultMesh) kills(name string) []int64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]int64(nil), n.killedAt...)
+}
+
+// stopsSent returns when the test sent node name SIGTERM (a clean stop):
+// from then on the node may stop a running task and hand it back, even one
+// whose process is about to end on its own.
+func (m *faultMesh) stopsSent(name string) []int64 {
+	i := m.index(name)
+	if i < 0 {
+		return nil
+	}
+	n := m.nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]int64(nil), n.stopSentAt...)
 }
 
 // ---- the API, read directly over HTTP with the cluster token ----
