@@ -133,7 +133,8 @@ func take(host string, p int) bool {
 		return false
 	}
 	path := filepath.Join(Dir(), strconv.Itoa(p))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	// Read-only is enough for flock, and opens a file another user made.
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o666)
 	if err != nil {
 		return false
 	}
