@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/nodetest/wait"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -183,3 +185,21 @@ func TestReasonsTellWhatHeldLastAndBefore(t *testing.T) {
 }
 
 var durations = regexp.MustCompile(`[0-9.]+(ns|µs|ms|s)\b`)
+
+// A settle that runs out says how long it waited and what held, for how
+// long; an invalid OURCI_TEST_TIMEOUT_SCALE is refused before any wait.
+func TestSettleTimeoutSaysWhy(t *testing.T) {
+	m := &mesh{cfgs: []node.Config{{Name: "node0"}}, nodes: []*node.Node{nil}}
+	t.Setenv(wait.Env, "2")
+	err := m.settle(context.Background(), 50*time.Millisecond)
+	if !errors.Is(err, errTimeout) {
+		t.Fatalf("settle on a mesh whose node is down: got %v, want errTimeout", err)
+	}
+	if want := regexp.MustCompile(`mesh did not settle in 100ms: node0 is down \(for the last [0-9.]+m?s\)$`); !want.MatchString(err.Error()) {
+		t.Errorf("got %q, want it to match %s", err, want)
+	}
+	t.Setenv(wait.Env, "fast")
+	if _, err := Run(context.Background(), Options{Dir: t.TempDir(), Only: []string{MLedger}}); err == nil || !strings.Contains(err.Error(), wait.Env) {
+		t.Errorf("Run with %s=fast: got %v, want an error naming the variable", wait.Env, err)
+	}
+}
