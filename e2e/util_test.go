@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,7 +28,10 @@ func reservePorts(t testing.TB, ip string, n int) []int {
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
-	t.Cleanup(func() { ports.Release(p...) })
+	// Release what was reserved, whatever a caller does to the slice it
+	// got (a test may put another port in it).
+	held := slices.Clone(p)
+	t.Cleanup(func() { ports.Release(held...) })
 	return p
 }
 
