@@ -88,6 +88,7 @@ func (m *faultMesh) stop(i int, timeout time.Duration) error {
 	n.up = false
 	paused := n.paused
 	n.paused = false
+	n.stopSentAt = append(n.stopSentAt, time.Now().UnixNano())
 	n.mu.Unlock()
 	m.note(i, "sent SIGTERM")
 	cmd.Process.Signal(syscall.SIGTERM)

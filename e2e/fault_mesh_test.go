@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
 // faultTopic is the topic every node of a fault mesh subscribes to.
@@ -44,6 +46,7 @@ type faultNode struct {
 	up                     bool
 	lives                  int
 	killedAt               []int64 // unix nanos, taken once a killed (or cleanly stopped) process has been reaped
+	stopSentAt             []int64 // unix nanos: when a clean stop sent SIGTERM (stop, chaos_mesh_test.go)
 	paused                 bool    // SIGSTOPped by the test (chaos_mesh_test.go)
 	tmpfs                  bool    // dataDir is a tmpfs of its own (faultMeshOpts.tmpfsMiB)
 	bin                    string  // the ourci-node binary its next life runs; "" is binPath
@@ -127,10 +130,7 @@ func newFaultMesh(t *testing.T, o faultMeshOpts) *faultMesh {
 	}
 	for i := 0; i < o.nodes+o.spare; i++ {
 		ip := fmt.Sprintf("%s.%d", o.ipPrefix, o.ipBase+i+1)
-		ports, err := faultFreePorts(ip)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ports := faultFreePorts(t, ip)
 		name := fmt.Sprintf("n%d", i+1)
 		n := &faultNode{
 			name: name, ip: ip,
@@ -281,35 +281,12 @@ func labelOf(args []string) string {
 	return f[2]
 }
 
-// faultFreePorts returns gossip (TCP and UDP), raft and http ports free on ip.
-func faultFreePorts(ip string) ([]int, error) {
-	var held []io.Closer
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	var ports []int
-	for tries := 0; len(ports) < 3; tries++ {
-		if tries > 100 {
-			return nil, fmt.Errorf("no free ports on %s", ip)
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("listen on %s: %v", ip, err)
-		}
-		held = append(held, l)
-		port := l.Addr().(*net.TCPAddr).Port
-		if len(ports) == 0 {
-			u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
-			if err != nil {
-				continue
-			}
-			held = append(held, u)
-		}
-		ports = append(ports, port)
-	}
-	return ports, nil
+// faultFreePorts returns gossip, raft and http ports free on ip (TCP and
+// UDP), reserved until the test ends: a node killed and started again
+// finds them free (see reservePorts).
+func faultFreePorts(t testing.TB, ip string) []int {
+	t.Helper()
+	return reservePorts(t, ip, 3)
 }
 
 // start starts (or restarts, on its data dir) node i, joining peers.
@@ -466,6 +443,20 @@ func (m *faultMesh) kills(name string) []int64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]int64(nil), n.killedAt...)
+}
+
+// stopsSent returns when the test sent node name SIGTERM (a clean stop):
+// from then on the node may stop a running task and hand it back, even one
+// whose process is about to end on its own.
+func (m *faultMesh) stopsSent(name string) []int64 {
+	i := m.index(name)
+	if i < 0 {
+		return nil
+	}
+	n := m.nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]int64(nil), n.stopSentAt...)
 }
 
 // ---- the API, read directly over HTTP with the cluster token ----
@@ -876,8 +867,12 @@ func (m *faultMesh) killOrphans() {
 
 // ---- small helpers ----
 
-// faultPoll polls cond every interval until it holds or timeout passes.
+// faultPoll polls cond every interval until it holds or timeout (scaled
+// by OURCI_TEST_TIMEOUT_SCALE, as wait.For's) passes. It returns an error
+// instead of failing the test: the chaos run calls it off the test's
+// goroutine.
 func faultPoll(timeout, interval time.Duration, cond func() (bool, string)) error {
+	timeout = wait.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, why := cond()

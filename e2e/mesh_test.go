@@ -134,13 +134,14 @@ func (n *node) setPorts(p []int) {
 // startTries bounds how often startBound moves a node to new ports.
 const startTries = 5
 
-// startBound starts the nodes idx, each on ports freePorts picked and no
-// one used since, and waits until each serves HTTP (a node serves only once
-// it holds its gossip, raft and HTTP ports). freePorts has to let the ports
-// go before a node binds them, so another process can take one in
-// between: a node that exits saying "address already in use" is started
-// again on new ports, up to startTries times. Only for a node's first
-// start: nothing refers to its ports before it serves.
+// startBound starts the nodes idx, each on ports freePorts reserved, and
+// waits until each serves HTTP (a node serves only once it holds its
+// gossip, raft and HTTP ports). The reservation keeps the kernel and other
+// test processes off the ports, but a process that does not reserve may
+// still bind one: a node that exits saying "address already in use" is
+// started again on new ports, up to startTries times. Only for a node's
+// first start: nothing refers to its ports before it serves (a restart
+// keeps its ports, which the reservation holds for it).
 func (m *mesh) startBound(t *testing.T, idx ...int) {
 	t.Helper()
 	for try := 1; len(idx) > 0; try++ {

@@ -402,10 +402,7 @@ func TestQuorumLossRecovery(t *testing.T) {
 	// A brand-new node joins the recovered mesh (where a lost node lived,
 	// on new ports and an empty data directory).
 	ip := m.nodes[1].ip
-	ports, err := faultFreePorts(ip)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ports := faultFreePorts(t, ip)
 	fresh := &faultNode{
 		name: "n4", ip: ip,
 		gossip: fmt.Sprintf("%s:%d", ip, ports[0]), raft: fmt.Sprintf("%s:%d", ip, ports[1]), httpAddr: fmt.Sprintf("%s:%d", ip, ports[2]),

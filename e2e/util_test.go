@@ -1,41 +1,38 @@
 package e2e
 
 import (
-	"fmt"
-	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ourci/ourci/node/nodetest/ports"
 )
 
 // freePorts returns 3*n distinct ports free on 127.0.0.1 (per node: gossip,
-// free for both TCP and UDP, then raft and http, free for TCP).
+// raft and http; each free for TCP and UDP), reserved until the test ends
+// (package ports): outside the kernel's ephemeral range and locked against
+// other test processes, so no socket takes one before the node binds it
+// or while the node is down for a restart on the same ports.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var held []interface{ Close() error }
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	var ports []int
-	for len(ports) < 3*n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, l)
-		port := l.Addr().(*net.TCPAddr).Port
-		if len(ports)%3 == 0 { // a gossip port: UDP too
-			u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-			if err != nil {
-				continue // keep the TCP listener held so the port is not offered again
-			}
-			held = append(held, u)
-		}
-		ports = append(ports, port)
+	return reservePorts(t, "127.0.0.1", 3*n)
+}
+
+// reservePorts reserves n ports on ip until the test ends. The release
+// may run before the cleanup that stops a node on them: harmless, a
+// bound port is never handed out again.
+func reservePorts(t testing.TB, ip string, n int) []int {
+	t.Helper()
+	p, err := ports.Reserve(ip, n)
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
 	}
-	return ports
+	// Release what was reserved, whatever a caller does to the slice it
+	// got (a test may put another port in it).
+	held := slices.Clone(p)
+	t.Cleanup(func() { ports.Release(held...) })
+	return p
 }
 
 // cleanEnv is this process's environment without OURCI_* variables, so that a

@@ -32,12 +32,13 @@ import (
 func restartAll(t *testing.T, m *nodetest.Mesh, kill bool, configure nodetest.Configure) {
 	t.Helper()
 	// On the same addresses, as machines come back: the Raft configuration
-	// names the peer ports.
+	// names the peer ports. Config(i) has them (reserved for the mesh, so
+	// no other socket took one meanwhile), and Restart waits out a port
+	// still busy for a moment.
 	cfgs := make([]node.Config, len(m.Nodes))
-	for i, n := range m.Nodes {
+	for i := range m.Nodes {
 		cfgs[i] = m.Config(i)
 		cfgs[i].Peers = nil
-		cfgs[i].Bind, cfgs[i].Raft, cfgs[i].HTTP = n.GossipAddr(), n.PeerAddr(), strings.TrimPrefix(n.URL(), "http://")
 		if configure != nil {
 			configure(i, &cfgs[i])
 		}

@@ -87,6 +87,7 @@ type Raft struct {
 	store     *raftboltdb.BoltStore
 	mux       *meshtls.Mux
 	guard     *voteGuard
+	gate      *gatedTransport // raft's heartbeat fast path, shut before the store closes
 	dir       string
 }
 
@@ -200,10 +201,11 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 		w := &watchedLogs{LogStore: cache, onChange: cfg.OnLogStore}
 		logs, stable = w, &watchedStable{StableStore: store, logs: w}
 	}
+	gate := &gatedTransport{NetworkTransport: trans}
 	var guard *voteGuard
-	var rtrans raft.Transport = trans
+	var rtrans raft.Transport = gate
 	if cfg.StrictVotes {
-		guard = newVoteGuard(trans, rc.LocalID)
+		guard = newVoteGuard(gate, rc.LocalID)
 		rtrans = guard
 	}
 	r, err := raft.NewRaft(rc, fsm, logs, stable, snaps, rtrans)
@@ -216,7 +218,7 @@ func OpenRaft(cfg RaftConfig, fsm *FSM) (*Raft, error) {
 	if guard != nil {
 		go guard.run(r) // ends with Close
 	}
-	return &Raft{Raft: r, Transport: trans, store: store, mux: mux, dir: cfg.Dir, guard: guard}, nil
+	return &Raft{Raft: r, Transport: trans, store: store, mux: mux, dir: cfg.Dir, guard: guard, gate: gate}, nil
 }
 
 // openStore opens raft.db for writing: an exclusive lock, so ErrInUse
@@ -276,5 +278,8 @@ func (r *Raft) Close() error {
 	}
 	r.Transport.Close()
 	r.mux.Close()
+	if r.gate != nil {
+		r.gate.shut() // a heartbeat still saving a term finishes first
+	}
 	return errors.Join(err, r.store.Close())
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ourci/ourci/node/meshtls"
+	"github.com/ourci/ourci/node/nodetest/ports"
 )
 
 // stoppedMesh runs a three-voter Raft whose server IDs are NAME@SUFFIX
@@ -23,6 +24,15 @@ import (
 func stoppedMesh(t *testing.T) (names, dirs []string, hash [32]byte, idx uint64) {
 	t.Helper()
 	c := newCluster(t)
+	// The survivors start again at the addresses the configuration names:
+	// ports reserved outside the kernel's ephemeral range, so no other
+	// socket takes one while the nodes are down (a ":0" port could go to
+	// any outgoing connection).
+	held, err := ports.Reserve("127.0.0.1", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ports.Release(held...) })
 	var nodes []*testNode
 	for i := range 3 {
 		name := fmt.Sprintf("node-%d", i)
@@ -32,7 +42,7 @@ func stoppedMesh(t *testing.T) (names, dirs []string, hash [32]byte, idx uint64)
 			t.Fatal(err)
 		}
 		names, dirs = append(names, name), append(dirs, dir)
-		nodes = append(nodes, c.startAt(name, id, dir, "127.0.0.1:0"))
+		nodes = append(nodes, c.startAt(name, id, dir, fmt.Sprintf("127.0.0.1:%d", held[i])))
 	}
 	var srv []raft.Server
 	for _, n := range nodes {

@@ -17,15 +17,15 @@ import (
 // bootstraps several nodes at once, the one case an empty configuration
 // must vote for.)
 type voteGuard struct {
-	*raft.NetworkTransport
+	*gatedTransport
 	ch   chan raft.RPC
 	stop chan struct{} // closed by Raft.Close
 	raft atomic.Pointer[raft.Raft]
 	id   raft.ServerID
 }
 
-func newVoteGuard(t *raft.NetworkTransport, id raft.ServerID) *voteGuard {
-	return &voteGuard{NetworkTransport: t, ch: make(chan raft.RPC), stop: make(chan struct{}), id: id}
+func newVoteGuard(t *gatedTransport, id raft.ServerID) *voteGuard {
+	return &voteGuard{gatedTransport: t, ch: make(chan raft.RPC), stop: make(chan struct{}), id: id}
 }
 
 // Consumer implements raft.Transport: the RPCs raft is given.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node/nodetest/wait"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -222,6 +223,9 @@ func (r *run) row(row Row) { r.rep.Rows = append(r.rep.Rows, row) }
 // not measure.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o = o.withDefaults()
+	if _, err := wait.Factor(); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	for _, m := range o.Only {
 		if !slices.Contains(AllMeasures, m) {
 			return nil, fmt.Errorf("bench: unknown measure %q (have %s)", m, strings.Join(AllMeasures, ", "))
@@ -502,3 +506,8 @@ func passIf(ok bool) string {
 }
 
 var errTimeout = errors.New("bench: timed out")
+
+// scaled is d times OURCI_TEST_TIMEOUT_SCALE (package wait): the harness's
+// waits stretch on a slow or loaded machine as the tests' do. Run checks
+// the variable first, so this does not panic.
+func scaled(d time.Duration) time.Duration { return wait.Scale(d) }

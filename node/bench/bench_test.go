@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ourci/ourci/node"
+	"github.com/ourci/ourci/node/nodetest/wait"
+	"github.com/ourci/ourci/raftfsm"
 )
 
 // tiny is the smallest run that still exercises every measure.
@@ -15,7 +22,18 @@ func tiny(t testing.TB) Options {
 	o := Options{
 		Dir: t.TempDir(), Spawns: 10, Tasks: 60, Spawners: 8, Slots: 8, Kills: 1, WorkerKills: 1,
 		GossipSizes: []int{3}, GossipChanges: 3, BlobMiB: 1, SmallBlobs: 30, BlobWorkers: 4,
-		LedgerTasks: 2000, JobTasks: 100, LogMiB: 1, Timeout: 120,
+		LedgerTasks: 2000, JobTasks: 100, LogMiB: 1,
+		// A guard against a hang, not a target: idle the run takes 15 s,
+		// on a loaded CI machine several times that.
+		Timeout: wait.Scale(5 * time.Minute).Seconds(),
+		// Raft's default WAN timings (1 s heartbeat and election): the LAN
+		// ones (200 ms) cannot hold a leader on a 2-core machine running
+		// the race-enabled suite, where a heartbeat or a TLS handshake is
+		// often later than that; the mesh then changes leaders over and
+		// over and neither settles nor finishes a task in time. This test
+		// covers the harness, not the targets: the figures need not be
+		// the LAN ones.
+		RaftTiming: &raftfsm.WAN,
 	}
 	if testing.Verbose() {
 		o.Progress = os.Stderr
@@ -31,8 +49,12 @@ func TestBenchQuick(t *testing.T) {
 		t.Skip("starts a mesh and kills nodes")
 	}
 	start := time.Now()
-	rep, err := Run(context.Background(), tiny(t))
+	o := tiny(t)
+	rep, err := Run(context.Background(), o)
 	if err != nil {
+		// The nodes' own logs say why a wait ran out (elections, refused
+		// joins, failed promotions); the temp dir goes with the test.
+		t.Logf("last lines of the nodes' log:\n%s", tail(filepath.Join(o.Dir, "nodes.log"), 80))
 		t.Fatal(err)
 	}
 	t.Logf("harness ran in %s", time.Since(start).Round(time.Millisecond))
@@ -129,5 +151,58 @@ func BenchmarkBench(b *testing.B) {
 			rep.WriteTable(&tbl)
 			b.Log("\n" + tbl.String())
 		})
+	}
+}
+
+// tail returns the last n lines of the file at path (or why it cannot).
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func TestReasonsTellWhatHeldLastAndBefore(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		notes []string
+		want  string // with every duration written as D
+	}{
+		{"none", nil, "no reason seen yet"},
+		{"one", []string{"a", "a"}, "a (for the last D)"},
+		{"latest first", []string{"a", "b", "b", "c"}, "c (for the last D); before that: b (D); a (D)"},
+		{"back to an earlier one", []string{"a", "b", "a"}, "a (for the last D, 2 times); before that: b (D)"},
+		{"only the last few", []string{"1", "2", "3", "4", "5", "6", "7", "8"}, "8 (for the last D); before that: 7 (D); 6 (D); 5 (D); 4 (D); 3 (D)"},
+	} {
+		var h reasons
+		for _, n := range tt.notes {
+			h.note(n)
+		}
+		got := durations.ReplaceAllString(h.String(), "D")
+		if got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+var durations = regexp.MustCompile(`[0-9.]+(ns|µs|ms|s)\b`)
+
+// A settle that runs out says how long it waited and what held, for how
+// long; an invalid OURCI_TEST_TIMEOUT_SCALE is refused before any wait.
+func TestSettleTimeoutSaysWhy(t *testing.T) {
+	m := &mesh{cfgs: []node.Config{{Name: "node0"}}, nodes: []*node.Node{nil}}
+	t.Setenv(wait.Env, "2")
+	err := m.settle(context.Background(), 50*time.Millisecond)
+	if !errors.Is(err, errTimeout) {
+		t.Fatalf("settle on a mesh whose node is down: got %v, want errTimeout", err)
+	}
+	if want := regexp.MustCompile(`mesh did not settle in 100ms: node0 is down \(for the last [0-9.]+m?s\)$`); !want.MatchString(err.Error()) {
+		t.Errorf("got %q, want it to match %s", err, want)
+	}
+	t.Setenv(wait.Env, "fast")
+	if _, err := Run(context.Background(), Options{Dir: t.TempDir(), Only: []string{MLedger}}); err == nil || !strings.Contains(err.Error(), wait.Env) {
+		t.Errorf("Run with %s=fast: got %v, want an error naming the variable", wait.Env, err)
 	}
 }

@@ -9,7 +9,15 @@
 // Raft group for the floor, bare gossip agents for the gossip measure, and a
 // pure ledger (raftfsm.State) for the ledger measure. A leader or worker
 // "dies" through node.Node.Kill: its sockets close, nothing is handed over
-// and nobody is told, as with kill -9.
+// and nobody is told, as with kill -9. It comes back on the same ports:
+// the mesh's ports are reserved outside the kernel's ephemeral range
+// (package node/nodetest/ports, lock files under $TMPDIR/ourci-ports), so
+// no other socket takes one while it is down.
+//
+// Every wait of the harness is bounded and its bound scaled by
+// OURCI_TEST_TIMEOUT_SCALE, as the tests' waits are (package
+// node/nodetest/wait); a timeout says what it waited for and why it did
+// not happen.
 //
 // How a task's start is seen: every task the bench spawns is
 //

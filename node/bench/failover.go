@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ourci/ourci/node"
@@ -49,8 +50,8 @@ func (r *run) failoverMeasure(ctx context.Context, m *mesh) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if time.Since(t0) > 30*time.Second {
-				return fmt.Errorf("%w: no spawn accepted 30 s after the leader died: %w", errTimeout, err)
+			if limit := scaled(30 * time.Second); time.Since(t0) > limit {
+				return fmt.Errorf("%w: no spawn accepted %s after the leader died: %w", errTimeout, limit, err)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -161,9 +162,9 @@ func (r *run) workerMeasure(ctx context.Context, m *mesh) error {
 		var tMoved time.Time
 		select {
 		case tMoved = <-moved:
-		case <-time.After(2 * time.Minute):
+		case <-time.After(scaled(2 * time.Minute)):
 			w.close()
-			return fmt.Errorf("%w: task %s not reassigned 2 minutes after its worker died", errTimeout, res.Task)
+			return fmt.Errorf("%w: task %s not reassigned %s after its worker died", errTimeout, res.Task, scaled(2*time.Minute))
 		}
 		w.close()
 		first, err := r.probe.wait(ctx, res.Task+".2", 10*time.Second)
@@ -210,7 +211,7 @@ func (r *run) setDW(ctx context.Context, m *mesh, on []int) error {
 		if slices.Contains(on, i) {
 			topics = append(slices.Clone(topics), node.Topic{Name: "bench-dw"})
 		}
-		if err := nd.SetOffer(topics, r.o.Slots); err != nil {
+		if err := setOffer(nd, topics, r.o.Slots); err != nil {
 			return err
 		}
 	}
@@ -218,7 +219,8 @@ func (r *run) setDW(ctx context.Context, m *mesh, on []int) error {
 	for _, i := range want {
 		names = append(names, m.name(i))
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	limit := scaled(10 * time.Second)
+	deadline := time.Now().Add(limit)
 	for {
 		l := m.leader()
 		if l >= 0 {
@@ -233,12 +235,31 @@ func (r *run) setDW(ctx context.Context, m *mesh, on []int) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: the leader did not see bench-dw subscribed by %v", errTimeout, names)
+			return fmt.Errorf("%w: the leader did not see bench-dw subscribed by %v within %s", errTimeout, names, limit)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// setOffer is nd.SetOffer, made again while gossip reports that it could
+// not spread the change in time (memberlist's "timeout waiting for update
+// broadcast", after 5 s on a loaded machine): gossip holds the new
+// metadata already, but the node keeps its old offer until a SetOffer
+// returns nil. Bounded (scaled); other errors return at once.
+func setOffer(nd *node.Node, topics []node.Topic, slots int) error {
+	limit := scaled(30 * time.Second)
+	deadline := time.Now().Add(limit)
+	for tries := 1; ; tries++ {
+		err := nd.SetOffer(topics, slots)
+		if err == nil || !strings.Contains(err.Error(), "gossip: spread metadata") {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: offer not spread by gossip after %d tries in %s: %w", nd.Name(), tries, limit, err)
 		}
 	}
 }

@@ -85,7 +85,7 @@ const (
 
 // waitLeader waits until a member leads and returns it.
 func (g *raftGroup) waitLeader(ctx context.Context) (*raftfsm.Raft, error) {
-	deadline := time.NewTimer(leaderWait)
+	deadline := time.NewTimer(scaled(leaderWait))
 	defer deadline.Stop()
 	for {
 		if l := g.leader(); l != nil {
@@ -93,7 +93,7 @@ func (g *raftGroup) waitLeader(ctx context.Context) (*raftfsm.Raft, error) {
 		}
 		select {
 		case <-deadline.C:
-			return nil, fmt.Errorf("%w: the floor Raft group has had no leader for %s", errTimeout, leaderWait)
+			return nil, fmt.Errorf("%w: the floor Raft group has had no leader for %s", errTimeout, scaled(leaderWait))
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(5 * time.Millisecond):
@@ -165,7 +165,7 @@ func leadershipChanged(err error) bool {
 // it is, and so is a group that stays without a leader, or commits
 // nothing, for leaderWait.
 func (g *raftGroup) commit(ctx context.Context, entries ...[]byte) (time.Duration, error) {
-	deadline := time.Now().Add(leaderWait)
+	deadline := time.Now().Add(scaled(leaderWait))
 	backoff := firstBackoff
 	for {
 		l, err := g.waitLeader(ctx)
@@ -189,7 +189,7 @@ func (g *raftGroup) commit(ctx context.Context, entries ...[]byte) (time.Duratio
 		case !leadershipChanged(err):
 			return 0, err
 		case time.Now().After(deadline):
-			return 0, fmt.Errorf("%w: the floor Raft group committed nothing for %s across leadership changes: %w", errTimeout, leaderWait, err)
+			return 0, fmt.Errorf("%w: the floor Raft group committed nothing for %s across leadership changes: %w", errTimeout, scaled(leaderWait), err)
 		}
 		g.changes.Add(1)
 		if err := sleep(ctx, backoff); err != nil {
@@ -216,7 +216,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // the next AppendEntries (at the latest after CommitTimeout..2*CommitTimeout
 // when nothing else is sent).
 func (g *raftGroup) followerLag(ctx context.Context) (time.Duration, error) {
-	deadline := time.Now().Add(leaderWait)
+	deadline := time.Now().Add(scaled(leaderWait))
 	backoff := firstBackoff
 	for {
 		l, err := g.waitLeader(ctx)

@@ -84,7 +84,8 @@ func (r *run) gossipOnce(ctx context.Context, n, changes int) (all, setMeta dist
 			}
 		}
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	limit := scaled(60 * time.Second)
+	deadline := time.Now().Add(limit)
 	for {
 		full := true
 		for _, g := range agents {
@@ -97,7 +98,7 @@ func (r *run) gossipOnce(ctx context.Context, n, changes int) (all, setMeta dist
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, nil, fmt.Errorf("%w: %d agents did not all see each other", errTimeout, n)
+			return nil, nil, fmt.Errorf("%w: %d agents did not all see each other within %s", errTimeout, n, limit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -111,7 +112,7 @@ func (r *run) gossipOnce(ctx context.Context, n, changes int) (all, setMeta dist
 		seen := make([]time.Time, n)
 		var errMu sync.Mutex
 		var werr error
-		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, scaled(15*time.Second))
 		for i, g := range agents {
 			if i == k {
 				continue

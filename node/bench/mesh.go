@@ -15,11 +15,12 @@ import (
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/meshtls"
+	"github.com/ourci/ourci/node/nodetest/ports"
 	"github.com/ourci/ourci/raftfsm"
 )
 
-// mesh is an in-process mesh of real nodes on 127.0.0.1; the kernel
-// picks each node's ports at its first start and a killed node comes back
+// mesh is an in-process mesh of real nodes on 127.0.0.1, each on ports
+// reserved for the mesh's life (package ports); a killed node comes back
 // at the same addresses.
 type mesh struct {
 	r       *run
@@ -28,6 +29,7 @@ type mesh struct {
 	topics  [][]node.Topic // each node's own offer, as configured
 	nodes   []*node.Node   // nil while killed
 	started []time.Time
+	ports   []int // reserved, released by close
 	http    *http.Client
 	// peerHTTP calls the nodes' peer API (mutual TLS on the Raft port)
 	// with a node certificate of the mesh's CA, as the leader does.
@@ -47,15 +49,21 @@ func startMesh(ctx context.Context, r *run, n int) (*mesh, error) {
 	m.peerHTTP = &http.Client{Transport: &http.Transport{
 		TLSClientConfig: self.ClientConfig(meshtls.ProtoHTTP), MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute,
 	}}
+	// Not port 0: a port the kernel picks is in its ephemeral range, and
+	// while a killed node is down any socket may get it (the bench's own
+	// clients open hundreds of connections), so the node could not come
+	// back. Reserved ports lie outside that range and are locked against
+	// other processes that reserve.
+	if m.ports, err = ports.Reserve("127.0.0.1", 3*n); err != nil {
+		return nil, fmt.Errorf("mesh ports: %w", err)
+	}
+	addr := func(k int) string { return "127.0.0.1:" + strconv.Itoa(m.ports[k]) }
 	for i := 0; i < n; i++ {
 		name := "node" + strconv.Itoa(i)
 		topics := []node.Topic{{Name: "bench"}, {Name: "bench-" + name}}
-		// Port 0: the kernel picks each port as the node binds it, so no
-		// other process can take it in between; start pins the ports the
-		// node got for its restarts.
 		cfg := node.Config{
 			Name: name, DataDir: filepath.Join(r.dir, name),
-			Bind: "127.0.0.1:0", Raft: "127.0.0.1:0", HTTP: "127.0.0.1:0", Topics: topics, Slots: r.o.Slots,
+			Bind: addr(3 * i), Raft: addr(3*i + 1), HTTP: addr(3*i + 2), Topics: topics, Slots: r.o.Slots,
 			Secret: m.secret, Logger: r.nodeLg.With("bench_node", name), Grace: 2 * time.Second,
 			BlobReplicas: 1, RaftTiming: r.o.raftTiming(), GossipProfile: r.o.gossipProfile(),
 		}
@@ -77,6 +85,10 @@ func startMesh(ctx context.Context, r *run, n int) (*mesh, error) {
 	return m, nil
 }
 
+// startWait bounds how long start waits for a port of the node that some
+// other socket holds (scaled).
+const startWait = 30 * time.Second
+
 func (m *mesh) start(i int) error {
 	cfg := m.cfgs[i]
 	first := m.started[i] == (time.Time{})
@@ -92,26 +104,37 @@ func (m *mesh) start(i int) error {
 			}
 		}
 	}
-	nd, err := node.Start(cfg)
-	if err != nil {
-		return fmt.Errorf("start %s: %w", cfg.Name, err)
-	}
-	m.nodes[i] = nd
-	m.started[i] = time.Now()
-	if first {
-		// A killed node comes back at the same addresses.
-		c := &m.cfgs[i]
-		c.Bind, c.HTTP = nd.GossipAddr(), strings.TrimPrefix(nd.URL(), "http://")
-		for _, mb := range nd.Status().Members {
-			if mb.Name == cfg.Name {
-				c.Raft = mb.RaftAd
+	// The ports are reserved, but a process that does not reserve may
+	// still bind one (or a socket of the killed node linger a moment):
+	// wait that out for a while, then say who holds them.
+	deadline := time.Now().Add(scaled(startWait))
+	for tries := 1; ; tries++ {
+		nd, err := node.Start(cfg)
+		if err == nil {
+			m.nodes[i] = nd
+			m.started[i] = time.Now()
+			if tries > 1 {
+				m.r.note("mesh", "%s started at try %d: a port of it was taken for a while", cfg.Name, tries)
 			}
+			return nil
 		}
-		if c.Raft == "" || c.Raft == "127.0.0.1:0" {
-			return fmt.Errorf("start %s: its own member entry names no raft address", cfg.Name)
+		if !ports.InUse(err) || time.Now().After(deadline) {
+			return fmt.Errorf("start %s (try %d in %s): %w; %s", cfg.Name, tries, scaled(startWait), err, holders(cfg))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// holders names the sockets on cfg's ports.
+func holders(cfg node.Config) string {
+	var out []string
+	for _, a := range []string{cfg.Bind, cfg.Raft, cfg.HTTP} {
+		_, p, _ := net.SplitHostPort(a)
+		if n, err := strconv.Atoi(p); err == nil && n > 0 {
+			out = append(out, fmt.Sprintf("port %d: %s", n, ports.Holders(n)))
 		}
 	}
-	return nil
+	return strings.Join(out, "; ")
 }
 
 // kill stops node i abruptly (node.Kill: sockets closed, nothing handed
@@ -137,6 +160,8 @@ func (m *mesh) close() {
 		m.nodes[i] = nil
 	}
 	wg.Wait()
+	ports.Release(m.ports...)
+	m.ports = nil
 	// Nothing of the mesh outlives it (the ledger measure reads the heap).
 	m.http.CloseIdleConnections()
 	m.peerHTTP.CloseIdleConnections()
@@ -218,7 +243,7 @@ func (m *mesh) leader() int {
 // leaders for a moment) and returns its index; a mesh without a leader
 // for leaderWait is an error.
 func (m *mesh) waitLeader(ctx context.Context) (int, error) {
-	deadline := time.NewTimer(leaderWait)
+	deadline := time.NewTimer(scaled(leaderWait))
 	defer deadline.Stop()
 	for {
 		if l := m.leader(); l >= 0 {
@@ -226,7 +251,7 @@ func (m *mesh) waitLeader(ctx context.Context) (int, error) {
 		}
 		select {
 		case <-deadline.C:
-			return -1, fmt.Errorf("%w: the mesh has had no leader for %s", errTimeout, leaderWait)
+			return -1, fmt.Errorf("%w: the mesh has had no leader for %s", errTimeout, scaled(leaderWait))
 		case <-ctx.Done():
 			return -1, ctx.Err()
 		case <-time.After(5 * time.Millisecond):
@@ -235,65 +260,153 @@ func (m *mesh) waitLeader(ctx context.Context) (int, error) {
 }
 
 // settle waits until every node is up, sees every member and the same
-// leader, every node is a Raft voter, and the leader runs its loops.
+// leader, every node is a Raft voter, and the leader takes a write, for
+// up to timeout (scaled by OURCI_TEST_TIMEOUT_SCALE, as every wait of the
+// harness).
+//
+// On a loaded machine a settle spans slow commits and leadership changes.
+// The proof write therefore keeps one idempotency key across tries: a
+// spawn that committed after its try gave up is the next try's answer,
+// where a fresh key each time would add one more spawn to the very load
+// that made it slow (and leave it queued: only a returned spawn is
+// cancelled). A timeout says what held last, for how long, and what held
+// before.
 func (m *mesh) settle(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	why := ""
+	limit := scaled(timeout)
+	deadline := time.Now().Add(limit)
+	var hist reasons
+	key := randKey()
 	for {
-		ok := true
-		leader := ""
-		for i, nd := range m.nodes {
-			if nd == nil {
-				ok, why = false, m.name(i)+" is down"
-				break
-			}
-			st := nd.Status()
-			if st.Leader == "" || (leader != "" && st.Leader != leader) {
-				ok, why = false, fmt.Sprintf("%s sees leader %q (others %q)", nd.Name(), st.Leader, leader)
-				break
-			}
-			leader = st.Leader
-			if len(st.Members) != len(m.nodes) {
-				ok, why = false, fmt.Sprintf("%s sees %d members", nd.Name(), len(st.Members))
-				break
-			}
-			for _, mb := range st.Members {
-				if !mb.Alive || mb.Raft != "voter" {
-					ok, why = false, fmt.Sprintf("%s sees %s alive=%v raft=%s", nd.Name(), mb.Name, mb.Alive, mb.Raft)
-					break
-				}
-			}
-			if !ok {
-				break
+		why := m.unsettled()
+		if why == "" {
+			why = m.takesWrites(ctx, key, deadline)
+			if why == "" {
+				return nil
 			}
 		}
-		if ok {
-			// The leader answers writes once its dispatcher runs: a spawn
-			// request is the simplest proof. Use a topic nobody serves: the
-			// task stays queued and its job is cancelled right away.
-			l := m.leader()
-			if l >= 0 {
-				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				res, err := m.client(l).Spawn(cctx, api.SpawnRequest{Topic: "bench-settle", Args: []string{"true"}, Key: randKey()})
-				if err == nil {
-					m.client(l).Cancel(cctx, res.Job)
-				}
-				cancel()
-				if err == nil {
-					return nil
-				}
-				why = "leader does not take writes yet: " + err.Error()
-			}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w (settling: %s)", err, hist.String())
 		}
+		hist.note(why)
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: mesh did not settle in %s: %s", errTimeout, timeout, why)
+			return fmt.Errorf("%w: mesh did not settle in %s: %s", errTimeout, limit, hist.String())
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%w (settling: %s)", ctx.Err(), hist.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// unsettled says what keeps the mesh from being settled as the nodes see
+// it, or "" when nothing does.
+func (m *mesh) unsettled() string {
+	leader := ""
+	for i, nd := range m.nodes {
+		if nd == nil {
+			return m.name(i) + " is down"
+		}
+		st := nd.Status()
+		if st.Leader == "" || (leader != "" && st.Leader != leader) {
+			return fmt.Sprintf("%s sees leader %q (others %q)", nd.Name(), st.Leader, leader)
+		}
+		leader = st.Leader
+		if len(st.Members) != len(m.nodes) {
+			return fmt.Sprintf("%s sees %d members of %d", nd.Name(), len(st.Members), len(m.nodes))
+		}
+		for _, mb := range st.Members {
+			if !mb.Alive || mb.Raft != "voter" {
+				return fmt.Sprintf("%s sees %s alive=%v raft=%s", nd.Name(), mb.Name, mb.Alive, mb.Raft)
+			}
+		}
+	}
+	return ""
+}
+
+// settleTry bounds one try of the proof write (scaled): long enough for
+// a commit on a loaded disk, short enough to try a new leader soon.
+const settleTry = 10 * time.Second
+
+// takesWrites spawns, through the leader, a task nobody serves under key
+// and cancels its job; it returns "" once that worked, else why not.
+func (m *mesh) takesWrites(ctx context.Context, key string, deadline time.Time) string {
+	l := m.leader()
+	if l < 0 {
+		return "every node names a leader, but none leads now"
+	}
+	// The leader answers writes once its dispatcher runs: a spawn request
+	// is the simplest proof. Use a topic nobody serves: the task stays
+	// queued until its job is cancelled.
+	cctx, cancel := context.WithTimeout(ctx, max(min(scaled(settleTry), time.Until(deadline)), time.Second))
+	res, err := m.client(l).Spawn(cctx, api.SpawnRequest{Topic: "bench-settle", Args: []string{"true"}, Key: key})
+	cancel()
+	if err != nil {
+		return fmt.Sprintf("%s, the leader, does not take writes yet: %v", m.name(l), err)
+	}
+	// Best effort: a job left open only holds one queued task.
+	cctx, cancel = context.WithTimeout(ctx, scaled(settleTry))
+	m.client(l).Cancel(cctx, res.Job)
+	cancel()
+	return ""
+}
+
+// reasons is the history of a wait's reasons, for its timeout message.
+type reasons struct {
+	list []reason
+}
+
+type reason struct {
+	why         string
+	first, last time.Time
+	times       int // separate stretches it held
+}
+
+// maxReasons bounds the history a timeout message shows.
+const maxReasons = 6
+
+func (h *reasons) note(why string) {
+	now := time.Now()
+	if n := len(h.list); n > 0 && h.list[n-1].why == why {
+		h.list[n-1].last = now
+		return
+	}
+	for i, r := range h.list {
+		if r.why == why { // back to an earlier reason: move it last
+			h.list = append(h.list[:i], h.list[i+1:]...)
+			h.list = append(h.list, reason{why: why, first: now, last: now, times: r.times + 1})
+			return
+		}
+	}
+	h.list = append(h.list, reason{why: why, first: now, last: now, times: 1})
+	if len(h.list) > maxReasons {
+		h.list = h.list[1:]
+	}
+}
+
+// String gives the last reason and how long it has held, then the ones
+// before it, latest first.
+func (h *reasons) String() string {
+	if len(h.list) == 0 {
+		return "no reason seen yet"
+	}
+	var sb strings.Builder
+	for i := len(h.list) - 1; i >= 0; i-- {
+		r := h.list[i]
+		switch i {
+		case len(h.list) - 1:
+			fmt.Fprintf(&sb, "%s (for the last %s", r.why, r.last.Sub(r.first).Round(time.Millisecond))
+		case len(h.list) - 2:
+			fmt.Fprintf(&sb, "; before that: %s (%s", r.why, r.last.Sub(r.first).Round(time.Millisecond))
+		default:
+			fmt.Fprintf(&sb, "; %s (%s", r.why, r.last.Sub(r.first).Round(time.Millisecond))
+		}
+		if r.times > 1 {
+			fmt.Fprintf(&sb, ", %d times", r.times)
+		}
+		sb.WriteString(")")
+	}
+	return sb.String()
 }
 
 // watcher evaluates conditions on one node's ledger replica after every
@@ -380,6 +493,7 @@ func (w *watcher) remove(id int) {
 // until waits for cond, up to timeout.
 func (w *watcher) until(ctx context.Context, timeout time.Duration, what string, cond func(s *raftfsm.State) bool) (time.Time, error) {
 	id, ch := w.add(cond)
+	timeout = scaled(timeout)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {

@@ -88,6 +88,7 @@ func (p *probe) wait(ctx context.Context, tag string, timeout time.Duration) (ti
 	ch := make(chan time.Time, 1)
 	p.waiters[tag] = append(p.waiters[tag], ch)
 	p.mu.Unlock()
+	timeout = scaled(timeout)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {

@@ -71,8 +71,8 @@ func (r *run) spawnMeasure(ctx context.Context, m *mesh) error {
 		var applied time.Time
 		select {
 		case applied = <-appliedC:
-		case <-time.After(10 * time.Second):
-			return fmt.Errorf("%w: %s never applied its task", errTimeout, target)
+		case <-time.After(scaled(10 * time.Second)):
+			return fmt.Errorf("%w: %s did not apply its task within %s", errTimeout, target, scaled(10*time.Second))
 		}
 		if _, err := watchers[leader].until(ctx, 10*time.Second, "task "+res.Task+" to finish", taskTerminal(res.Task)); err != nil {
 			return err

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/clock"
 	"github.com/ourci/ourci/node/faults"
+	"github.com/ourci/ourci/node/nodetest/ports"
 	"github.com/ourci/ourci/node/nodetest/wait"
 )
 
@@ -29,6 +32,9 @@ type Mesh struct {
 	Faults *faults.Net
 	dir    string
 	log    *slog.Logger
+	// addrs holds node i's gossip, peer and HTTP addresses, on ports
+	// reserved (package ports) at its first Config until Close.
+	addrs map[int][3]string
 }
 
 // Configure adjusts node i's config before it starts.
@@ -51,7 +57,7 @@ func StartFaulty(t testing.TB, n int, configure Configure) *Mesh {
 
 func start(t testing.TB, n int, configure Configure, f *faults.Net) *Mesh {
 	t.Helper()
-	m := &Mesh{t: t, Secret: node.NewSecret(), Faults: f, dir: t.TempDir(), log: testLogger(t)}
+	m := &Mesh{t: t, Secret: node.NewSecret(), Faults: f, dir: t.TempDir(), log: testLogger(t), addrs: map[int][3]string{}}
 	t.Cleanup(m.Close)
 	for i := 0; i < n; i++ {
 		m.Add(configure)
@@ -80,11 +86,14 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // Config returns the config node i would start with (before configure).
+// Its ports are node i's for the mesh's life (see ports): Restart with
+// Config(i) brings the node back on the addresses the mesh knows it by.
 func (m *Mesh) Config(i int) node.Config {
+	a := m.addresses(i)
 	c := node.Config{
 		Name:    "node" + strconv.Itoa(i),
 		DataDir: filepath.Join(m.dir, "node"+strconv.Itoa(i)),
-		Bind:    "127.0.0.1:0", Raft: "127.0.0.1:0", HTTP: "127.0.0.1:0",
+		Bind:    a[0], Raft: a[1], HTTP: a[2],
 		Slots: 2, Secret: m.Secret, Logger: m.log.With("test_node", i),
 		Grace: 2 * time.Second,
 	}
@@ -95,6 +104,28 @@ func (m *Mesh) Config(i int) node.Config {
 		c.Faults = m.Faults
 	}
 	return c
+}
+
+// addresses returns node i's gossip, peer and HTTP addresses, reserving
+// their ports at the first call. Ports the kernel picked (":0") would lie
+// in its ephemeral range, where any socket may take one while the node is
+// down (another test's listener, an outgoing connection), and the node
+// could not come back on it.
+func (m *Mesh) addresses(i int) [3]string {
+	m.t.Helper()
+	if a, ok := m.addrs[i]; ok {
+		return a
+	}
+	p, err := ports.Reserve("127.0.0.1", 3)
+	if err != nil {
+		m.t.Fatalf("nodetest: ports for node %d: %v", i, err)
+	}
+	var a [3]string
+	for k := range a {
+		a[k] = "127.0.0.1:" + strconv.Itoa(p[k])
+	}
+	m.addrs[i] = a
+	return a
 }
 
 // register names n's gossip and peer addresses in m.Faults.
@@ -147,32 +178,94 @@ func (m *Mesh) Add(configure Configure) *node.Node {
 	if configure != nil {
 		configure(i, &c)
 	}
-	n, err := node.Start(c)
-	if err != nil {
-		m.t.Fatalf("nodetest: start node %d: %v", i, err)
-	}
+	n := StartNode(m.t, c, restartWait)
 	m.Nodes = append(m.Nodes, n)
 	m.register(n)
 	return n
 }
 
+// restartWait bounds how long StartNode waits for a taken port (scaled).
+const restartWait = 30 * time.Second
+
 // Restart starts a node again on the data directory of cfg (after Close
-// or Kill), replacing Nodes[i].
+// or Kill), replacing Nodes[i]. Its ports may be busy for a moment (see
+// StartNode).
 func (m *Mesh) Restart(i int, cfg node.Config) *node.Node {
 	m.t.Helper()
-	n, err := node.Start(cfg)
-	if err != nil {
-		m.t.Fatalf("nodetest: restart node %d: %v", i, err)
-	}
+	n := StartNode(m.t, cfg, restartWait)
 	m.Nodes[i] = n
 	m.register(n)
 	return n
 }
 
-// Close stops every node.
+// StartNode starts a node on cfg. A start that finds one of cfg's ports
+// taken ("address already in use") is made again until timeout (scaled by
+// OURCI_TEST_TIMEOUT_SCALE) passes, then the test fails naming the ports
+// and the sockets holding them. Ports from Mesh.Config are reserved and
+// so free; a config with ports the kernel picked once (":0", pinned for a
+// restart) can find one taken by another socket meanwhile, most often the
+// local end of an outgoing connection that closes soon. Any other error
+// fails the test at once.
+func StartNode(t testing.TB, cfg node.Config, timeout time.Duration) *node.Node {
+	t.Helper()
+	var n *node.Node
+	tries := 0
+	what := fmt.Sprintf("%s to start on its ports (gossip %s, peer %s, HTTP %s)", cfg.Name, cfg.Bind, cfg.Raft, cfg.HTTP)
+	wait.For(t, timeout, what, func() (bool, string) {
+		tries++
+		var err error
+		if n, err = node.Start(cfg); err == nil {
+			return true, ""
+		}
+		if !ports.InUse(err) {
+			t.Fatalf("nodetest: start %s: %v", cfg.Name, err)
+		}
+		return false, fmt.Sprintf("try %d: %v; %s", tries, err, holders(cfg.Bind, cfg.Raft, cfg.HTTP))
+	})
+	if tries > 1 {
+		t.Logf("nodetest: %s started at its %s try: a port of it was taken for a while", cfg.Name, ordinal(tries))
+	}
+	return n
+}
+
+// holders describes the sockets on the ports of addrs (host:port).
+func holders(addrs ...string) string {
+	var out []string
+	for _, a := range addrs {
+		_, p, err := net.SplitHostPort(a)
+		if n, _ := strconv.Atoi(p); err == nil && n > 0 {
+			out = append(out, fmt.Sprintf("port %d: %s", n, ports.Holders(n)))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func ordinal(n int) string {
+	switch {
+	case n%100/10 == 1:
+		return strconv.Itoa(n) + "th"
+	case n%10 == 1:
+		return strconv.Itoa(n) + "st"
+	case n%10 == 2:
+		return strconv.Itoa(n) + "nd"
+	case n%10 == 3:
+		return strconv.Itoa(n) + "rd"
+	}
+	return strconv.Itoa(n) + "th"
+}
+
+// Close stops every node, then gives their ports back.
 func (m *Mesh) Close() {
 	for i := len(m.Nodes) - 1; i >= 0; i-- {
 		m.Nodes[i].Close()
+	}
+	for i, a := range m.addrs {
+		for _, addr := range a {
+			_, p, _ := net.SplitHostPort(addr)
+			n, _ := strconv.Atoi(p)
+			ports.Release(n)
+		}
+		delete(m.addrs, i)
 	}
 }
 
