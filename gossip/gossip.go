@@ -204,10 +204,15 @@ func (g *Gossip) SetMeta(m Meta) error {
 	g.meta = b
 	g.mu.Unlock()
 	if err := g.ml.UpdateNode(5 * time.Second); err != nil {
-		return fmt.Errorf("gossip: spread metadata: %w", err)
+		return fmt.Errorf("%w: %w", ErrNotSpread, err)
 	}
 	return nil
 }
+
+// ErrNotSpread: SetMeta stored the metadata (this node gossips it from
+// now on, and its next pushes carry it) but its broadcast did not finish
+// in time.
+var ErrNotSpread = errors.New("gossip: metadata stored, not spread yet")
 
 // Watch returns a channel closed at the next membership or metadata change.
 func (g *Gossip) Watch() <-chan struct{} {

@@ -313,7 +313,11 @@ func (n *Node) SetOffer(topics []Topic, slots int) error {
 	defer n.offerMu.Unlock()
 	m := n.meta
 	m.Topics, m.Slots, m.Kinds, m.EnvAllow = of.topicNames(), slots, kindsMeta(of.topics), envAllowMeta(of.topics)
-	if err := n.gossip.SetMeta(m); err != nil {
+	if err := n.gossip.SetMeta(m); errors.Is(err, gossip.ErrNotSpread) {
+		// Stored: this node gossips it from now on, so its own offer must
+		// say the same (its next pushes spread it).
+		n.log.Warn("gossip: the new offer is not spread yet", "err", err)
+	} else if err != nil {
 		return err
 	}
 	n.meta = m
