@@ -123,7 +123,9 @@ func TestFullDiskFailsTaskMarksNodeUnhealthy(t *testing.T) {
 	}
 	// No work goes to node0 while it is unhealthy.
 	for k := 0; k < 4; k++ {
-		r, err := m.Client(2).Spawn(ctx, api.SpawnRequest{Topic: "build", Args: []string{"true"}})
+		// With a key: leadership may move off the full node, and the
+		// client retries across that.
+		r, err := m.Client(2).Spawn(ctx, api.SpawnRequest{Topic: "build", Args: []string{"true"}, Key: key()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -327,6 +327,12 @@ func (d *dispatcher) wait(fl *flight) (raftfsm.Result, error) {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return raftfsm.Result{}, fmt.Errorf("%w: %w", errNotLeader, err)
 		}
+		if d.n.replicaFrozen() {
+			// Its own Raft log could not take the entry (a full disk):
+			// not committed, and raft steps this leader down. Retryable,
+			// like any change of leader.
+			return raftfsm.Result{}, fmt.Errorf("%w: this leader cannot write its Raft log (%s): %w", errNotLeader, d.n.Unhealthy(), err)
+		}
 		return raftfsm.Result{}, fmt.Errorf("node: raft apply: %w", err)
 	}
 	d.n.metrics.RaftCommitted(time.Since(fl.start), fl.cmds) // metrics

@@ -41,6 +41,10 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		defer tw.flush()
 		w = tw
 	}
+	if r.URL.Query().Get("timestamps") == "1" && follow {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("timestamps come with a finished attempt's sealed log: read it without follow"))
+		return
+	}
 	flusher, _ := w.(http.Flusher)
 	flush := func() {
 		if flusher != nil {

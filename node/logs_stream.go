@@ -38,9 +38,10 @@ type liveLogs struct {
 }
 
 type liveCopy struct {
-	r       *tasklog.Replica
-	from    string    // the node that runs the attempt
-	settled time.Time // when this node first saw the attempt over (zero: not yet)
+	r         *tasklog.Replica
+	from      string    // the node that runs the attempt
+	settled   time.Time // when this node first saw the attempt over (zero: not yet)
+	goneSince time.Time // since when gossip has not listed from (zero: it does)
 }
 
 // streamerHeader names the node that streams an attempt's output.
@@ -350,74 +351,84 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 }
 
 // handleLiveLog serves this node's copy of a running (or orphaned)
-// attempt's output so far.
+// attempt's output so far; X-Ourci-Log-Whole says whether its stream's
+// last chunk came.
 func (n *Node) handleLiveLog(w http.ResponseWriter, r *http.Request, p Principal) {
 	attempt, _ := strconv.Atoi(r.PathValue("attempt"))
-	b, ok := n.liveLog(r.PathValue("task"), attempt)
+	b, done, ok := n.liveLog(r.PathValue("task"), attempt)
 	if !ok {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("%s holds no copy of that attempt's log", n.cfg.Name))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Ourci-Log-Whole", strconv.FormatBool(done))
 	w.Write(b)
 }
 
 // LogCopy is the copy this node holds of another node's running attempt's
 // output (what that node streamed so far), if any.
-func (n *Node) LogCopy(task string, attempt int) ([]byte, bool) { return n.liveLog(task, attempt) }
+func (n *Node) LogCopy(task string, attempt int) ([]byte, bool) {
+	b, _, ok := n.liveLog(task, attempt)
+	return b, ok
+}
 
-func (n *Node) liveLog(task string, attempt int) ([]byte, bool) {
+func (n *Node) liveLog(task string, attempt int) (b []byte, done, ok bool) {
 	n.live.mu.Lock()
 	c := n.live.m[liveKey(task, attempt)]
 	n.live.mu.Unlock()
 	if c == nil {
-		return nil, false
+		return nil, false, false
 	}
-	return c.r.Bytes(), true
+	return c.r.Bytes(), c.r.Done(), true
 }
 
 // readLiveCopy finds a copy of an attempt's output on this node or a live
-// member (its own node being gone).
-func (n *Node) readLiveCopy(ctx context.Context, task string, attempt int) ([]byte, string, bool) {
-	if b, ok := n.liveLog(task, attempt); ok {
-		return b, n.cfg.Name, true
+// member (its own node being gone), and whether it is whole.
+func (n *Node) readLiveCopy(ctx context.Context, task string, attempt int) ([]byte, string, bool, bool) {
+	if b, done, ok := n.liveLog(task, attempt); ok {
+		return b, n.cfg.Name, done, true
 	}
 	for _, m := range n.gossip.Members() {
 		if m.Name == n.cfg.Name {
 			continue
 		}
-		b, err := n.fetchLiveCopy(ctx, peerURL(m.Meta.Raft), task, attempt)
+		b, done, err := n.fetchLiveCopy(ctx, peerURL(m.Meta.Raft), task, attempt)
 		if err == nil {
-			return b, m.Name, true
+			return b, m.Name, done, true
 		}
 	}
-	return nil, "", false
+	return nil, "", false, false
 }
 
-func (n *Node) fetchLiveCopy(ctx context.Context, base, task string, attempt int) ([]byte, error) {
+func (n *Node) fetchLiveCopy(ctx context.Context, base, task string, attempt int) ([]byte, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/internal/logs/"+task+"/"+strconv.Itoa(attempt), nil)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	n.peerAuth(req)
 	resp, err := n.peerHTTP.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &api.StatusError{HTTPStatus: resp.StatusCode}
+		return nil, false, &api.StatusError{HTTPStatus: resp.StatusCode}
 	}
-	return io.ReadAll(io.LimitReader(resp.Body, maxLiveLogBytes))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxLiveLogBytes))
+	return b, resp.Header.Get("X-Ourci-Log-Whole") == "true", err
 }
 
 // sealOrphanedLogs (every node, on a current replica) settles the copies
 // this node holds: a copy whose attempt its own node sealed, or whose task
-// is gone, is dropped; one whose attempt is over without a seal, its node
-// gone from the mesh (or silent for keepLogFor past the end), is sealed
-// here, as far as it came, and recorded with this node as its holder.
+// is gone, is dropped; one whose attempt is over without a seal is sealed
+// here and recorded with this node as its holder, when it is whole (the
+// stream's last chunk came) and its node is gone or silent keepLogFor past
+// the end, or when its node has been gone --dead-server-after (the mesh's
+// word for dead): then as far as it came. A node only cut off for a moment
+// comes back and seals its own, whole log: a copy sealed first would
+// stand in its way (the ledger keeps the first seal of an attempt).
 func (n *Node) sealOrphanedLogs() {
 	n.live.mu.Lock()
 	keys := make([]string, 0, len(n.live.m))
@@ -456,8 +467,20 @@ func (n *Node) sealOrphanedLogs() {
 		case c.settled.IsZero():
 			c.settled = now
 		}
-		if _, alive := live[c.from]; alive && now.Sub(c.settled) < keepLogFor+5*time.Second {
-			continue // its node seals it
+		_, alive := live[c.from]
+		switch {
+		case alive:
+			c.goneSince = time.Time{}
+			if !c.r.Done() || now.Sub(c.settled) < keepLogFor+5*time.Second {
+				continue // its node seals it
+			}
+		case c.goneSince.IsZero():
+			c.goneSince = now
+			fallthrough
+		default:
+			if !c.r.Done() && now.Sub(c.goneSince) < n.cfg.DeadServerAfter {
+				continue // it may come back with the whole log
+			}
 		}
 		if err := n.sealCopy(t, attempt, c); err != nil {
 			n.log.Warn("task log: could not seal a copy whose node is gone", "task", task, "attempt", attempt, "err", err)
@@ -515,13 +538,19 @@ func (n *Node) sealCopy(t *raftfsm.Task, attempt int, c *liveCopy) error {
 // serveLiveCopy serves a copy of an attempt's output (this node's or a
 // peer's); it reports false, having written nothing, when there is none.
 func (n *Node) serveLiveCopy(w http.ResponseWriter, r *http.Request, task string, attempt int) bool {
-	b, from, ok := n.readLiveCopy(r.Context(), task, attempt)
+	b, from, done, ok := n.readLiveCopy(r.Context(), task, attempt)
 	if !ok {
 		return false
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Ourci-Log-Copy", from)
 	w.Write(b)
+	if !done {
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			w.Write([]byte("\n"))
+		}
+		fmt.Fprintf(w, "[ourci] this is the copy %s holds of what the task printed while it ran: its node is not reachable now, and the copy may end before the task's output did\n", from)
+	}
 	return true
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -164,12 +165,45 @@ func TestLogsOutliveTheirNode(t *testing.T) {
 			t.Errorf("log through node%d after node0 died: got %d bytes, want the %d it had:\n%.300s", i, len(got), len(want), got)
 		}
 	}
-	rc, err := m.Client(2).LogOf(ctx, r.Task, api.LogOptions{Tail: 3})
+	// Served in pieces: a byte range, and every line with its time.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.Nodes[2].URL()+"/v1/tasks/"+r.Task+"/log", nil)
+	req.Header.Set("Authorization", "Bearer "+m.Secret.ClusterToken())
+	req.Header.Set("Range", "bytes=7-26")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	part, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || string(part) != want[7:27] {
+		t.Errorf("range 7-26: got %s %q, want 206 %q", resp.Status, part, want[7:27])
+	}
+	rc, err := m.Client(2).LogOf(ctx, r.Task, api.LogOptions{Timestamps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamped, _ := io.ReadAll(rc)
+	rc.Close()
+	var plain strings.Builder
+	for _, l := range strings.SplitAfter(string(stamped), "\n") {
+		if l == "" {
+			continue
+		}
+		at, rest, ok := strings.Cut(l, " ")
+		if _, err := time.Parse(time.RFC3339Nano, at); !ok || err != nil {
+			t.Fatalf("--timestamps: line %q does not start with a time", l)
+		}
+		plain.WriteString(rest)
+	}
+	if plain.String() != want {
+		t.Errorf("--timestamps: the lines without their times are not the log")
+	}
+	rc, err = m.Client(2).LogOf(ctx, r.Task, api.LogOptions{Tail: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tail, _ := io.ReadAll(rc)
+	rc.Close()
 	lines := strings.SplitAfter(strings.TrimSuffix(want, "\n"), "\n")
 	lines[len(lines)-1] += "\n"
 	if wantTail := strings.Join(lines[len(lines)-3:], ""); string(tail) != wantTail {

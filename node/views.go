@@ -67,13 +67,13 @@ func (n *Node) Status() api.Status {
 	st.Quorum = quorumOf(servers, members)
 	n.fsm.Read(func(s *raftfsm.State, idx uint64) {
 		st.Index = idx
-		usage := s.BlobUsage()
+		usage, logUsage := s.SplitUsage()
 		topics := map[string]*api.Topic{}
 		for _, m := range members {
 			mv := api.Member{
 				Name: m.Name, Addr: m.Addr, HTTP: m.Meta.HTTP, RaftAd: m.Meta.Raft, Topics: m.Meta.Topics,
 				Slots: m.Meta.Slots, Used: s.Load(m.Name), Raft: suffrage[memberID(m)], Leader: m.Name == st.Leader, Alive: true,
-				Blobs: usage[m.Name][0], Bytes: usage[m.Name][1], Draining: m.Meta.Draining,
+				Blobs: usage[m.Name][0], Bytes: usage[m.Name][1], Logs: logUsage[m.Name][0], LogBytes: logUsage[m.Name][1], Draining: m.Meta.Draining,
 				ID: string(memberID(m)), Unhealthy: m.Meta.Unhealthy, CatchingUp: m.Meta.CatchingUp, NoVote: m.Meta.NoVote,
 				Version: m.Meta.Binary, Schema: memberSchema(m),
 			}

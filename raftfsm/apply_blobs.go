@@ -173,6 +173,36 @@ func (s *State) ResolveBlob(job, ref string) (*Blob, bool) {
 	return nil, false
 }
 
+// SplitUsage is BlobUsage split in two: artifacts (blobs, per node:
+// count and bytes) and sealed task logs (a blob only jobs' LogRefs name).
+func (s *State) SplitUsage() (artifacts, logs map[string][2]int64) {
+	isLog := map[string]bool{}
+	for _, j := range s.Jobs {
+		for _, h := range j.LogRefs {
+			isLog[h] = true
+		}
+	}
+	for _, j := range s.Jobs {
+		for _, h := range j.BlobRef {
+			delete(isLog, h) // an artifact too
+		}
+	}
+	artifacts, logs = map[string][2]int64{}, map[string][2]int64{}
+	for h, b := range s.Blobs {
+		out := artifacts
+		if isLog[h] {
+			out = logs
+		}
+		for _, n := range b.Holders {
+			u := out[n]
+			u[0]++
+			u[1] += b.Size
+			out[n] = u
+		}
+	}
+	return artifacts, logs
+}
+
 // BlobUsage sums, per node, the blobs the ledger says it holds.
 func (s *State) BlobUsage() map[string][2]int64 {
 	out := map[string][2]int64{}

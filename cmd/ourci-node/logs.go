@@ -9,17 +9,18 @@ import (
 )
 
 func runLogs(args []string) int {
-	cmd := newClientCommand("logs", "TASK", "[-f] [--attempt N] [--tail N] TASK")
+	cmd := newClientCommand("logs", "TASK", "[-f] [--attempt N] [--tail N] [--timestamps] TASK")
 	follow := cmd.fs.Bool("f", false, "follow the output until the task ends")
 	attempt := cmd.fs.Int("attempt", 0, "read this attempt's log (default: the current attempt)")
 	tail := cmd.fs.Int("tail", 0, "only the last N lines")
+	stamps := cmd.fs.Bool("timestamps", false, "start each line with its arrival time (a finished task's log)")
 	task, c, code := cmd.parse(args)
 	if code != exitOK {
 		return code
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	rc, err := c.LogOf(ctx, task, api.LogOptions{Follow: *follow, Attempt: *attempt, Tail: *tail})
+	rc, err := c.LogOf(ctx, task, api.LogOptions{Follow: *follow, Attempt: *attempt, Tail: *tail, Timestamps: *stamps})
 	if err != nil {
 		return exitFor(err)
 	}

@@ -29,7 +29,7 @@ func renderStatus(w io.Writer, st api.Status) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tRAFT\tSLOTS\tBLOBS\tTOPICS\tHTTP")
+	fmt.Fprintln(tw, "NODE\tRAFT\tSLOTS\tBLOBS\tLOGS\tTOPICS\tHTTP")
 	for _, m := range st.Members {
 		name := m.Name
 		if m.Leader {
@@ -50,7 +50,7 @@ func renderStatus(w io.Writer, st api.Status) {
 		if m.Unhealthy != "" {
 			name += " (UNHEALTHY: " + m.Unhealthy + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d (%s)\t%s\t%s\n", name, m.Raft, m.Used, m.Slots, m.Blobs, humanBytes(m.Bytes), strings.Join(m.Topics, " "), m.HTTP)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d (%s)\t%d (%s)\t%s\t%s\n", name, m.Raft, m.Used, m.Slots, m.Blobs, humanBytes(m.Bytes), m.Logs, humanBytes(m.LogBytes), strings.Join(m.Topics, " "), m.HTTP)
 	}
 	tw.Flush()
 	if len(st.Topics) > 0 {

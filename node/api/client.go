@@ -142,6 +142,9 @@ type LogOptions struct {
 	Follow  bool // until the attempt ends
 	Attempt int  // 0: the current one
 	Tail    int  // >0: only the last Tail lines (not with Follow)
+	// Timestamps starts each line with its arrival time (a finished
+	// attempt's sealed log; not with Follow).
+	Timestamps bool
 }
 
 // LogOf streams what o chooses of a task's log.
@@ -155,6 +158,9 @@ func (c *Client) LogOf(ctx context.Context, task string, o LogOptions) (io.ReadC
 	}
 	if o.Tail > 0 {
 		q.Set("tail", strconv.Itoa(o.Tail))
+	}
+	if o.Timestamps {
+		q.Set("timestamps", "1")
 	}
 	p := "/v1/tasks/" + url.PathEscape(task) + "/log"
 	if len(q) > 0 {

@@ -142,8 +142,10 @@ type Member struct {
 	Leader   bool     `json:"leader"`
 	Alive    bool     `json:"alive"`
 	Draining bool     `json:"draining,omitempty"` // takes no new tasks; leaves once its running ones end
-	Blobs    int64    `json:"blobs"`              // blobs the ledger says it holds
+	Blobs    int64    `json:"blobs"`              // artifacts the ledger says it holds
 	Bytes    int64    `json:"blob_bytes"`         // their total size
+	Logs     int64    `json:"logs"`               // sealed task logs it holds (blobs too)
+	LogBytes int64    `json:"log_bytes"`          // their total size
 
 	ID         string `json:"id,omitempty"`          // its Raft server ID (it belongs to its data directory)
 	Unhealthy  string `json:"unhealthy,omitempty"`   // why it takes no work (disk full, Raft log not writable)
