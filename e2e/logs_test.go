@@ -87,3 +87,56 @@ func lastLines(s string, n int) string {
 	lines := strings.SplitAfter(strings.TrimSuffix(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "") + "\n"
 }
+
+// TestLogsSurviveARestartOfEveryNode, on real processes: after every node
+// stopped and started again on its data directory, every log in retention
+// reads the same through every node.
+func TestLogsSurviveARestartOfEveryNode(t *testing.T) {
+	t.Parallel()
+	const topic = "e2e/logs-restart"
+	m := startMesh(t, []nodeSpec{
+		{Name: "node1", Topics: []string{topic}},
+		{Name: "node2", Topics: []string{topic}},
+		{Name: "node3"},
+	})
+	var tasks []string
+	for k := range 4 {
+		job, task := m.spawn(t, k%3, "-t", topic, "--", fmt.Sprintf(`i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo "task %d line $i"; done`, k))
+		if v := m.waitClosed(t, 0, job, time.Minute); v.Job.Status != "passed" {
+			t.Fatalf("job: %v", v)
+		}
+		tasks = append(tasks, task)
+	}
+	wait.For(t, time.Minute, "the sealed logs on two nodes", func() (bool, string) {
+		var held []string
+		for i := range m.nodes {
+			if v, _ := metricValue(t, m, i, "ourci_task_log_sealed_bytes"); v > 0 {
+				held = append(held, m.nodes[i].spec.Name)
+			}
+		}
+		return len(held) >= 2, fmt.Sprintf("sealed logs on %v", held)
+	})
+	want := map[string]string{}
+	for k, task := range tasks {
+		r := m.runOn(t, 2, "logs", task)
+		if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("task %d line 200\n", k)) {
+			t.Fatalf("logs %s before the restart: %v", task, r)
+		}
+		want[task] = r.stdout
+	}
+
+	m.stop(t)
+	for i := range m.nodes {
+		m.startNode(t, i)
+	}
+	wait.For(t, 2*time.Minute, "the mesh back after a restart of every node", m.ready(t))
+	for i := range m.nodes {
+		for _, task := range tasks {
+			var last result
+			wait.For(t, time.Minute, fmt.Sprintf("task %s's log through %s after the restart", task, m.nodes[i].spec.Name), func() (bool, string) {
+				last = m.runOn(t, i, "logs", task)
+				return last.code == 0 && last.stdout == want[task], fmt.Sprintf("exit %d, %d bytes (want %d): %.200s", last.code, len(last.stdout), len(want[task]), last.stderr)
+			})
+		}
+	}
+}
