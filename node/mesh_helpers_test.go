@@ -171,20 +171,23 @@ func checkJob(t *testing.T, d api.JobDetail, state, status, reason string) {
 }
 
 // waitSealed waits until every replica shows the task's current attempt's
-// log sealed: the last ledger entry a finished task makes.
+// log sealed and held by two nodes (the default --blob-replicas): the
+// last ledger entries a finished task makes.
 func waitSealed(t *testing.T, m *nodetest.Mesh, task string) {
 	t.Helper()
 	for i, nd := range m.Nodes {
-		m.WaitFor(waitLong, fmt.Sprintf("node%d to show task %s's log sealed", i, task), func() (bool, string) {
-			sealed := false
+		m.WaitFor(waitLong, fmt.Sprintf("node%d to show task %s's log sealed on two nodes", i, task), func() (bool, string) {
+			holders := -1
 			nd.FSM().Read(func(s *raftfsm.State, _ uint64) {
 				if tk := s.Tasks[task]; tk != nil {
 					for _, l := range tk.Logs {
-						sealed = sealed || l.Attempt == tk.Attempt
+						if b := s.Blobs[l.Hash]; l.Attempt == tk.Attempt && b != nil {
+							holders = len(b.Holders)
+						}
 					}
 				}
 			})
-			return sealed, "not sealed yet"
+			return holders >= min(2, len(m.Nodes)), fmt.Sprintf("holders of its sealed log: %d (-1: not sealed)", holders)
 		})
 	}
 }
