@@ -86,8 +86,12 @@ func (n *Node) storeSealed(seal func(io.Writer) (tasklog.SealInfo, error)) (blob
 // keepLogFor bounds how long a node tries to record a sealed log.
 const keepLogFor = 30 * time.Second
 
-// sealedLog is the sealed log of a task's attempt, if the ledger has one.
+// sealedLog is the sealed log of a task's attempt, if the ledger has one
+// (none for a task it does not know: nil).
 func sealedLog(t *raftfsm.Task, attempt int) (raftfsm.LogRef, bool) {
+	if t == nil {
+		return raftfsm.LogRef{}, false
+	}
 	for _, l := range t.Logs {
 		if l.Attempt == attempt {
 			return l, true

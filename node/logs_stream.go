@@ -456,7 +456,7 @@ func (n *Node) sealOrphanedLogs() {
 				t = x.Clone()
 			}
 		})
-		_, sealed := sealedLogOf(t, attempt)
+		_, sealed := sealedLog(t, attempt)
 		over := t != nil && (t.Attempt > attempt || t.State.Terminal())
 		switch {
 		case t == nil || sealed:
@@ -488,13 +488,6 @@ func (n *Node) sealOrphanedLogs() {
 		}
 		n.dropLiveCopy(k)
 	}
-}
-
-func sealedLogOf(t *raftfsm.Task, attempt int) (raftfsm.LogRef, bool) {
-	if t == nil {
-		return raftfsm.LogRef{}, false
-	}
-	return sealedLog(t, attempt)
 }
 
 func (n *Node) dropLiveCopy(k string) {
