@@ -134,6 +134,19 @@ func (f *Net) Partition(a, b []string) {
 	f.log = append(f.log, fmt.Sprintf("partition %v | %v", a, b))
 }
 
+// Block cuts the link from node from to node to, one way only: from
+// cannot dial or send to to, while to still dials from (a firewall that
+// drops what one side opens).
+func (f *Net) Block(from, to string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cuts == nil {
+		f.cuts = map[[2]string]bool{}
+	}
+	f.cuts[[2]string{from, to}] = true
+	f.log = append(f.log, fmt.Sprintf("block %s → %s", from, to))
+}
+
 // Heal restores every link.
 func (f *Net) Heal() {
 	f.mu.Lock()

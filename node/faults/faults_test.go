@@ -66,3 +66,25 @@ func TestConnBreaksOnCut(t *testing.T) {
 		t.Errorf("Dial on a cut link: got %v (dialed %d), want ErrCut without dialing", err, dialed)
 	}
 }
+
+func TestBlockCutsOneWay(t *testing.T) {
+	var f Net
+	f.Name("127.0.0.1:1", "a")
+	f.Name("127.0.0.1:2", "b")
+	f.Block("a", "b")
+	for _, tt := range []struct {
+		from, to string
+		want     bool
+	}{
+		{"a", "127.0.0.1:2", true},
+		{"b", "127.0.0.1:1", false},
+	} {
+		if got := f.Cut(tt.from, tt.to); got != tt.want {
+			t.Errorf("after Block(a, b): Cut(%s, %s) = %v, want %v", tt.from, tt.to, got, tt.want)
+		}
+	}
+	f.Heal()
+	if f.Cut("a", "127.0.0.1:2") {
+		t.Error("a→b still cut after Heal")
+	}
+}
