@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/ourci/ourci/node/api"
-	"github.com/ourci/ourci/node/tasklog"
-	"github.com/ourci/ourci/raftfsm"
 )
 
 // handleLog streams an attempt's output (?attempt=N, default the current
-// one). The node that ran the attempt holds the log; any other node relays
-// the request there. With ?follow=1 the stream lasts until the attempt ends.
+// one) from the nearest source that holds it (serveLog, logs_follow.go):
+// with ?follow=1 until the attempt ends, with ?tail=N its last N lines,
+// with ?timestamps=1 each line stamped with its arrival time, from
+// ?from= on (a byte offset, or a line number with timestamps: a follow
+// resumed).
 func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 	id := r.PathValue("id")
 	follow := r.URL.Query().Get("follow") == "1"
@@ -41,93 +41,16 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		defer tw.flush()
 		w = tw
 	}
-	if r.URL.Query().Get("timestamps") == "1" && follow {
-		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("timestamps come with a finished attempt's sealed log: read it without follow"))
-		return
+	var from int64
+	if s := r.URL.Query().Get("from"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Errorf("from %q: want a byte offset (a line number with timestamps)", s))
+			return
+		}
+		from = v
 	}
-	flusher, _ := w.(http.Flusher)
-	flush := func() {
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
-	started := false
-	// A follower may not have applied a task spawned a moment ago through
-	// another node: a follow waits a little for its replica to learn it.
-	unknownUntil := time.Now().Add(5 * time.Second)
-	for {
-		_, ch := n.fsm.Watch()
-		var t *raftfsm.Task
-		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-			if x := s.Tasks[id]; x != nil {
-				t = x.Clone()
-			}
-		})
-		switch {
-		case t == nil && follow && time.Now().Before(unknownUntil):
-			select {
-			case <-ch:
-			case <-time.After(time.Until(unknownUntil)):
-			case <-r.Context().Done():
-				return
-			}
-			continue
-		case t == nil:
-			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("no task %s", id))
-			return
-		case !n.mayRead(p, t.Job):
-			writeError(w, http.StatusForbidden, api.CodeForbidden, errOtherJob(p, "the log of task "+id+", which is in another job"))
-			return
-		}
-		attempt := t.Attempt
-		if want > 0 {
-			attempt = want
-		}
-		// A sealed log is read from any copy of its blob, never from
-		// the node that ran it (which may be gone).
-		if ref, ok := sealedLog(t, attempt); ok && n.serveSealed(w, r, t, ref) {
-			return
-		}
-		waiting := t.Node == "" || (t.Node == n.cfg.Name && t.State == raftfsm.TaskAssigned && n.logs.Live(t.ID, attempt) == nil)
-		if waiting && want == 0 {
-			if !follow || t.State.Terminal() {
-				if !started {
-					w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				}
-				return // nothing ran: an empty log
-			}
-			select {
-			case <-ch:
-				continue
-			case <-r.Context().Done():
-				return
-			}
-		}
-		if t.Node != n.cfg.Name && want == 0 {
-			base, ok := n.memberURL(t.Node)
-			if !ok {
-				// Its node is gone: a copy of the output it streamed
-				// while it ran may be on another node.
-				if n.serveLiveCopy(w, r, t.ID, attempt) {
-					return
-				}
-				writeError(w, http.StatusServiceUnavailable, api.CodeNotFound, fmt.Errorf("task %s ran on %s, which is not reachable now, and no other node holds a copy of its log yet", id, t.Node))
-				return
-			}
-			n.proxy(w, r, base)
-			return
-		}
-		if n.logs.Live(t.ID, attempt) == nil && !n.logs.Has(t.ID, attempt) && n.serveLiveCopy(w, r, t.ID, attempt) {
-			return // an earlier attempt, run elsewhere, whose copy is here or on a peer
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		started = true
-		err := n.logs.Stream(r.Context(), w, flush, t.ID, attempt, follow)
-		if errors.Is(err, tasklog.ErrNoLog) {
-			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("node %s holds no log for task %s attempt %d", n.cfg.Name, id, attempt))
-		}
-		return
-	}
+	n.serveLog(w, r, p, id, want, follow, r.URL.Query().Get("timestamps") == "1", from)
 }
 
 // tailWriter keeps the last n lines of what is written and writes them at

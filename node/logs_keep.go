@@ -3,9 +3,7 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/ourci/ourci/blobs"
@@ -117,40 +115,4 @@ func (n *Node) openSealed(ctx context.Context, ref raftfsm.LogRef) (*tasklog.Sea
 		return nil, nil, err
 	}
 	return s, f, nil
-}
-
-// serveSealed writes a sealed log's output; it reports false, having
-// written nothing, when no copy of it can be had. It answers Range
-// requests (a big log read in pieces, a download resumed), and with
-// ?timestamps=1 starts each line with its arrival time (RFC 3339, UTC).
-func (n *Node) serveSealed(w http.ResponseWriter, r *http.Request, t *raftfsm.Task, ref raftfsm.LogRef) bool {
-	s, f, err := n.openSealed(r.Context(), ref)
-	if err != nil {
-		n.log.Info("task log: no copy of its sealed log to be had", "task", t.ID, "attempt", ref.Attempt, "err", err)
-		return false
-	}
-	defer f.Close()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Ourci-Log-Lines", fmt.Sprint(ref.Lines))
-	if r.URL.Query().Get("timestamps") != "1" {
-		http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(s, 0, s.Size()))
-		return true
-	}
-	for from := int64(0); from < s.Totals().Lines; {
-		lines, err := s.Lines(from, tasklog.MaxLines)
-		if err != nil || len(lines) == 0 {
-			n.log.Warn("task log: reading a sealed log", "task", t.ID, "attempt", ref.Attempt, "err", err)
-			return true
-		}
-		var b []byte
-		for _, l := range lines {
-			b = l.At.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z ")
-			b = append(b, l.Data...)
-		}
-		if _, err := w.Write(b); err != nil {
-			return true
-		}
-		from += int64(len(lines))
-	}
-	return true
 }

@@ -35,10 +35,12 @@ type liveLogs struct {
 	mu    sync.Mutex
 	m     map[string]*liveCopy // TASK/ATTEMPT
 	bytes int64
+	added chan struct{} // closed and replaced when a copy is made (lazily: nil until one waits)
 }
 
 type liveCopy struct {
 	r         *tasklog.Replica
+	grew      chan struct{} // closed and replaced when it grows, ends or is dropped; under liveLogs.mu
 	from      string    // the node that runs the attempt
 	settled   time.Time // when this node first saw the attempt over (zero: not yet)
 	goneSince time.Time // since when gossip has not listed from (zero: it does)
@@ -54,7 +56,12 @@ func liveKey(task string, attempt int) string { return task + "/" + strconv.Itoa
 
 // logTargets are the live nodes that keep a copy of task's output while
 // it runs here: the LogCopies-1 first by rendezvous hash of task and name.
-func (n *Node) logTargets(task string) []string {
+func (n *Node) logTargets(task string) []string { return n.copyTargets(n.cfg.Name, task) }
+
+// copyTargets are the nodes that keep a copy of task's output while it
+// runs on node runner, as this node sees the mesh (the runner chooses by
+// its own view: they agree but for a moment of membership change).
+func (n *Node) copyTargets(runner, task string) []string {
 	k := n.cfg.LogCopies - 1
 	if k <= 0 {
 		return nil
@@ -65,7 +72,7 @@ func (n *Node) logTargets(task string) []string {
 	}
 	var cands []scored
 	for _, m := range n.gossip.Members() {
-		if m.Name == n.cfg.Name || m.Meta.Unhealthy != "" || m.Meta.Draining {
+		if m.Name == runner || m.Meta.Unhealthy != "" || m.Meta.Draining {
 			continue
 		}
 		h := fnv.New64a()
@@ -324,9 +331,20 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 			writeError(w, http.StatusInsufficientStorage, api.CodeNoSpace, fmt.Errorf("%s holds %s of other nodes' running logs already", n.cfg.Name, api.ByteSize(n.live.bytes)))
 			return
 		}
-		c = &liveCopy{r: tasklog.NewReplica(task, attempt), from: from}
+		c = &liveCopy{r: tasklog.NewReplica(task, attempt), from: from, grew: make(chan struct{})}
 		n.live.m[k] = c
+		if n.live.added != nil {
+			close(n.live.added)
+			n.live.added = nil
+		}
 	}
+	before, ended := c.r.Len(), c.r.Done()
+	defer func() { // under n.live.mu (deferred after it)
+		if c.r.Len() != before || c.r.Done() != ended {
+			close(c.grew)
+			c.grew = make(chan struct{})
+		}
+	}()
 	for len(body) > 0 {
 		ch, used, err := tasklog.DecodeChunk(body)
 		if err != nil {
@@ -350,21 +368,6 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "next": c.r.Next()})
 }
 
-// handleLiveLog serves this node's copy of a running (or orphaned)
-// attempt's output so far; X-Ourci-Log-Whole says whether its stream's
-// last chunk came.
-func (n *Node) handleLiveLog(w http.ResponseWriter, r *http.Request, p Principal) {
-	attempt, _ := strconv.Atoi(r.PathValue("attempt"))
-	b, done, ok := n.liveLog(r.PathValue("task"), attempt)
-	if !ok {
-		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("%s holds no copy of that attempt's log", n.cfg.Name))
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Ourci-Log-Whole", strconv.FormatBool(done))
-	w.Write(b)
-}
-
 // LogCopy is the copy this node holds of another node's running attempt's
 // output (what that node streamed so far), if any.
 func (n *Node) LogCopy(task string, attempt int) ([]byte, bool) {
@@ -380,44 +383,6 @@ func (n *Node) liveLog(task string, attempt int) (b []byte, done, ok bool) {
 		return nil, false, false
 	}
 	return c.r.Bytes(), c.r.Done(), true
-}
-
-// readLiveCopy finds a copy of an attempt's output on this node or a live
-// member (its own node being gone), and whether it is whole.
-func (n *Node) readLiveCopy(ctx context.Context, task string, attempt int) ([]byte, string, bool, bool) {
-	if b, done, ok := n.liveLog(task, attempt); ok {
-		return b, n.cfg.Name, done, true
-	}
-	for _, m := range n.gossip.Members() {
-		if m.Name == n.cfg.Name {
-			continue
-		}
-		b, done, err := n.fetchLiveCopy(ctx, peerURL(m.Meta.Raft), task, attempt)
-		if err == nil {
-			return b, m.Name, done, true
-		}
-	}
-	return nil, "", false, false
-}
-
-func (n *Node) fetchLiveCopy(ctx context.Context, base, task string, attempt int) ([]byte, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/internal/logs/"+task+"/"+strconv.Itoa(attempt), nil)
-	if err != nil {
-		return nil, false, err
-	}
-	n.peerAuth(req)
-	resp, err := n.peerHTTP.Do(req)
-	if err != nil {
-		return nil, false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, false, &api.StatusError{HTTPStatus: resp.StatusCode}
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxLiveLogBytes))
-	return b, resp.Header.Get("X-Ourci-Log-Whole") == "true", err
 }
 
 // sealOrphanedLogs (every node, on a current replica) settles the copies
@@ -496,6 +461,7 @@ func (n *Node) dropLiveCopy(k string) {
 	if c := n.live.m[k]; c != nil {
 		n.live.bytes -= c.r.Len()
 		delete(n.live.m, k)
+		close(c.grew) // its followers go on from the seal
 	}
 }
 
@@ -526,25 +492,6 @@ func (n *Node) sealCopy(t *raftfsm.Task, attempt int, c *liveCopy) error {
 	defer cancel()
 	return n.applyReport(ctx, api.Report{Kind: api.ReportLogSealed, Task: t.ID, Attempt: attempt, Node: n.cfg.Name,
 		Hash: string(h), Size: size, Bytes: info.Bytes, Lines: int(info.Lines)})
-}
-
-// serveLiveCopy serves a copy of an attempt's output (this node's or a
-// peer's); it reports false, having written nothing, when there is none.
-func (n *Node) serveLiveCopy(w http.ResponseWriter, r *http.Request, task string, attempt int) bool {
-	b, from, done, ok := n.readLiveCopy(r.Context(), task, attempt)
-	if !ok {
-		return false
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Ourci-Log-Copy", from)
-	w.Write(b)
-	if !done {
-		if len(b) > 0 && b[len(b)-1] != '\n' {
-			w.Write([]byte("\n"))
-		}
-		fmt.Fprintf(w, "[ourci] this is the copy %s holds of what the task printed while it ran: its node is not reachable now, and the copy may end before the task's output did\n", from)
-	}
-	return true
 }
 
 // liveLogLoop settles the copies this node holds (sealOrphanedLogs) on a

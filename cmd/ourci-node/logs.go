@@ -13,7 +13,7 @@ func runLogs(args []string) int {
 	follow := cmd.fs.Bool("f", false, "follow the output until the task ends")
 	attempt := cmd.fs.Int("attempt", 0, "read this attempt's log (default: the current attempt)")
 	tail := cmd.fs.Int("tail", 0, "only the last N lines")
-	stamps := cmd.fs.Bool("timestamps", false, "start each line with its arrival time (a finished task's log)")
+	stamps := cmd.fs.Bool("timestamps", false, "start each line with its arrival time (RFC 3339, UTC)")
 	task, c, code := cmd.parse(args)
 	if code != exitOK {
 		return code

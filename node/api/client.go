@@ -142,9 +142,12 @@ type LogOptions struct {
 	Follow  bool // until the attempt ends
 	Attempt int  // 0: the current one
 	Tail    int  // >0: only the last Tail lines (not with Follow)
-	// Timestamps starts each line with its arrival time (a finished
-	// attempt's sealed log; not with Follow).
+	// Timestamps starts each line with its arrival time (RFC 3339, UTC,
+	// to the millisecond, then a space).
 	Timestamps bool
+	// From resumes a read where an earlier one stopped: a byte offset
+	// into the output, or with Timestamps a line number.
+	From int64
 }
 
 // LogOf streams what o chooses of a task's log.
@@ -161,6 +164,9 @@ func (c *Client) LogOf(ctx context.Context, task string, o LogOptions) (io.ReadC
 	}
 	if o.Timestamps {
 		q.Set("timestamps", "1")
+	}
+	if o.From > 0 {
+		q.Set("from", strconv.FormatInt(o.From, 10))
 	}
 	p := "/v1/tasks/" + url.PathEscape(task) + "/log"
 	if len(q) > 0 {
