@@ -41,9 +41,9 @@ type liveLogs struct {
 type liveCopy struct {
 	r         *tasklog.Replica
 	grew      chan struct{} // closed and replaced when it grows, ends or is dropped; under liveLogs.mu
-	from      string    // the node that runs the attempt
-	settled   time.Time // when this node first saw the attempt over (zero: not yet)
-	goneSince time.Time // since when gossip has not listed from (zero: it does)
+	from      string        // the node that runs the attempt
+	settled   time.Time     // when this node first saw the attempt over (zero: not yet)
+	goneSince time.Time     // since when gossip has not listed from (zero: it does)
 }
 
 // streamerHeader names the node that streams an attempt's output.
