@@ -66,6 +66,7 @@ func TestLogsFollowFromTheNearestCopy(t *testing.T) {
 		if i == 0 {
 			c.Topics = topics("t") // node0 runs the task
 		}
+		c.HTTPWriteTimeout = time.Second // a follow outlives it, on both ports
 	})
 	flag := filepath.Join(t.TempDir(), "go-on")
 	script := fmt.Sprintf("echo one; while [ ! -f %s ]; do sleep 0.05; done; echo two", flag)
@@ -131,6 +132,10 @@ func TestLogsFollowFromTheNearestCopy(t *testing.T) {
 	}
 	m.WaitFor(waitLong, `both follows to have "one"`, func() (bool, string) {
 		return plain.has("one") && strings.HasSuffix(stamped.text(), " one\n"), fmt.Sprintf("plain %q, stamped %q", plain.text(), stamped.text())
+	})
+	opened := time.Now()
+	m.WaitFor(waitLong, "the follows to stay open past the write timeout", func() (bool, string) {
+		return time.Since(opened) > 3*time.Second || closed(plain.done) || closed(stamped.done), "open"
 	})
 	if plain.has("two") || closed(plain.done) || closed(stamped.done) {
 		t.Fatalf("before the flag file: got %q (ended %v, stamped ended %v), want only up to \"one\" and both open", plain.text(), closed(plain.done), closed(stamped.done))

@@ -70,7 +70,7 @@ func (n *Node) withDeadlines(h http.Handler) http.Handler {
 
 // streams tells the requests that may rightly take longer than a read or
 // write timeout: blob transfers (either way, and BLOB_URL), task logs (and
-// logs -f), the UI's event streams, blocking job queries (?index=),
+// logs -f, also a node's read of another's copy), the UI's event streams, blocking job queries (?index=),
 // snapshot save and restore, and a drain, which waits for running tasks.
 func streams(r *http.Request) bool {
 	p := r.URL.Path
@@ -79,7 +79,8 @@ func streams(r *http.Request) bool {
 		strings.HasPrefix(p, "/v1/operator/snapshot"), p == "/v1/drain",
 		strings.HasSuffix(p, "/log"), strings.HasSuffix(p, "/events"), strings.Contains(p, "/blobs/"):
 		return true
-	case strings.HasPrefix(p, "/v1/jobs/") && r.URL.Query().Has("index"):
+	case strings.HasPrefix(p, "/v1/jobs/") && r.URL.Query().Has("index"),
+		strings.HasPrefix(p, "/v1/internal/logs/") && r.Method == http.MethodGet: // a follow read from a copy's holder
 		return true
 	}
 	return false
