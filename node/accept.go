@@ -63,27 +63,13 @@ func envAllowMeta(topics []Topic) map[string][]string {
 	return out
 }
 
-// memberKind is how a member runs topic, and its rules; ok false when it
-// does not say (an older binary, or not its topic).
-func memberKind(m gossip.Member, topic string) (kind string, rules []string, ok bool) {
-	v, ok := m.Meta.Kinds[topic]
-	if !ok {
-		return "", nil, false
-	}
-	kind, spec, custom := strings.Cut(v, "=")
-	if custom {
-		return kind, strings.Split(spec, ","), true
-	}
-	return kind, DefaultAccept(kind), true
+// memberKind is how a member runs topic, and its rules (topic.MemberKind).
+func memberKind(m gossip.Member, name string) (kind string, rules []string, ok bool) {
+	return topic.MemberKind(m.Meta.Kinds, name)
 }
 
 // memberAccepts reports whether a member serving the topic name accepts a
-// spawn from o. A member that gossips no kinds (an older binary) accepts
-// what it always did.
+// spawn from o (topic.MemberAccepts).
 func memberAccepts(m gossip.Member, name string, o topic.Origin) bool {
-	if m.Meta.Kinds == nil {
-		return true
-	}
-	_, rules, ok := memberKind(m, name)
-	return ok && topic.Admits(rules, o)
+	return topic.MemberAccepts(m.Meta.Kinds, name, o)
 }

@@ -9,7 +9,7 @@
 //     attempts its replica assigns to this node and stops those the
 //     ledger takes away, and the API (http.go). Reads are answered from
 //     the local replica; writes are relayed to the leader.
-//   - The leader only (leader.go): the dispatcher (dispatch.go), the single
+//   - The leader only (leader.go): the dispatcher (node/leader), the single
 //     writer that batches proposals and chooses nodes for tasks; Raft
 //     membership (voters up to five, then non-voters); job deadlines and a
 //     backstop for tasks whose node stopped reporting.

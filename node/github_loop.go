@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/github"
+	"github.com/ourci/ourci/node/leader"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -23,7 +24,7 @@ const githubWindow = 500
 // failure and recovery notifications. After a leader change the new leader
 // sends what is missing; a send that fails is retried, and never holds up
 // a job.
-func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
+func (n *Node) githubLoop(ctx context.Context, d leader.Writer) {
 	gh := n.cfg.GitHub
 	if gh == nil {
 		return
@@ -180,7 +181,7 @@ func (n *Node) githubLoop(ctx context.Context, d *dispatcher) {
 	}
 }
 
-func (n *Node) record(ctx context.Context, d *dispatcher, r *raftfsm.Reported) {
+func (n *Node) record(ctx context.Context, d leader.Writer, r *raftfsm.Reported) {
 	if _, err := d.Submit(ctx, raftfsm.Command{Type: raftfsm.CmdReported, Reported: r}); err != nil && ctx.Err() == nil {
 		n.log.Warn("github: recording what was sent", "job", r.Job, "err", err)
 	}

@@ -71,6 +71,15 @@ func (n *Node) replicaFrozen() bool {
 	return n.health.raftLog != ""
 }
 
+// frozenWhy says why the Raft log cannot be appended to (the node's
+// health, as Unhealthy words it), or "" when it can.
+func (n *Node) frozenWhy() string {
+	if !n.replicaFrozen() {
+		return ""
+	}
+	return n.Unhealthy()
+}
+
 // noteRaftLog hears from raftfsm whether the last Raft log append worked.
 func (n *Node) noteRaftLog(err error) {
 	reason := ""

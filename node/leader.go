@@ -88,13 +88,23 @@ func (n *Node) establish(ctx context.Context) {
 
 // lead starts the leader's loops; they end when ctx is cancelled.
 func (n *Node) lead(ctx context.Context) {
-	d := newDispatcher(n)
+	d := leader.NewDispatcher(leader.DispatcherConfig{
+		Propose:   func(b []byte) raft.ApplyFuture { return n.raft.Apply(b, 10*time.Second) },
+		Members:   n.gossip.Members,
+		Ledger:    n.fsm,
+		Clock:     n.cfg.Clock,
+		Log:       n.log,
+		Gate:      n.schemaReady,
+		Frozen:    n.frozenWhy,
+		Committed: n.metrics.RaftCommitted,
+		Stopping:  n.ctx.Done(),
+	})
 	n.mu.Lock()
 	n.dispatcher = d
 	n.mu.Unlock()
 	n.leading.notify()
 	n.goFunc(func() {
-		d.run(ctx)
+		d.Run(ctx)
 		n.mu.Lock()
 		if n.dispatcher == d {
 			n.dispatcher = nil
@@ -109,10 +119,10 @@ func (n *Node) lead(ctx context.Context) {
 
 // duties are the leader's loops (node/leader), each writing only through
 // the dispatcher.
-func (n *Node) duties(d *dispatcher) []leader.Duty {
+func (n *Node) duties(d *leader.Dispatcher) []leader.Duty {
 	return []leader.Duty{
 		leader.Func{Label: "membership", F: n.membershipLoop}, // the autopilot (autopilot.go)
-		leader.Queue{Ledger: n.fsm, Members: n.gossip, Kick: d.kick},
+		leader.Queue{Ledger: n.fsm, Members: n.gossip, Kick: d.Kick},
 		leader.Deadlines{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log},
 		leader.Retention{Ledger: n.fsm, Writer: d, Clock: n.cfg.Clock, Log: n.log,
 			BlobRetention: n.cfg.BlobRetention, LogRetention: n.cfg.LogRetention, JobHistory: n.cfg.JobHistory, Settle: settleDelay},
@@ -149,7 +159,7 @@ func (b *broadcast) notify() {
 }
 
 // currentDispatcher returns the dispatcher if this node leads.
-func (n *Node) currentDispatcher() *dispatcher {
+func (n *Node) currentDispatcher() *leader.Dispatcher {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.dispatcher
@@ -239,3 +249,7 @@ func memberMap(ms []gossip.Member) map[string]gossip.Member {
 	}
 	return out
 }
+
+// errNotLeader is the dispatcher's answer when leadership moved; callers
+// retry on the new leader.
+var errNotLeader = leader.ErrNotLeader

@@ -27,6 +27,7 @@ import (
 	"github.com/ourci/ourci/node/checkout"
 	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/faults"
+	"github.com/ourci/ourci/node/leader"
 	"github.com/ourci/ourci/node/lograte"
 	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/node/metrics"
@@ -95,8 +96,8 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	mu         sync.Mutex
-	dispatcher *dispatcher // set while leader
-	leading    broadcast   // notified when leadership or the dispatcher changes
+	dispatcher *leader.Dispatcher // set while leader
+	leading    broadcast          // notified when leadership or the dispatcher changes
 	closed     bool
 }
 

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -117,3 +118,7 @@ func (n *Node) schemaReady(need int) error {
 	}
 	return fmt.Errorf("%w: it needs ledger schema %d, and the voters run %s (upgrade every voter first)", ErrNotYet, need, strings.Join(voters, " "))
 }
+
+// ErrNotYet: a command needs a ledger schema some voter's binary does not
+// know yet; it is held back until every voter runs one that does.
+var ErrNotYet = errors.New("node: not every voter knows this command yet")

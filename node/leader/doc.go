@@ -1,6 +1,8 @@
-// Package leader holds the duties the mesh's leader runs: each a Duty,
-// started once the leadership barrier has passed (every entry of earlier
-// terms applied to the local replica) and stopped when leadership ends.
+// Package leader holds what the mesh's leader runs: the Dispatcher, its
+// single writer (dispatch.go: batched, pipelined Raft entries; picker.go:
+// the node chosen for each task), and the duties, each a Duty, started
+// once the leadership barrier has passed (every entry of earlier terms
+// applied to the local replica) and stopped when leadership ends.
 //
 // A duty reads the leader's replica through Ledger, sees the mesh through
 // Members and writes only through Writer, the one write path (on the
@@ -12,7 +14,10 @@
 // that still live in the node (membership, replication, GitHub), which
 // it wraps as Func.
 //
-// Concurrency: each duty's Run is called once per term, in a goroutine of
-// its own, and returns when its context ends. A duty keeps no state
+// Concurrency: the Dispatcher's Submit and Kick are safe from any
+// goroutine; its Run is called once per term and answers everything
+// submitted, with ErrNotLeader once the term ended. Each duty's Run is
+// called once per term, in a goroutine of its own, and returns when its
+// context ends. A duty keeps no state
 // between terms: a new leader starts from the replica.
 package leader

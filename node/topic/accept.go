@@ -111,3 +111,29 @@ func OriginOf(s *raftfsm.State, t *raftfsm.Task) Origin {
 	}
 	return o
 }
+
+// MemberKind is how a member runs topic name, and its rules, from what it
+// gossips of its topics (gossip.Meta.Kinds: KIND or KIND=RULE,...); ok
+// false when it does not say (an older binary, or not its topic).
+func MemberKind(kinds map[string]string, name string) (kind string, rules []string, ok bool) {
+	v, ok := kinds[name]
+	if !ok {
+		return "", nil, false
+	}
+	kind, spec, custom := strings.Cut(v, "=")
+	if custom {
+		return kind, strings.Split(spec, ","), true
+	}
+	return kind, DefaultAccept(kind), true
+}
+
+// MemberAccepts reports whether a member gossiping kinds accepts a spawn
+// from o on topic name. A member that gossips no kinds (an older binary)
+// accepts what it always did.
+func MemberAccepts(kinds map[string]string, name string, o Origin) bool {
+	if kinds == nil {
+		return true
+	}
+	_, rules, ok := MemberKind(kinds, name)
+	return ok && Admits(rules, o)
+}

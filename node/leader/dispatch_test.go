@@ -1,4 +1,4 @@
-package node
+package leader
 
 import (
 	"context"
@@ -113,22 +113,22 @@ func member(name string, slots int, topics ...string) gossip.Member {
 }
 
 // startDispatcher runs a dispatcher of the given depth over a fake Raft.
-func startDispatcher(t *testing.T, depth int, mesh *testMesh) (*dispatcher, *fakeRaft) {
+func startDispatcher(t *testing.T, depth int, mesh *testMesh) (*Dispatcher, *fakeRaft) {
 	d, fr, _, _ := startDispatcherCtl(t, depth, mesh)
 	return d, fr
 }
 
 // startDispatcherCtl is startDispatcher, also returning the func that ends
 // its leadership and a channel closed once run returned.
-func startDispatcherCtl(t *testing.T, depth int, mesh *testMesh) (*dispatcher, *fakeRaft, context.CancelFunc, <-chan struct{}) {
+func startDispatcherCtl(t *testing.T, depth int, mesh *testMesh) (*Dispatcher, *fakeRaft, context.CancelFunc, <-chan struct{}) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: Config{Clock: clock.Real{}}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), fsm: raftfsm.NewFSM(), ctx: ctx}
-	fr := &fakeRaft{t: t, fsm: n.fsm, proposed: make(chan *fakeFuture, 16)}
-	d := newDispatcher(n)
-	d.depth, d.propose, d.members = depth, fr.propose, mesh.get
+	fsm := raftfsm.NewFSM()
+	fr := &fakeRaft{t: t, fsm: fsm, proposed: make(chan *fakeFuture, 16)}
+	d := NewDispatcher(DispatcherConfig{Propose: fr.propose, Members: mesh.get, Ledger: fsm, Clock: clock.Real{},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Stopping: ctx.Done(), Depth: depth})
 	stopped := make(chan struct{})
-	go func() { d.run(ctx); close(stopped) }()
+	go func() { d.Run(ctx); close(stopped) }()
 	t.Cleanup(func() {
 		cancel()
 		for {
@@ -153,7 +153,7 @@ type submitted struct {
 
 // spawnAsync submits a spawn of a new job and returns where its outcome
 // will arrive.
-func spawnAsync(d *dispatcher, i int, topic string) <-chan submitted {
+func spawnAsync(d *Dispatcher, i int, topic string) <-chan submitted {
 	out := make(chan submitted, 1)
 	c := raftfsm.Command{Type: raftfsm.CmdSpawn, Spawn: &raftfsm.Spawn{
 		Task: fmt.Sprintf("task%d", i), Job: fmt.Sprintf("job%d", i), Topic: topic, Args: []string{"true"},
@@ -262,7 +262,7 @@ func TestDispatcherQueuedOnceInFlight(t *testing.T) {
 
 	// Now a serves u (one slot) and b too (one slot): the queue is handed out.
 	mesh.set(member("a", 1, "t", "u"), member("b", 1, "u"))
-	d.kick()
+	d.Kick()
 	f1 := fr.next()
 	if f1.cmd.Type != raftfsm.CmdAssign || len(f1.cmd.Assign.Items) != 1 || f1.cmd.Assign.Items[0].Task != "task0" {
 		t.Fatalf("entry 1: got %+v, want the assignment of task0", f1.cmd)
@@ -270,7 +270,7 @@ func TestDispatcherQueuedOnceInFlight(t *testing.T) {
 	first := f1.cmd.Assign.Items[0].Node
 
 	// While it is in flight: another kick and a spawn on u.
-	d.kick()
+	d.Kick()
 	out1 := spawnAsync(d, 1, "u")
 	f2 := fr.next()
 	var spawn *raftfsm.Spawn
@@ -304,7 +304,7 @@ func TestDispatcherQueuedOnceInFlight(t *testing.T) {
 
 // TestDispatcherLeadershipLost: when leadership ends with entries in flight
 // and requests queued, every proposal gets an answer (the in-flight ones
-// Raft's error, the queued ones errNotLeader) and run returns.
+// Raft's error, the queued ones ErrNotLeader) and run returns.
 func TestDispatcherLeadershipLost(t *testing.T) {
 	mesh := &testMesh{}
 	mesh.set(member("a", 4, "t"))
@@ -332,8 +332,8 @@ func TestDispatcherLeadershipLost(t *testing.T) {
 	for i, ch := range outs {
 		select {
 		case s := <-ch:
-			if !errors.Is(s.err, errNotLeader) {
-				t.Errorf("spawn %d: got %v, want errNotLeader", i, s.err)
+			if !errors.Is(s.err, ErrNotLeader) {
+				t.Errorf("spawn %d: got %v, want ErrNotLeader", i, s.err)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("spawn %d: no answer within 10 s", i)
