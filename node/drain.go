@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/leader"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -125,7 +126,7 @@ func (n *Node) serversNamed(name string) []raft.ServerID {
 	var ids []raft.ServerID
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
-			if nameOfID(s.ID) == name {
+			if leader.NameOfID(s.ID) == name {
 				ids = append(ids, s.ID)
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ourci/ourci/node/leader"
 )
 
 // A node's Raft identity belongs to its data directory, not to its name:
@@ -51,7 +53,7 @@ func loadIdentity(dir, name string, hadState bool) (identity, error) {
 				return identity{}, fmt.Errorf("node: write %s: %w", p, err)
 			}
 		}
-		if owner := nameOfID(raft.ServerID(id)); owner != name {
+		if owner := leader.NameOfID(raft.ServerID(id)); owner != name {
 			return identity{}, fmt.Errorf("%w: the data directory %s belongs to node %q (Raft ID %s), not %q: start it with --name %s, or give this node a data directory of its own",
 				ErrConfig, dir, owner, id, name, owner)
 		}
@@ -64,12 +66,6 @@ func loadIdentity(dir, name string, hadState bool) (identity, error) {
 		return identity{}, fmt.Errorf("node: write %s: %w", p, err)
 	}
 	return identity{ID: id, Fresh: true}, nil
-}
-
-// nameOfID returns the node name a Raft server ID stands for.
-func nameOfID(id raft.ServerID) string {
-	name, _, _ := strings.Cut(string(id), "@")
-	return name
 }
 
 // writeFileSync writes a small file whole: a temp file, flushed, renamed

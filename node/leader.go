@@ -2,7 +2,7 @@ package node
 
 import (
 	"context"
-	"log/slog"
+	"github.com/ourci/ourci/node/clock"
 	"sync"
 	"time"
 
@@ -121,7 +121,10 @@ func (n *Node) lead(ctx context.Context) {
 // the dispatcher.
 func (n *Node) duties(d *leader.Dispatcher) []leader.Duty {
 	return []leader.Duty{
-		leader.Func{Label: "membership", F: n.membershipLoop}, // the autopilot (autopilot.go)
+		leader.Membership{Raft: n.raft, Members: n.gossip, Self: raft.ServerID(n.id.ID),
+			DeadAfter: n.cfg.DeadServerAfter, MaxVoters: maxVoters, TrustAbsenceAt: n.started.Add(lossGrace),
+			CaughtUp: func(ctx context.Context, m gossip.Member) bool { return n.caughtUp(ctx, m.Meta.Raft) },
+			Clock:    clock.Real{}, Log: n.log}, // real time, as gossip's own timers: a test's manual clock drives the ledger's deadlines, not this
 		leader.Queue{Ledger: n.fsm, Members: n.gossip, Kick: d.Kick},
 		leader.Deadlines{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log},
 		leader.Retention{Ledger: n.fsm, Writer: d, Clock: n.cfg.Clock, Log: n.log,
@@ -165,75 +168,9 @@ func (n *Node) currentDispatcher() *leader.Dispatcher {
 	return n.dispatcher
 }
 
-// membershipLoop is the autopilot (autopilot.go): it brings the Raft
-// configuration in line with gossip whenever membership changes, soon
-// again while a promotion or a dead server's removal is pending.
-func (n *Node) membershipLoop(ctx context.Context) {
-	deadSince := map[raft.ServerID]time.Time{}
-	for {
-		ch := n.gossip.Watch()
-		wait := 10 * time.Second
-		if n.reconcileRaft(ctx, deadSince) {
-			wait = 200 * time.Millisecond // a promotion is pending
-		} else if len(deadSince) > 0 || time.Since(n.started) < lossGrace {
-			wait = time.Second // a dead server's time may run out
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-		case <-time.After(wait):
-		}
-	}
-}
-
 // promoteLag is how far behind the leader's applied index a non-voter may
 // be and still be promoted.
 const promoteLag = 64
-
-// reconcileRaft plans the autopilot's changes and makes them, one at a
-// time (Raft commits each configuration change before the next); it
-// reports whether a member still waits for promotion.
-func (n *Node) reconcileRaft(ctx context.Context, deadSince map[raft.ServerID]time.Time) (pending bool) {
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		n.log.Warn("leader: raft configuration", "err", err)
-		return false
-	}
-	acts, pending := planRaft(apInput{
-		Servers: f.Configuration().Servers, Members: n.gossip.Members(), Self: raft.ServerID(n.id.ID),
-		Now: time.Now(), DeadSince: deadSince, TrustAbsence: time.Since(n.started) >= lossGrace,
-		DeadAfter: n.cfg.DeadServerAfter, MaxVoters: maxVoters,
-		CaughtUp: func(m gossip.Member) bool { return n.caughtUp(ctx, m.Meta.Raft) },
-	})
-	for _, a := range acts {
-		if ctx.Err() != nil {
-			return false
-		}
-		var err error
-		switch a.Kind {
-		case apAddNonvoter:
-			err = n.raft.AddNonvoter(a.ID, a.Addr, 0, 5*time.Second).Error()
-		case apMoveVoter, apPromote:
-			err = n.raft.AddVoter(a.ID, a.Addr, 0, 5*time.Second).Error()
-		case apDemote:
-			err = n.raft.DemoteVoter(a.ID, 0, 5*time.Second).Error()
-		case apRemove:
-			err = n.raft.RemoveServer(a.ID, 0, 5*time.Second).Error()
-		}
-		if err != nil {
-			n.log.Warn("autopilot: raft membership change failed", "change", a.Kind.String(), "server", string(a.ID), "err", err)
-			return true // look again soon
-		}
-		lvl := slog.LevelInfo
-		if a.Kind == apRemove {
-			lvl = slog.LevelWarn
-			delete(deadSince, a.ID)
-		}
-		n.log.Log(ctx, lvl, "autopilot: "+a.Kind.String(), "server", string(a.ID), "addr", string(a.Addr), "why", a.Reason)
-	}
-	return pending
-}
 
 // caughtUp reports whether the member whose peer port is raftAddr has
 // applied the ledger to within promoteLag of this (leader) node.

@@ -346,7 +346,7 @@ func (n *Node) leaderName() string {
 	if id == "" {
 		return ""
 	}
-	return nameOfID(id)
+	return leader.NameOfID(id)
 }
 
 // TakeSnapshot compacts this node's Raft log into a snapshot of its
@@ -467,7 +467,7 @@ func (n *Node) joinLoop() {
 		var lost []string
 		if f := n.raft.GetConfiguration(); f.Error() == nil {
 			for _, s := range f.Configuration().Servers {
-				if addr, ok := known[nameOfID(s.ID)]; ok && !alive[nameOfID(s.ID)] {
+				if addr, ok := known[leader.NameOfID(s.ID)]; ok && !alive[leader.NameOfID(s.ID)] {
 					lost = append(lost, addr)
 				}
 			}

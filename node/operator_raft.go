@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/leader"
 )
 
 // The operator's view of the Raft configuration: list the servers, remove
@@ -31,12 +32,12 @@ func (n *Node) raftPeers() (api.RaftPeers, error) {
 	_, leaderID := n.raft.LeaderWithID()
 	byName := memberMap(members)
 	for _, s := range servers {
-		p := api.RaftPeer{Name: nameOfID(s.ID), ID: string(s.ID), Address: string(s.Address), Suffrage: "nonvoter", Leader: s.ID == leaderID}
+		p := api.RaftPeer{Name: leader.NameOfID(s.ID), ID: string(s.ID), Address: string(s.Address), Suffrage: "nonvoter", Leader: s.ID == leaderID}
 		if s.Suffrage == raft.Voter {
 			p.Suffrage = "voter"
 		}
 		if m, ok := byName[p.Name]; ok {
-			if memberID(m) == s.ID {
+			if leader.MemberID(m) == s.ID {
 				p.Alive, p.Unhealthy, p.NoVote = true, m.Meta.Unhealthy, m.Meta.NoVote
 			} else {
 				p.Stale = true

@@ -2,7 +2,7 @@ package node_test
 
 // Operations an operator runs on a mesh for months: restarts of every node,
 // replaced disks, voters lost without a drain. Each test fails without the
-// mechanism it names (catchup.go, identity.go, autopilot.go).
+// mechanism it names (catchup.go, identity.go, node/leader/autopilot.go).
 
 import (
 	"bytes"

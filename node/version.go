@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node/leader"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -60,7 +61,7 @@ func memberSchema(m gossip.Member) int { return max(m.Meta.Schema, 1) }
 func voterSchema(servers []raft.Server, members []gossip.Member, seen map[raft.ServerID]int) (int, []string) {
 	live := map[raft.ServerID]gossip.Member{}
 	for _, m := range members {
-		live[memberID(m)] = m
+		live[leader.MemberID(m)] = m
 	}
 	least := math.MaxInt
 	var behind []string
@@ -77,7 +78,7 @@ func voterSchema(servers []raft.Server, members []gossip.Member, seen map[raft.S
 		if v < least {
 			least = v
 		}
-		behind = append(behind, fmt.Sprintf("%s:%d%s", nameOfID(s.ID), v, how))
+		behind = append(behind, fmt.Sprintf("%s:%d%s", leader.NameOfID(s.ID), v, how))
 	}
 	if least == math.MaxInt {
 		least = raftfsm.LedgerSchema // no voter: a one-node mesh starting
@@ -99,7 +100,7 @@ func (s *schemaSeen) note(members []gossip.Member) map[raft.ServerID]int {
 		s.m = map[raft.ServerID]int{}
 	}
 	for _, m := range members {
-		s.m[memberID(m)] = memberSchema(m)
+		s.m[leader.MemberID(m)] = memberSchema(m)
 	}
 	return maps.Clone(s.m)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/leader"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -72,9 +73,9 @@ func (n *Node) Status() api.Status {
 		for _, m := range members {
 			mv := api.Member{
 				Name: m.Name, Addr: m.Addr, HTTP: m.Meta.HTTP, RaftAd: m.Meta.Raft, Topics: m.Meta.Topics,
-				Slots: m.Meta.Slots, Used: s.Load(m.Name), Raft: suffrage[memberID(m)], Leader: m.Name == st.Leader, Alive: true,
+				Slots: m.Meta.Slots, Used: s.Load(m.Name), Raft: suffrage[leader.MemberID(m)], Leader: m.Name == st.Leader, Alive: true,
 				Blobs: usage[m.Name][0], Bytes: usage[m.Name][1], Logs: logUsage[m.Name][0], LogBytes: logUsage[m.Name][1], Draining: m.Meta.Draining,
-				ID: string(memberID(m)), Unhealthy: m.Meta.Unhealthy, CatchingUp: m.Meta.CatchingUp, NoVote: m.Meta.NoVote,
+				ID: string(leader.MemberID(m)), Unhealthy: m.Meta.Unhealthy, CatchingUp: m.Meta.CatchingUp, NoVote: m.Meta.NoVote,
 				Version: m.Meta.Binary, Schema: memberSchema(m),
 			}
 			if mv.Raft == "" {
@@ -97,8 +98,8 @@ func (n *Node) Status() api.Status {
 		}
 		// Raft servers no live member is: dead, or an old data directory.
 		for _, sv := range servers {
-			name := nameOfID(sv.ID)
-			if m, ok := alive[name]; ok && memberID(m) == sv.ID {
+			name := leader.NameOfID(sv.ID)
+			if m, ok := alive[name]; ok && leader.MemberID(m) == sv.ID {
 				continue
 			}
 			mv := api.Member{Name: name, ID: string(sv.ID), Raft: suffrage[sv.ID], Topics: []string{}}
@@ -139,7 +140,7 @@ func (n *Node) Status() api.Status {
 func quorumOf(servers []raft.Server, members []gossip.Member) api.Quorum {
 	live := map[raft.ServerID]bool{}
 	for _, m := range members {
-		live[memberID(m)] = true
+		live[leader.MemberID(m)] = true
 	}
 	var q api.Quorum
 	for _, s := range servers {

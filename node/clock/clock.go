@@ -67,3 +67,11 @@ func (m *Manual) Advance(d time.Duration) {
 	}
 	m.waiters = kept
 }
+
+// Pending is how many timers wait for the clock to move (a test waits
+// for a loop to be asleep on it before it advances).
+func (m *Manual) Pending() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.waiters)
+}

@@ -1,8 +1,10 @@
-package node
+package leader
 
 import (
 	"cmp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -26,8 +28,8 @@ import (
 //     promoted; a voter that gossips --voter=never is demoted.
 //
 // planRaft is the pure part: what to change, given the configuration, the
-// live members and when each server was first seen dead. The leader's
-// membership loop (leader.go) runs it and carries the actions out.
+// live members and when each server was first seen dead. The Membership
+// duty (membership.go) runs it and carries the actions out.
 
 // apKind is one kind of Raft configuration change.
 type apKind int
@@ -74,9 +76,9 @@ type apInput struct {
 // configuration: a rig switched off for a while keeps its place.
 const nonvoterDeadAfter = 5 * time.Minute
 
-// memberID is the Raft ID a member gossips (its name for binaries that
+// MemberID is the Raft ID a member gossips (its name for binaries that
 // used the name as ID).
-func memberID(m gossip.Member) raft.ServerID {
+func MemberID(m gossip.Member) raft.ServerID {
 	if m.Meta.ID != "" {
 		return raft.ServerID(m.Meta.ID)
 	}
@@ -89,7 +91,7 @@ func planRaft(in apInput) (acts []apAction, pending bool) {
 	byID := map[raft.ServerID]gossip.Member{}
 	byName := map[string]gossip.Member{}
 	for _, m := range in.Members {
-		byID[memberID(m)] = m
+		byID[MemberID(m)] = m
 		byName[m.Name] = m
 	}
 	known := map[raft.ServerID]raft.Server{}
@@ -117,7 +119,7 @@ func planRaft(in apInput) (acts []apAction, pending bool) {
 			continue
 		}
 		voter := s.Suffrage == raft.Voter
-		m, ok := byName[nameOfID(s.ID)]
+		m, ok := byName[NameOfID(s.ID)]
 		if !ok {
 			m, ok = byAddr[s.Address] // another member took its address
 		}
@@ -125,7 +127,7 @@ func planRaft(in apInput) (acts []apAction, pending bool) {
 			// The name lives on under another ID: this server's data
 			// directory is gone for good.
 			if !voter || (!removedVoter && liveVoters > (voters-1)/2) {
-				acts = append(acts, apAction{Kind: apRemove, ID: s.ID, Reason: "its name or address came back with a new data directory: " + m.Name + " as " + string(memberID(m))})
+				acts = append(acts, apAction{Kind: apRemove, ID: s.ID, Reason: "its name or address came back with a new data directory: " + m.Name + " as " + string(MemberID(m))})
 				if voter {
 					voters--
 					removedVoter = true
@@ -157,7 +159,7 @@ func planRaft(in apInput) (acts []apAction, pending bool) {
 		if m.Meta.Draining {
 			continue // leaving: not added, not promoted
 		}
-		id, addr := memberID(m), raft.ServerAddress(m.Meta.Raft)
+		id, addr := MemberID(m), raft.ServerAddress(m.Meta.Raft)
 		s, ok := known[id]
 		switch {
 		case !ok:
@@ -198,10 +200,17 @@ func planRaft(in apInput) (acts []apAction, pending bool) {
 			pending = true // catching up: look again soon
 			continue
 		}
-		acts = append(acts, apAction{Kind: apPromote, ID: memberID(m), Addr: raft.ServerAddress(m.Meta.Raft), Reason: "voters are fewer than " + itoa(in.MaxVoters)})
+		acts = append(acts, apAction{Kind: apPromote, ID: MemberID(m), Addr: raft.ServerAddress(m.Meta.Raft), Reason: "voters are fewer than " + strconv.Itoa(in.MaxVoters)})
 		// One promotion a pass; more next pass if room and candidates remain.
 		pending = pending || (i < len(cands)-1 && voters+1 < in.MaxVoters)
 		break
 	}
 	return acts, pending
+}
+
+// NameOfID returns the node name a Raft server ID (NAME@hex, or a bare
+// name from older binaries) stands for.
+func NameOfID(id raft.ServerID) string {
+	name, _, _ := strings.Cut(string(id), "@")
+	return name
 }
