@@ -132,6 +132,19 @@ func TestLogSectionsOfASealedLog(t *testing.T) {
 	if same, err := m.Client(0).LogSections(ctx, r.Task, 1); err != nil || !reflect.DeepEqual(same, got) {
 		t.Errorf("sections through node0, which ran it: %v\n%+v\nwant\n%+v", err, same, got)
 	}
+	// The task's web page, through node2, lists them, linked to their
+	// lines, and gives each line its number and arrival time.
+	_, _, page := uiGet(t, m.Nodes[2].URL(), "/tasks/"+r.Task, m.Secret.ClusterToken())
+	for _, want := range []string{
+		fmt.Sprintf(`<a href="#L%d">Build it</a>`, wants[0].first),
+		fmt.Sprintf(`<a href="#L%d">unit</a> <span class="muted">Unit tests</span>`, wants[2].first),
+		fmt.Sprintf(`<span class="l" id="L%d"><a class="n" href="#L%[1]d">%[1]d</a><time class="ts" datetime="`, wants[0].first),
+		`id="stamps"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the task's page through node2: no %q in\n%s", want, page)
+		}
+	}
 	m.Nodes[0].Kill()
 	for _, i := range []int{1, 2} {
 		if same, err := m.Client(i).LogSections(ctx, r.Task, 0); err != nil || !reflect.DeepEqual(same, got) {
