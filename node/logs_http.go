@@ -63,63 +63,6 @@ func attemptParam(w http.ResponseWriter, r *http.Request) (int, bool) {
 	return v, true
 }
 
-// handleLogSections answers the sections of an attempt's sealed log
-// (?attempt=N, default the current one), read from any copy of its blob
-// (openSealed: this node's, else a holder's), so from any node, a dead
-// runner's log too. An attempt not sealed yet is a 409: its sections are
-// known once it has ended.
-func (n *Node) handleLogSections(w http.ResponseWriter, r *http.Request, p Principal) {
-	id := r.PathValue("id")
-	attempt, ok := attemptParam(w, r)
-	if !ok {
-		return
-	}
-	t := n.taskCopy(id)
-	switch {
-	case t == nil:
-		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("no task %s", id))
-		return
-	case !n.mayRead(p, t.Job):
-		writeError(w, http.StatusForbidden, api.CodeForbidden, errOtherJob(p, "the log of task "+id+", which is in another job"))
-		return
-	case attempt > t.Attempt:
-		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("task %s has no attempt %d (its attempt is %d)", id, attempt, t.Attempt))
-		return
-	}
-	if attempt == 0 {
-		attempt = t.Attempt
-	}
-	ref, sealed := sealedLog(t, attempt)
-	switch {
-	case attempt == 0:
-		writeError(w, http.StatusConflict, api.CodeConflict, fmt.Errorf("task %s has not run yet: its log's sections are available once an attempt has ended", id))
-		return
-	case !sealed:
-		writeError(w, http.StatusConflict, api.CodeConflict, fmt.Errorf("task %s attempt %d has no sealed log yet (it still runs, or ended a moment ago): its log's sections are available once the attempt ends and its log is sealed", id, attempt))
-		return
-	}
-	s, f, err := n.openSealed(r.Context(), ref)
-	if err != nil {
-		n.log.Info("task log sections: no copy of its sealed log to be had", "task", id, "attempt", attempt, "err", err)
-		writeError(w, http.StatusServiceUnavailable, api.CodeNotFound, fmt.Errorf("task %s attempt %d: no copy of its sealed log can be read now", id, attempt))
-		return
-	}
-	defer f.Close()
-	secs, truncated, err := s.Sections()
-	if err != nil {
-		n.log.Warn("task log sections: reading a sealed log", "task", id, "attempt", attempt, "err", err)
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, fmt.Errorf("task %s attempt %d: reading its sealed log: %w", id, attempt, err))
-		return
-	}
-	out := api.LogSections{SchemaVersion: api.SchemaVersion, Task: id, Attempt: attempt, Lines: s.Totals().Lines,
-		Sections: make([]api.LogSection, len(secs)), Truncated: truncated}
-	for i, sc := range secs {
-		out.Sections[i] = api.LogSection{Name: sc.Name, Title: sc.Title, Style: sc.Style, FirstLine: sc.First, LastLine: sc.Last,
-			Start: sc.Start, End: sc.End, DurationMs: sc.Duration().Milliseconds(), Depth: sc.Depth, Open: sc.Open, Collapsed: sc.Collapsed}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
 // tailWriter keeps the last n lines of what is written and writes them at
 // flush: a log read with ?tail=N, whatever copy serves it.
 type tailWriter struct {
