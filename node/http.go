@@ -47,6 +47,7 @@ func (n *Node) routes(peer bool) http.Handler {
 	mux.HandleFunc("GET /v1/jobs/{id}", n.auth(n.handleJob))
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", n.auth(n.operateOnly(n.leaderOnly(n.handleCancel))))
 	mux.HandleFunc("GET /v1/tasks/{id}/log", n.auth(n.handleLog))
+	mux.HandleFunc("GET /v1/tasks/{id}/log/sections", n.auth(n.handleLogSections)) // logs --sections
 	mux.HandleFunc("PUT /v1/blobs", n.auth(n.spawners(n.handleBlobPut)))
 	mux.HandleFunc("GET /v1/blobs/{ref...}", n.auth(n.handleBlobGet))
 	mux.HandleFunc("HEAD /v1/blobs/{ref...}", n.auth(n.handleBlobGet))

@@ -18,14 +18,9 @@ import (
 func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 	id := r.PathValue("id")
 	follow := r.URL.Query().Get("follow") == "1"
-	want := 0
-	if s := r.URL.Query().Get("attempt"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Errorf("attempt %q", s))
-			return
-		}
-		want = v
+	want, ok := attemptParam(w, r)
+	if !ok {
+		return
 	}
 	if s := r.URL.Query().Get("tail"); s != "" {
 		k, err := strconv.Atoi(s)
@@ -51,6 +46,21 @@ func (n *Node) handleLog(w http.ResponseWriter, r *http.Request, p Principal) {
 		from = v
 	}
 	n.serveLog(w, r, p, id, want, follow, r.URL.Query().Get("timestamps") == "1", from)
+}
+
+// attemptParam reads ?attempt=N (0 without it: the current attempt); a
+// bad one is answered with a 400 and false.
+func attemptParam(w http.ResponseWriter, r *http.Request) (int, bool) {
+	s := r.URL.Query().Get("attempt")
+	if s == "" {
+		return 0, true
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 {
+		writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Errorf("attempt %q: want a number from 1", s))
+		return 0, false
+	}
+	return v, true
 }
 
 // tailWriter keeps the last n lines of what is written and writes them at

@@ -135,6 +135,7 @@ func TestUnauthenticatedRefused(t *testing.T) {
 		{"GET", "/v1/jobs/0123456789ab", ""},
 		{"POST", "/v1/jobs/0123456789ab/cancel", "{}"},
 		{"GET", "/v1/tasks/0123456789ab/log", ""},
+		{"GET", "/v1/tasks/0123456789ab/log/sections", ""},
 	}
 	for i, nd := range m.Nodes {
 		for _, a := range auths {

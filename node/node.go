@@ -63,6 +63,7 @@ type Node struct {
 	runner   *runner.Runner
 	records  *runner.Records // run records of the attempts this life started (DATA_DIR/run)
 	live     liveLogs        // copies of other nodes' running attempts' output (logs_stream.go)
+	sections sectionsCache   // of the sealed logs read last (logs_sections.go)
 	schemas  schemaSeen      // the ledger schema each member last gossiped (version.go)
 	logs     *tasklog.Store
 	blobs    *blobs.Store

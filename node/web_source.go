@@ -116,6 +116,17 @@ func (s webSource) Log(ctx context.Context, task string, follow bool) (io.ReadCl
 	return s.n.clusterClient(s.n.httpURL).Log(ctx, task, follow)
 }
 
+// StampedLog reads the task's log with its lines' arrival times, through
+// this node's own API.
+func (s webSource) StampedLog(ctx context.Context, task string) (io.ReadCloser, error) {
+	return s.n.clusterClient(s.n.httpURL).LogOf(ctx, task, api.LogOptions{Timestamps: true})
+}
+
+// LogSections reads an attempt's sections through this node's own API.
+func (s webSource) LogSections(ctx context.Context, task string, attempt int) (api.LogSections, error) {
+	return s.n.clusterClient(s.n.httpURL).LogSections(ctx, task, attempt)
+}
+
 // ServeBlob serves the blob job names name (or a hash job refers to), as
 // GET /v1/blobs/NAME?job=JOB does: the UI has checked that the browser may
 // read the job, and a browser sends HTTP Basic credentials, which the API

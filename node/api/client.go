@@ -183,6 +183,19 @@ func (c *Client) LogOf(ctx context.Context, task string, o LogOptions) (io.ReadC
 	return resp.Body, nil
 }
 
+// LogSections returns the sections of a task's attempt's sealed log
+// (attempt 0: the current one). An attempt whose log is not sealed yet
+// (it runs, or ended a moment ago) is a StatusError with CodeConflict.
+func (c *Client) LogSections(ctx context.Context, task string, attempt int) (LogSections, error) {
+	var out LogSections
+	p := "/v1/tasks/" + url.PathEscape(task) + "/log/sections"
+	if attempt > 0 {
+		p += "?attempt=" + strconv.Itoa(attempt)
+	}
+	err := c.do(ctx, http.MethodGet, p, nil, &out, true)
+	return out, err
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any, retry bool) error {
 	_, err := c.doHeader(ctx, method, path, in, out, retry)
 	return err

@@ -79,6 +79,41 @@ type BlobInfo struct {
 	Index uint64 `json:"index,omitempty"`
 }
 
+// LogSections are the sections of an attempt's sealed log (GET
+// /v1/tasks/{id}/log/sections), as its section markers make them:
+// GitHub Actions' "::group::TITLE" ... "::endgroup::" and GitLab's
+// "section_start:TS:NAME[collapsed=true]\r\e[0KTITLE" ...
+// "section_end:TS:NAME\r\e[0K" (node/tasklog, sections.go). Times are
+// the lines' arrival at the node, never the markers' own TS.
+type LogSections struct {
+	SchemaVersion int          `json:"schema_version"`
+	Task          string       `json:"task"`
+	Attempt       int          `json:"attempt"`
+	Lines         int64        `json:"lines"` // in the whole log
+	Sections      []LogSection `json:"sections"`
+	// Truncated: the log starts more sections than are kept (10,000);
+	// the later markers were ignored.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// LogSection is one section of a log, in the order sections start.
+type LogSection struct {
+	Name       string    `json:"name"`            // at most 200 bytes, escape sequences out
+	Title      string    `json:"title,omitempty"` // GitLab: the text after the marker; GitHub: the name
+	Style      string    `json:"style"`           // "github" or "gitlab"
+	FirstLine  int64     `json:"first_line"`      // numbered from 1: the start marker's line
+	LastLine   int64     `json:"last_line"`       // the end marker's (of a group closed by the next one, the line before it)
+	Start      time.Time `json:"start"`           // the first line's arrival
+	End        time.Time `json:"end"`             // the end marker's arrival (a group closed by the next one: the next one's)
+	DurationMs int64     `json:"duration_ms"`
+	Depth      int       `json:"depth"`               // how many sections it is inside
+	Open       bool      `json:"open,omitempty"`      // never closed: it ends at the log's last line
+	Collapsed  bool      `json:"collapsed,omitempty"` // GitLab's [collapsed=true]
+}
+
+// Duration is the section's, from start to end.
+func (s LogSection) Duration() time.Duration { return time.Duration(s.DurationMs) * time.Millisecond }
+
 // Error is the body of every non-2xx response.
 type Error struct {
 	SchemaVersion int    `json:"schema_version"`

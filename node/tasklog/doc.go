@@ -20,6 +20,10 @@
 // stream one blob (format version 1: zstd frames of about 256 KiB, an
 // index, a footer; the layout is in format.go) whose SHA-256 the ledger
 // records, and Sealed serves it in place: totals, byte ranges, the tail,
-// lines with their times, a raw download. Chunker, Replica and Sealed are
-// safe for concurrent use; a Writer and a Chunk are not.
+// lines with their times, a raw download, a Scan of every line a frame at
+// a time. Sections parses the section markers of a log's lines (GitHub
+// Actions' ::group:: and GitLab's section_start:, sections.go) into
+// sections timed by their lines' arrival (issue 19). Chunker, Replica and
+// Sealed are safe for concurrent use; a Writer, a Chunk and Sections are
+// not.
 package tasklog

@@ -221,3 +221,60 @@ func (s *Sealed) Lines(from int64, n int) ([]Line, error) {
 	}
 	return out, nil
 }
+
+// Scan calls fn with every line of the stream in order, from line 0, each
+// with its number, time and offset, and stops at the first error fn
+// returns (Scan returns it as is). It decodes one frame at a time, past
+// the cache, so that it holds a frame and one line's first limit bytes
+// whatever the log's size: Data is the line's first limit bytes at most
+// (limit ≤ 0: MaxLinesBytes), so a longer line's Data lacks its end (and
+// its '\n'). Data is valid only during the call.
+func (s *Sealed) Scan(limit int, fn func(i int64, l Line) error) error {
+	if limit <= 0 {
+		limit = s.maxLines()
+	}
+	var cur Line
+	var buf []byte
+	have, i := false, int64(0)
+	emit := func() error {
+		if !have {
+			return nil
+		}
+		have = false
+		cur.Data = buf
+		err := fn(i, cur)
+		i++
+		return err
+	}
+	add := func(p []byte) {
+		if n := limit - len(buf); n > 0 {
+			buf = append(buf, p[:min(n, len(p))]...)
+		}
+	}
+	for k := range s.idx {
+		f, err := s.decode(k)
+		if err != nil {
+			return err
+		}
+		e := s.idx[k]
+		if e.cont && len(f.starts) == 0 {
+			add(f.data) // the frame only continues a line
+			continue
+		}
+		if e.cont {
+			add(f.data[:f.starts[0]])
+		}
+		for j, lo := range f.starts {
+			if err := emit(); err != nil {
+				return err
+			}
+			hi := len(f.data)
+			if j+1 < len(f.starts) {
+				hi = f.starts[j+1]
+			}
+			cur, have, buf = Line{At: unixNano(f.times[j]), Offset: e.rawOff + int64(lo)}, true, buf[:0]
+			add(f.data[lo:hi])
+		}
+	}
+	return emit()
+}

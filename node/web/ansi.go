@@ -242,6 +242,16 @@ func escapeTo(out *strings.Builder, text []byte) {
 	out.Write(text[last:])
 }
 
+// Flush ends the output so far: an incomplete UTF-8 character it holds
+// back is rendered as U+FFFD (a line rendered on its own ends there).
+func (a *ANSI) Flush() string {
+	if len(a.tail) == 0 {
+		return ""
+	}
+	a.tail = nil
+	return "\ufffd"
+}
+
 // RenderANSI renders a whole output at once.
 func RenderANSI(s string) string {
 	var a ANSI

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"embed"
 	"errors"
@@ -139,11 +140,17 @@ func (u *UI) blob(w http.ResponseWriter, r *http.Request, a Access) {
 	u.src.ServeBlob(w, r, id, r.PathValue("name"))
 }
 
-// maxInlineLog bounds the output a finished task's page shows inline.
-const maxInlineLog = 4 << 20
+// maxInlineLog and maxInlineLines bound the output a finished task's page
+// shows inline (the raw log has it all).
+const (
+	maxInlineLog   = 4 << 20
+	maxInlineLines = 50000
+)
 
-// taskPage shows a task and its log: inline once the task has ended,
-// followed through its event stream while it may still write.
+// taskPage shows a task and its log: inline once the task has ended (each
+// line with its number, a link to itself and its arrival time, and the
+// log's sections), followed through its event stream while it may still
+// write.
 func (u *UI) taskPage(w http.ResponseWriter, r *http.Request, a Access) {
 	id := r.PathValue("id")
 	t, ok := u.src.Task(id)
@@ -156,33 +163,65 @@ func (u *UI) taskPage(w http.ResponseWriter, r *http.Request, a Access) {
 		return
 	}
 	data := struct {
-		Head      TaskHead
-		ID        string
-		Live      bool
-		Log       template.HTML
-		Note      string
-		Truncated bool
+		Head         TaskHead
+		ID           string
+		Live         bool
+		Lines        []LogLine
+		Stamped      bool
+		Sections     []SectionRow
+		SectionsNote string
+		Note         string
+		Truncated    bool
 	}{Head: taskHead(t, u.src.Now()), ID: id, Live: !t.Task.State.Terminal()}
 	if !data.Live {
-		rc, err := u.src.Log(r.Context(), id, false)
-		if err != nil {
-			data.Note = "the log cannot be read: " + err.Error()
-		} else {
-			b, err := io.ReadAll(io.LimitReader(rc, maxInlineLog+1))
-			rc.Close()
-			if err != nil {
-				data.Note = "the log broke off: " + err.Error()
+		lines, truncated, note := u.inlineLog(r.Context(), id)
+		data.Lines, data.Truncated, data.Note = renderLines(lines), truncated, note
+		for _, l := range data.Lines {
+			if l.At != "" {
+				data.Stamped = true
+				break
 			}
-			if len(b) > maxInlineLog {
-				b, data.Truncated = b[:maxInlineLog], true
-			}
-			data.Log = template.HTML(RenderANSI(string(b)))
-			if len(b) == 0 && err == nil {
-				data.Note = "no output"
+		}
+		if t.Task.Attempt > 0 {
+			secs, err := u.src.LogSections(r.Context(), id, t.Task.Attempt)
+			switch {
+			case api.IsCode(err, api.CodeConflict):
+				data.SectionsNote = "Sections are listed once the log is sealed, a moment after the task ends: reload to see them."
+			case err != nil:
+				data.SectionsNote = "The log's sections cannot be read now: " + err.Error()
+			default:
+				data.Sections = sectionRows(secs)
+				if secs.Truncated {
+					data.SectionsNote = "The log marks more sections than are kept: only the first are listed."
+				}
 			}
 		}
 	}
 	u.render(w, http.StatusOK, "task.html", "task "+id, "jobs", data)
+}
+
+// inlineLog reads a finished task's log for its page: with the lines'
+// times when they can be had (not while the log is neither sealed nor
+// held as a copy: a moment after the task ends), else plain. note says
+// what went wrong, if anything.
+func (u *UI) inlineLog(ctx context.Context, id string) (lines []rawLine, truncated bool, note string) {
+	rc, err := u.src.StampedLog(ctx, id)
+	stamped := err == nil
+	if err != nil {
+		rc, err = u.src.Log(ctx, id, false)
+	}
+	if err != nil {
+		return nil, false, "the log cannot be read: " + err.Error()
+	}
+	defer rc.Close()
+	lines, truncated, err = readLines(rc, stamped, maxInlineLines, maxInlineLog)
+	switch {
+	case err != nil:
+		note = "the log broke off: " + err.Error()
+	case len(lines) == 0:
+		note = "no output"
+	}
+	return lines, truncated, note
 }
 
 // readableTask looks up task id for a plain-text answer (a raw log, an

@@ -62,6 +62,13 @@ type Source interface {
 	// Log opens a task's output (its current attempt) wherever it ran; with
 	// follow the stream lasts until the attempt ends.
 	Log(ctx context.Context, task string, follow bool) (io.ReadCloser, error)
+	// StampedLog opens a finished task's log (its current attempt) with
+	// each line after its arrival time, as GET /v1/tasks/{id}/log
+	// ?timestamps=1 answers it: RFC 3339 UTC to the millisecond, a space.
+	StampedLog(ctx context.Context, task string) (io.ReadCloser, error)
+	// LogSections returns the sections of an attempt's sealed log; a log
+	// not sealed yet is an api.StatusError with api.CodeConflict.
+	LogSections(ctx context.Context, task string, attempt int) (api.LogSections, error)
 	// ServeBlob answers r with the blob job names name.
 	ServeBlob(w http.ResponseWriter, r *http.Request, job, name string)
 	// Done is closed when the node shuts down: live streams end.

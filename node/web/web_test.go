@@ -31,8 +31,12 @@ type fakeSource struct {
 	jobs   map[string]*Job
 	order  []string
 	logs   map[string]*fakeLog
-	done   chan struct{}
-	now    time.Time
+	// stamped and sections are what a task's sealed log answers; a task
+	// without is not sealed yet.
+	stamped  map[string]string
+	sections map[string]api.LogSections
+	done     chan struct{}
+	now      time.Time
 }
 
 // fakeLog is a task's output that a test writes while readers follow it.
@@ -45,7 +49,7 @@ type fakeLog struct {
 
 func newFakeSource() *fakeSource {
 	return &fakeSource{change: make(chan struct{}), jobs: map[string]*Job{}, logs: map[string]*fakeLog{},
-		done: make(chan struct{}), now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+		stamped: map[string]string{}, sections: map[string]api.LogSections{}, done: make(chan struct{}), now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 }
 
 // update applies fn to the ledger as one entry.
@@ -223,6 +227,29 @@ func (f *fakeSource) Log(ctx context.Context, task string, follow bool) (io.Read
 		}
 	}()
 	return pr, nil
+}
+
+func (f *fakeSource) StampedLog(ctx context.Context, task string) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.stamped[task]
+	if !ok {
+		return nil, &api.StatusError{HTTPStatus: http.StatusServiceUnavailable, Code: api.CodeNotFound, Msg: "no stamped copy yet"}
+	}
+	return io.NopCloser(strings.NewReader(s)), nil
+}
+
+func (f *fakeSource) LogSections(ctx context.Context, task string, attempt int) (api.LogSections, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sections[task]
+	if !ok {
+		return api.LogSections{}, &api.StatusError{HTTPStatus: http.StatusConflict, Code: api.CodeConflict, Msg: "not sealed yet"}
+	}
+	if s.Attempt != attempt {
+		return api.LogSections{}, &api.StatusError{HTTPStatus: http.StatusNotFound, Code: api.CodeNotFound, Msg: "no such attempt"}
+	}
+	return s, nil
 }
 
 func (f *fakeSource) ServeBlob(w http.ResponseWriter, r *http.Request, job, name string) {
@@ -652,12 +679,124 @@ func TestLogEvents(t *testing.T) {
 		ended(t, c)
 	}
 
-	// A finished task's page shows its log inline, rendered.
+	// A finished task's page shows its log inline, rendered, a line each.
 	_, _, body := get(t, srv, "/tasks/t1", clusterTok)
-	if !strings.Contains(body, `one <span class="f32">&lt;two&gt;</span>`+"\nthree") || strings.Contains(body, `data-events="`) {
+	if !strings.Contains(body, `<a class="n" href="#L1">1</a>one <span class="f32">&lt;two&gt;</span></span>`+"\n"+`<span class="l" id="L2"><a class="n" href="#L2">2</a>three</span>`) || strings.Contains(body, `data-events="`) {
 		t.Errorf("finished task page:\n%s", body)
 	}
 	if _, _, body := get(t, srv, "/tasks/t1/log", clusterTok); body != "one \x1b[32m<two>\x1b[0m\nthree\n" {
 		t.Errorf("raw log: %q", body)
+	}
+}
+
+// A finished task's page numbers its lines, each an anchor with a link to
+// itself, gives each its arrival time (shown by a toggle), and lists the
+// log's sections, linked to their first lines; whatever the task wrote
+// is escaped.
+func TestTaskPageLinesAndSections(t *testing.T) {
+	f, _, srv := server(t)
+	done := running("t1", "")
+	done.State, done.ExitCode, done.FinishedAt = raftfsm.TaskPassed, new(int), f.now
+	f.addJob("j1", done)
+	f.log("t1").write("plain copy\n", true)
+	t0 := time.Date(2026, 3, 1, 11, 59, 40, 123_000_000, time.UTC)
+	f.update(func() {
+		f.stamped["t1"] = "2026-03-01T11:59:40.123Z intro </pre><script>alert(1)</script>\n" +
+			"2026-03-01T11:59:40.200Z ::group::<b>build</b>\n" +
+			"2026-03-01T11:59:41.700Z \x1b[32mok\x1b[0m\n" +
+			"<i>no stamp</i> at all\n" +
+			"2026-03-01T11:59:42.000Z the end"
+		f.sections["t1"] = api.LogSections{SchemaVersion: 1, Task: "t1", Attempt: 1, Lines: 5, Sections: []api.LogSection{
+			{Name: "<b>build</b>", Title: "<b>build</b>", Style: "github", FirstLine: 2, LastLine: 3, Start: t0, End: t0.Add(1500 * time.Millisecond), DurationMs: 1500},
+			{Name: "inner", Title: "Inner <x>", Style: "gitlab", FirstLine: 3, LastLine: 5, Start: t0, End: t0, Depth: 1, Open: true},
+		}}
+	})
+	code, _, body := get(t, srv, "/tasks/t1", clusterTok)
+	if code != 200 {
+		t.Fatalf("GET /tasks/t1: %d\n%s", code, body)
+	}
+	for _, want := range []string{
+		`<span class="l" id="L1"><a class="n" href="#L1">1</a><time class="ts" datetime="2026-03-01T11:59:40.123Z">2026-03-01T11:59:40.123Z</time>intro &lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;</span>`,
+		`<span class="l" id="L3"><a class="n" href="#L3">3</a><time class="ts" datetime="2026-03-01T11:59:41.700Z">2026-03-01T11:59:41.700Z</time><span class="f32">ok</span></span>`,
+		`<span class="l" id="L4"><a class="n" href="#L4">4</a>&lt;i&gt;no stamp&lt;/i&gt; at all</span>`,
+		`<span class="l" id="L5"><a class="n" href="#L5">5</a><time class="ts" datetime="2026-03-01T11:59:42.000Z">2026-03-01T11:59:42.000Z</time>the end</span>`,
+		`<input type="checkbox" id="stamps" class="toggle">`,
+		`#stamps:checked ~ pre.lines .ts{display:inline}`,
+		`<h2>Sections</h2>`,
+		`<a href="#L2">&lt;b&gt;build&lt;/b&gt;</a>`,
+		`<a href="#L2">2</a>–<a href="#L3">3</a>`,
+		`<td class="num">1.5s</td>`,
+		`<td class="mono small">2026-03-01T11:59:40.123Z</td>`,
+		`padding-left:calc(.7rem + 1 * 1.1rem)`,
+		`<a href="#L3">inner</a> <span class="muted">Inner &lt;x&gt;</span> <span class="small muted">(not closed)</span>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("finished task page: no %q in\n%s", want, body)
+		}
+	}
+	for _, bad := range []string{"<script>alert", "<b>build", "<i>no stamp", "Inner <x>", "\x1b", `id="L6"`, "plain copy", `class="note"`} {
+		if strings.Contains(body, bad) {
+			t.Errorf("finished task page: %q in\n%s", bad, body)
+		}
+	}
+
+	// Not sealed yet: the plain log, numbered, no times, no toggle, and
+	// a note that the sections come.
+	f.update(func() { delete(f.stamped, "t1"); delete(f.sections, "t1") })
+	_, _, body = get(t, srv, "/tasks/t1", clusterTok)
+	if !strings.Contains(body, `<span class="l" id="L1"><a class="n" href="#L1">1</a>plain copy</span>`) ||
+		strings.Contains(body, `<time`) || strings.Contains(body, `id="stamps"`) || strings.Contains(body, "<h2>Sections</h2>") ||
+		!strings.Contains(body, "Sections are listed once the log is sealed") {
+		t.Errorf("finished task page, log not sealed yet:\n%s", body)
+	}
+
+	// A running task's page follows the log: no lines, no sections yet.
+	f.addJob("j2", running("t2", ""))
+	_, _, body = get(t, srv, "/tasks/t2", clusterTok)
+	if !strings.Contains(body, `data-events="/tasks/t2/log/events"`) || strings.Contains(body, `id="L1"`) || strings.Contains(body, "Sections") {
+		t.Errorf("running task page:\n%s", body)
+	}
+}
+
+func TestReadLines(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 5_000_000, time.UTC)
+	long := strings.Repeat("x", 100<<10) // past the reader's buffer
+	type line struct {
+		at   time.Time
+		data string
+	}
+	for _, tc := range []struct {
+		name            string
+		in              string
+		stamped         bool
+		maxLines, limit int
+		want            []line
+		truncated       bool
+	}{
+		{"plain", "a\nb", false, 10, 100, []line{{data: "a\n"}, {data: "b"}}, false},
+		{"stamped", "2026-03-01T12:00:00.005Z a\n2026-03-01T12:00:00.005Z \n", true, 10, 100, []line{{at, "a\n"}, {at, "\n"}}, false},
+		{"a stamp in a plain log is text", "2026-03-01T12:00:00.005Z a\n", false, 10, 100, []line{{data: "2026-03-01T12:00:00.005Z a\n"}}, false},
+		{"not a stamp", "2026-13-01T12:00:00.005Z a\nshort\n", true, 10, 100, []line{{data: "2026-13-01T12:00:00.005Z a\n"}, {data: "short\n"}}, false},
+		{"a long line", "2026-03-01T12:00:00.005Z " + long + "\nz\n", true, 10, 200 << 10, []line{{at, long + "\n"}, {data: "z\n"}}, false},
+		{"bytes bounded", "abc\ndef\n", false, 10, 6, []line{{data: "abc\n"}, {data: "de"}}, true},
+		{"bytes exactly", "abc\ndef\n", false, 10, 8, []line{{data: "abc\n"}, {data: "def\n"}}, false},
+		{"lines bounded", "a\nb\nc\n", false, 2, 100, []line{{data: "a\n"}, {data: "b\n"}}, true},
+		{"empty", "", true, 10, 100, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, truncated, err := readLines(strings.NewReader(tc.in), tc.stamped, tc.maxLines, tc.limit)
+			var g []line
+			for _, l := range got {
+				g = append(g, line{l.at, string(l.data)})
+			}
+			if err != nil || truncated != tc.truncated || len(g) != len(tc.want) {
+				t.Fatalf("got %d lines, truncated %v, %v; want %d, %v", len(g), truncated, err, len(tc.want), tc.truncated)
+			}
+			for i := range g {
+				if !g[i].at.Equal(tc.want[i].at) || g[i].data != tc.want[i].data {
+					t.Errorf("line %d: got {%v %.40q}, want {%v %.40q}", i, g[i].at, g[i].data, tc.want[i].at, tc.want[i].data)
+				}
+			}
+		})
 	}
 }
