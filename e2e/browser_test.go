@@ -325,9 +325,11 @@ printf '\033[31mline two\033[0m: FAIL <b>not bold</b>\n'; printf '\033[1mline th
 	}
 	b.until("the lines printed after the flag", `document.getElementById("log").textContent.includes("line three")`)
 	b.until("escaped markup in the log", `document.getElementById("log").textContent.includes("<b>not bold</b>") && document.querySelector("#log b") === null`)
-	b.until("the task passed", `document.querySelector("#task .badge").textContent === "passed" && document.getElementById("live").textContent === "finished"`)
+	b.until("the task passed", `document.querySelector("#task .badge").textContent === "passed" && document.getElementById("live").textContent === "finished" && document.getElementById("relines") !== null`)
 	b.until("no reload", `window.ourciNoReload === 2`)
 	logShot := b.screenshot("browser-task-log.png")
+	b.navigate(base + "/tasks/" + test.Task)
+	b.until("the finished log's lines numbered, with anchors", `document.querySelector('#L1 a.n[href="#L1"]') !== null && Array.from(document.querySelectorAll('#log span.l[id^="L"]')).some(function (l) { return l.textContent.includes("line three"); })`)
 
 	// The job closes; the jobs list and the mesh show it, also on a phone.
 	root.Finish(0)
