@@ -310,11 +310,13 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 	task := r.PathValue("task")
 	attempt, err := strconv.Atoi(r.PathValue("attempt"))
 	if err != nil || attempt < 1 || task == "" {
+		n.metrics.LogChunksAnswered("refused")
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("want /v1/internal/logs/TASK/ATTEMPT"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 2*maxPendingLog))
 	if err != nil {
+		n.metrics.LogChunksAnswered("refused")
 		writeError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, err)
 		return
 	}
@@ -328,6 +330,7 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 	c := n.live.m[k]
 	if c == nil {
 		if n.live.bytes+int64(len(body)) > maxLiveLogBytes {
+			n.metrics.LogChunksAnswered("refused")
 			writeError(w, http.StatusInsufficientStorage, api.CodeNoSpace, fmt.Errorf("%s holds %s of other nodes' running logs already", n.cfg.Name, api.ByteSize(n.live.bytes)))
 			return
 		}
@@ -348,6 +351,7 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 	for len(body) > 0 {
 		ch, used, err := tasklog.DecodeChunk(body)
 		if err != nil {
+			n.metrics.LogChunksAnswered("refused")
 			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 			return
 		}
@@ -358,13 +362,16 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 		var gap *tasklog.GapError
 		switch {
 		case errors.As(err, &gap):
+			n.metrics.LogChunksAnswered("gap")
 			writeJSON(w, http.StatusConflict, map[string]any{"schema_version": api.SchemaVersion, "next": c.r.Next()})
 			return
 		case err != nil:
+			n.metrics.LogChunksAnswered("refused")
 			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 			return
 		}
 	}
+	n.metrics.LogChunksAnswered("ok")
 	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "next": c.r.Next()})
 }
 
