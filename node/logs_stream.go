@@ -239,7 +239,7 @@ type shipper struct {
 	attempt int
 	mu      sync.Mutex
 	pending []tasklog.Chunk // the latest chunks cut, in order, up to the last
-	bytes   int64           // their stream bytes
+	bytes   int64           // their memory (pendingSize)
 	cut     uint64          // chunks handed to it: the Seq after the last
 	ended   bool
 	gone    bool // run returned: it keeps nothing more
@@ -255,6 +255,11 @@ const (
 	maxLogPost = 1 << 20
 )
 
+// pendingSize is about the memory a kept chunk takes: its bytes and its
+// records (48 bytes each, a time and a slice: a chunk of one-byte lines
+// takes 49 bytes a byte).
+func pendingSize(c *tasklog.Chunk) int64 { return c.Len() + 48*int64(len(c.Records)) }
+
 // add takes chunks just cut, dropping the oldest kept beyond the bound.
 // Under the stream's lock (and maybe the log's write lock): it must not
 // block.
@@ -266,11 +271,11 @@ func (s *shipper) add(cs []tasklog.Chunk) {
 	}
 	for _, c := range cs {
 		s.pending = append(s.pending, c)
-		s.bytes += c.Len()
+		s.bytes += pendingSize(&c)
 		s.cut = c.Seq + 1
 	}
 	for s.bytes > maxPendingLog && len(s.pending) > 0 {
-		s.bytes -= s.pending[0].Len()
+		s.bytes -= pendingSize(&s.pending[0])
 		s.pending[0] = tasklog.Chunk{}
 		s.pending = s.pending[1:]
 	}
@@ -301,7 +306,7 @@ func (s *shipper) batch(next uint64) (batch []tasklog.Chunk, first, cut uint64, 
 	defer s.mu.Unlock()
 	k := 0
 	for k < len(s.pending) && s.pending[k].Seq < next {
-		s.bytes -= s.pending[k].Len()
+		s.bytes -= pendingSize(&s.pending[k])
 		s.pending[k] = tasklog.Chunk{}
 		k++
 	}
