@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ourci/ourci/node/api"
@@ -29,6 +28,14 @@ import (
 // the log (logs_keep.go), and the copies are dropped. Should that node die
 // first, a holder of a copy seals what it has (sealOrphanedLogs), so the
 // output up to the last chunk outlives it.
+//
+// The runner keeps little of what it streams: its raw file (tasklog.Log)
+// has every byte and every line's time, so a chunk a copy missed is cut
+// again from it (Log.Rechunk, from the chunk's bounds), identical to the
+// first. A holder that restarted (its copy lost) or lagged past what a
+// shipper keeps in memory (maxPendingLog) is sent the output again from
+// the chunk it wants, and streamed on: it loses its copy only when the
+// runner dies too.
 
 // liveLogs are the copies this node holds of attempts running elsewhere.
 type liveLogs struct {
@@ -97,29 +104,27 @@ func (n *Node) copyTargets(runner, task string) []string {
 
 // streamLog ships an attempt's output to its targets as it is written; the
 // returned func sends the final chunk and stops (waiting a little for it).
+// When it returns no shipper reads the log's file any more: the caller
+// may seal and retire it.
 func (n *Node) streamLog(t *raftfsm.Task, l *tasklog.Log) (stop func()) {
 	targets := n.logTargets(t.ID)
 	if len(targets) == 0 {
 		return func() {}
 	}
+	st := &logStream{l: l}
 	ch := tasklog.NewChunker(t.ID, t.Attempt)
-	ships := make([]*shipper, len(targets))
-	for i, to := range targets {
-		ships[i] = &shipper{n: n, to: to, task: t.ID, attempt: t.Attempt, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	for _, to := range targets {
+		st.ships = append(st.ships, &shipper{n: n, st: st, to: to, task: t.ID, job: t.Job, attempt: t.Attempt, wake: make(chan struct{}, 1), done: make(chan struct{})})
 	}
-	var sent atomic.Bool // a chunk went out (a task over in under a second sends none: its seal covers it)
-	send := func(cs ...tasklog.Chunk) {
-		if len(cs) == 0 {
-			return
-		}
-		sent.Store(true)
-		for _, s := range ships {
-			s.add(cs)
-		}
-	}
-	l.Tee(func(at time.Time, p []byte) { send(ch.Write(at, p)...) })
+	// Cut and handed on under st.mu, so the shippers get the chunks in
+	// the order of their Seq whether the tee or the ticker cut them.
+	l.Tee(func(at time.Time, p []byte) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.publish(ch.Write(at, p)...)
+	})
 	ctx, cancel := context.WithCancel(n.ctx)
-	for _, s := range ships {
+	for _, s := range st.ships {
 		go s.run(ctx)
 	}
 	tick := time.NewTicker(tasklog.ChunkInterval / 4)
@@ -131,69 +136,154 @@ func (n *Node) streamLog(t *raftfsm.Task, l *tasklog.Log) (stop func()) {
 			case <-ctx.Done():
 				return
 			case now := <-tick.C:
+				st.mu.Lock()
 				if c, ok := ch.Tick(now); ok {
-					send(c)
+					st.publish(c)
 				}
+				st.mu.Unlock()
 			}
 		}
 	}()
 	return func() {
 		l.Tee(nil)
 		tick.Stop()
-		if last := ch.Close(); sent.Load() {
-			send(last)
+		st.mu.Lock()
+		// A task over in under a second sends no chunk at all: its seal
+		// covers it.
+		if last := ch.Close(); len(st.bounds) > 0 {
+			st.publish(last)
 		}
-		for _, s := range ships {
+		st.mu.Unlock()
+		for _, s := range st.ships {
 			s.finish()
 		}
 		flushed := time.NewTimer(2 * time.Second)
 		defer flushed.Stop()
-		for _, s := range ships {
+		for _, s := range st.ships {
 			select {
 			case <-s.done:
 			case <-flushed.C:
 			}
 		}
 		cancel()
+		for _, s := range st.ships {
+			<-s.done // none reads the file once the caller retires it
+		}
 		<-ticked
 	}
 }
 
-// shipper sends one target its chunks in order, resending from where the
-// target says it is; it gives up (the seal still covers the log) when the
-// target refuses or too much is pending.
-type shipper struct {
-	n             *Node
-	to            string
-	task          string
-	attempt       int
-	mu            sync.Mutex
-	pending       []tasklog.Chunk
-	bytes         int64
-	ended, broken bool
-	wake          chan struct{}
-	done          chan struct{} // closed when the final chunk is delivered or the shipper gave up
+// logStream is one attempt's output on its way to its copies: where every
+// chunk cut so far lies (a few dozen bytes each), so that a shipper can
+// cut any of them again from the log's file rather than keep it.
+type logStream struct {
+	l      *tasklog.Log
+	ships  []*shipper
+	mu     sync.Mutex
+	bounds []tasklog.ChunkBounds // by Seq
 }
 
-// maxPendingLog bounds what a shipper holds for a target that lags.
-const maxPendingLog = 8 << 20
-
-func (s *shipper) add(cs []tasklog.Chunk) {
+// publish records chunks just cut and hands them to every shipper. Under
+// st.mu.
+func (st *logStream) publish(cs ...tasklog.Chunk) {
 	if len(cs) == 0 {
 		return
 	}
+	for i := range cs {
+		st.bounds = append(st.bounds, cs[i].Bounds())
+	}
+	for _, s := range st.ships {
+		s.add(cs)
+	}
+}
+
+// rechunk cuts chunks from..upto-1 again from the file, up to about
+// maxLogPost bytes of them (one at least).
+func (st *logStream) rechunk(from, upto uint64) ([]tasklog.Chunk, error) {
+	st.mu.Lock()
+	upto = min(upto, uint64(len(st.bounds)))
+	var bs []tasklog.ChunkBounds
+	var size int64
+	for seq := from; seq < upto && size < maxLogPost; seq++ {
+		b := st.bounds[seq]
+		bs = append(bs, b)
+		size += b.End - b.Offset
+	}
+	st.mu.Unlock()
+	out := make([]tasklog.Chunk, 0, len(bs))
+	for _, b := range bs { // outside st.mu: Rechunk waits for a write in progress, whose tee takes st.mu
+		c, err := st.l.Rechunk(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// shipper sends one target its chunks in order, resending from where the
+// target says it is. It keeps the latest chunks in memory, at most
+// maxPendingLog bytes of them; a target that wants earlier ones (it lags,
+// or it restarted and lost its copy) gets them cut again from the log's
+// file, maxLogPost bytes a request, until it is back among the kept ones.
+// A 409 or an answer that does not move on waits a backoff, as a failure
+// does, so a target that misbehaves is never hammered. It gives up (the
+// seal still covers the log) only when the target refuses for good or
+// the file cannot be read.
+type shipper struct {
+	n       *Node
+	st      *logStream
+	to      string
+	task    string
+	job     string
+	attempt int
+	mu      sync.Mutex
+	pending []tasklog.Chunk // the latest chunks cut, in order, up to the last
+	bytes   int64           // their memory (pendingSize)
+	cut     uint64          // chunks handed to it: the Seq after the last
+	ended   bool
+	gone    bool // run returned: it keeps nothing more
+	wake    chan struct{}
+	done    chan struct{} // closed when run returns
+}
+
+const (
+	// maxPendingLog bounds what a shipper keeps in memory for a target
+	// that lags; what it drops is cut again from the file when wanted.
+	maxPendingLog = 8 << 20
+	// maxLogPost is about the most stream bytes a request carries.
+	maxLogPost = 1 << 20
+)
+
+// pendingSize is about the memory a kept chunk takes: its bytes and its
+// records (48 bytes each, a time and a slice: a chunk of one-byte lines
+// takes 49 bytes a byte).
+func pendingSize(c *tasklog.Chunk) int64 { return c.Len() + 48*int64(len(c.Records)) }
+
+// add takes chunks just cut, dropping the oldest kept beyond the bound.
+// Under the stream's lock (and maybe the log's write lock): it must not
+// block.
+func (s *shipper) add(cs []tasklog.Chunk) {
 	s.mu.Lock()
-	if !s.broken {
-		for _, c := range cs {
-			s.pending = append(s.pending, c)
-			s.bytes += c.Len()
-		}
-		if s.bytes > maxPendingLog {
-			s.broken, s.pending = true, nil
-			s.n.log.Info("task log: a copy lags too far behind; not streamed there any more", "task", s.task, "attempt", s.attempt, "node", s.to)
-		}
+	if s.gone {
+		s.mu.Unlock()
+		return
+	}
+	for _, c := range cs {
+		s.pending = append(s.pending, c)
+		s.bytes += pendingSize(&c)
+		s.cut = c.Seq + 1
+	}
+	for s.bytes > maxPendingLog && len(s.pending) > 0 {
+		s.bytes -= pendingSize(&s.pending[0])
+		s.pending[0] = tasklog.Chunk{}
+		s.pending = s.pending[1:]
 	}
 	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *shipper) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -204,105 +294,150 @@ func (s *shipper) finish() {
 	s.mu.Lock()
 	s.ended = true
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	s.poke()
+}
+
+// batch drops the kept chunks before next (the target has them) and
+// returns the kept ones from next on (up to maxLogPost bytes), or none
+// when next is not among them; first is the Seq of the oldest kept, cut
+// the Seq after the last.
+func (s *shipper) batch(next uint64) (batch []tasklog.Chunk, first, cut uint64, ended bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := 0
+	for k < len(s.pending) && s.pending[k].Seq < next {
+		s.bytes -= pendingSize(&s.pending[k])
+		s.pending[k] = tasklog.Chunk{}
+		k++
 	}
+	s.pending = s.pending[k:]
+	first, cut, ended = s.cut-uint64(len(s.pending)), s.cut, s.ended
+	if next < first {
+		return nil, first, cut, ended
+	}
+	var size int64
+	for _, c := range s.pending {
+		if len(batch) > 0 && size+c.Len() > maxLogPost {
+			break
+		}
+		batch = append(batch, c)
+		size += c.Len()
+	}
+	return batch, first, cut, ended
 }
 
 func (s *shipper) run(ctx context.Context) {
-	defer close(s.done)
-	backoff := 100 * time.Millisecond
-	for {
+	defer func() {
 		s.mu.Lock()
-		batch, ended, broken := slices.Clone(s.pending), s.ended, s.broken
+		s.gone, s.pending, s.bytes = true, nil, 0
 		s.mu.Unlock()
-		if broken || ended && len(batch) == 0 {
-			return
+		close(s.done)
+	}()
+	log := s.n.log.With("task", s.task, "job", s.job, "attempt", s.attempt, "node", s.to)
+	const minBackoff, maxBackoff = 100 * time.Millisecond, 2 * time.Second
+	backoff := minBackoff
+	wait := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
 		}
-		if len(batch) == 0 {
+		backoff = min(2*backoff, maxBackoff)
+		return true
+	}
+	var next uint64 // the Seq the target wants
+	behind := false // it wants chunks no longer kept
+	for {
+		batch, first, cut, ended := s.batch(next)
+		switch {
+		case next < first && !behind:
+			log.Info("task log: a copy is behind what this node keeps of the output; it is caught up from the file", "next", next, "kept_from", first)
+		case next >= first && behind:
+			log.Debug("task log: a copy caught up", "next", next)
+		}
+		behind = next < first
+		switch {
+		case next >= cut && ended:
+			return
+		case next >= cut:
 			select {
 			case <-ctx.Done():
 				return
 			case <-s.wake:
 			}
 			continue
-		}
-		next, err := s.post(ctx, batch)
-		if err != nil {
-			if ctx.Err() != nil {
+		case len(batch) == 0:
+			var err error
+			if batch, err = s.st.rechunk(next, first); err != nil {
+				log.Warn("task log: a copy cannot be caught up from the file; not streamed there any more", "err", err)
 				return
 			}
+		}
+		from := next
+		got, gap, err := s.post(ctx, batch)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil:
 			var se *api.StatusError
-			if errors.As(err, &se) && se.HTTPStatus != http.StatusConflict && se.HTTPStatus < 500 {
-				s.mu.Lock()
-				s.broken, s.pending = true, nil
-				s.mu.Unlock()
-				s.n.log.Info("task log: a copy was refused; not streamed there any more", "task", s.task, "node", s.to, "err", err)
+			if errors.As(err, &se) && se.HTTPStatus < 500 {
+				log.Info("task log: a copy was refused; not streamed there any more", "err", err)
 				return
 			}
-			select {
-			case <-ctx.Done():
+			if !wait() {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 2*time.Second)
-		} else {
-			backoff = 100 * time.Millisecond
-		}
-		s.mu.Lock()
-		kept := s.pending[:0]
-		for _, c := range s.pending {
-			if c.Seq >= next {
-				kept = append(kept, c)
-			} else {
-				s.bytes -= c.Len()
+		case gap || got <= from:
+			// It wants an earlier chunk (it restarted and lost its copy,
+			// or lags) or did not move on: resent from there, after a
+			// pause, so a target that keeps answering so is not hammered.
+			next = got
+			if !wait() {
+				return
 			}
+		default:
+			next, backoff = got, minBackoff
 		}
-		s.pending = kept
-		s.mu.Unlock()
 	}
 }
 
 // post sends chunks back to back; the target answers the next Seq it
-// wants (also with 409 when a chunk came before one it misses).
-func (s *shipper) post(ctx context.Context, batch []tasklog.Chunk) (uint64, error) {
+// wants, with 409 (gap) when a chunk came before one it misses.
+func (s *shipper) post(ctx context.Context, batch []tasklog.Chunk) (next uint64, gap bool, err error) {
 	base, ok := s.n.memberURL(s.to)
 	if !ok {
-		return 0, fmt.Errorf("node: %s is not reachable", s.to)
+		return 0, false, fmt.Errorf("node: %s is not reachable", s.to)
 	}
 	var body []byte
 	for i := range batch {
-		var err error
 		if body, err = batch[i].AppendBinary(body); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/logs/"+s.task+"/"+strconv.Itoa(s.attempt), bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	s.n.peerAuth(req)
 	req.Header.Set(streamerHeader, s.n.cfg.Name)
 	resp, err := s.n.peerHTTP.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer resp.Body.Close()
 	var ans struct {
-		Next uint64 `json:"next"`
+		Next *uint64 `json:"next"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&ans); err != nil && resp.StatusCode/100 == 2 {
-		return 0, err
-	}
+	derr := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&ans)
 	switch {
-	case resp.StatusCode == http.StatusOK, resp.StatusCode == http.StatusConflict:
-		return ans.Next, nil
-	default:
-		return 0, &api.StatusError{HTTPStatus: resp.StatusCode}
+	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusConflict:
+		return 0, false, &api.StatusError{HTTPStatus: resp.StatusCode}
+	case derr != nil || ans.Next == nil:
+		return 0, false, fmt.Errorf("node: %s answered log chunks with %s and no next chunk: %v", s.to, resp.Status, derr)
 	}
+	return *ans.Next, resp.StatusCode == http.StatusConflict, nil
 }
 
 // handleLogChunks applies chunks of an attempt running on the sender.
@@ -310,11 +445,13 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 	task := r.PathValue("task")
 	attempt, err := strconv.Atoi(r.PathValue("attempt"))
 	if err != nil || attempt < 1 || task == "" {
+		n.metrics.LogChunksAnswered("refused")
 		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("want /v1/internal/logs/TASK/ATTEMPT"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 2*maxPendingLog))
 	if err != nil {
+		n.metrics.LogChunksAnswered("refused")
 		writeError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, err)
 		return
 	}
@@ -328,6 +465,7 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 	c := n.live.m[k]
 	if c == nil {
 		if n.live.bytes+int64(len(body)) > maxLiveLogBytes {
+			n.metrics.LogChunksAnswered("refused")
 			writeError(w, http.StatusInsufficientStorage, api.CodeNoSpace, fmt.Errorf("%s holds %s of other nodes' running logs already", n.cfg.Name, api.ByteSize(n.live.bytes)))
 			return
 		}
@@ -348,6 +486,7 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 	for len(body) > 0 {
 		ch, used, err := tasklog.DecodeChunk(body)
 		if err != nil {
+			n.metrics.LogChunksAnswered("refused")
 			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 			return
 		}
@@ -358,13 +497,16 @@ func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Princip
 		var gap *tasklog.GapError
 		switch {
 		case errors.As(err, &gap):
+			n.metrics.LogChunksAnswered("gap")
 			writeJSON(w, http.StatusConflict, map[string]any{"schema_version": api.SchemaVersion, "next": c.r.Next()})
 			return
 		case err != nil:
+			n.metrics.LogChunksAnswered("refused")
 			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
 			return
 		}
 	}
+	n.metrics.LogChunksAnswered("ok")
 	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "next": c.r.Next()})
 }
 

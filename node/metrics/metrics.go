@@ -71,6 +71,7 @@ type Metrics struct {
 	blobFetched prometheus.Counter
 	blobServed  *prometheus.CounterVec
 	quota       *prometheus.CounterVec
+	logChunks   *prometheus.CounterVec
 }
 
 // Bucket layouts, in seconds (or commands, for batches).
@@ -140,6 +141,13 @@ func New(node string, src Sources) *Metrics {
 		Name: "ourci_quota_refused_total",
 		Help: "Requests this node refused for a quota: spawn_bytes, job_tasks, open_jobs, blob_bytes, job_blob_bytes.",
 	}, []string{"quota"})
+	m.logChunks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ourci_task_log_chunk_posts_total",
+		Help: "Requests carrying chunks of another node's running attempt's output that this node answered, by answer: ok (applied, or already held), gap (409: a chunk before it is missing; the sender resends from the one named) or refused (any other error).",
+	}, []string{"answer"})
+	for _, a := range []string{"ok", "gap", "refused"} {
+		m.logChunks.WithLabelValues(a)
+	}
 	for _, q := range []string{"spawn_bytes", "job_tasks", "open_jobs", "blob_bytes", "job_blob_bytes"} {
 		m.quota.WithLabelValues(q)
 	}
@@ -155,7 +163,7 @@ func New(node string, src Sources) *Metrics {
 	info.Set(1)
 	m.reg.MustRegister(
 		m.taskWait, m.spawnToStart, m.taskRun, m.tasksStarted, m.tasksFinished,
-		m.raftCommit, m.batchSize, m.leadership, m.blobFetched, m.blobServed, m.quota, info,
+		m.raftCommit, m.batchSize, m.leadership, m.blobFetched, m.blobServed, m.quota, m.logChunks, info,
 		&sourceCollector{src: src},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -292,6 +300,15 @@ func (m *Metrics) QuotaRefused(quota string) {
 		return
 	}
 	m.quota.WithLabelValues(quota).Inc()
+}
+
+// LogChunksAnswered counts a request of log chunks this node answered
+// ("ok", "gap" or "refused").
+func (m *Metrics) LogChunksAnswered(answer string) {
+	if m == nil {
+		return
+	}
+	m.logChunks.WithLabelValues(answer).Inc()
 }
 
 // BlobFetched adds n bytes downloaded from a peer.

@@ -201,6 +201,9 @@ func TestEventsAndSources(t *testing.T) {
 	m.BlobFetched(100)
 	m.BlobServed("peer", 40)
 	m.BlobServed("client", 7)
+	m.LogChunksAnswered("ok")
+	m.LogChunksAnswered("ok")
+	m.LogChunksAnswered("gap")
 	state = "Leader"
 
 	fams := scrape(t, m)
@@ -226,6 +229,9 @@ func TestEventsAndSources(t *testing.T) {
 		{"ourci_blob_fetched_bytes_total", nil, 100},
 		{"ourci_blob_served_bytes_total", map[string]string{"to": "peer"}, 40},
 		{"ourci_blob_served_bytes_total", map[string]string{"to": "client"}, 7},
+		{"ourci_task_log_chunk_posts_total", map[string]string{"answer": "ok"}, 2},
+		{"ourci_task_log_chunk_posts_total", map[string]string{"answer": "gap"}, 1},
+		{"ourci_task_log_chunk_posts_total", map[string]string{"answer": "refused"}, 0},
 		{"ourci_node_info", map[string]string{"node": "n1"}, 1},
 	} {
 		got, ok := value(fams, tc.fam, tc.labels)
@@ -260,6 +266,7 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 	m.LeadershipChanged(false)
 	m.BlobFetched(1)
 	m.BlobServed("peer", 1)
+	m.LogChunksAnswered("ok")
 }
 
 func TestLint(t *testing.T) {

@@ -16,7 +16,9 @@
 // log's formats away from it, without networking or the ledger: a Writer
 // splits output into lines timed by their arrival; a Chunker cuts a
 // running attempt's output into Chunks (at 64 KiB or 1 s) for other
-// nodes, where a Replica applies them in order; Seal makes the whole
+// nodes, where a Replica applies them in order (and Log.Rechunk cuts any
+// of them again from the log's file, given its ChunkBounds, for a copy
+// that lost or missed it); Seal makes the whole
 // stream one blob (format version 1: zstd frames of about 256 KiB, an
 // index, a footer; the layout is in format.go) whose SHA-256 the ledger
 // records, and Sealed serves it in place: totals, byte ranges, the tail,

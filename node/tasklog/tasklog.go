@@ -64,6 +64,7 @@ type Log struct {
 	tee   func(at time.Time, p []byte) // sees every write, in order (Tee); under wmu
 	wmu   sync.Mutex                   // serializes writes to the file
 	times lineTimes                    // where each line of the file starts and when it came (times.go); under wmu
+	teed  *teeStart                    // where the latest tee's stream begins (rechunk.go); under wmu
 }
 
 // Create opens the log of an attempt (adding to a leftover of a previous

@@ -177,11 +177,12 @@ func (s *Store) now() time.Time {
 
 // Tee has f see every later write to the log, with its arrival time, in
 // the order the file gets them (a stream to other nodes). f must not
-// block: the task's writes wait for it.
+// block: the task's writes wait for it. The stream it sees can be cut
+// into chunks again from the file (Rechunk), after Tee(nil) too.
 func (l *Log) Tee(f func(at time.Time, p []byte)) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	l.tee = f
+	l.tee = l.startTee(f)
 }
 
 // Has reports whether this node holds a file of the attempt's log.
