@@ -333,7 +333,7 @@ func (s *shipper) run(ctx context.Context) {
 		s.mu.Unlock()
 		close(s.done)
 	}()
-	log := s.n.log.With("task", s.task, "job", s.job, "attempt", s.attempt, "node", s.to)
+	log := s.n.log.With("task", s.task, "job", s.job, "attempt", s.attempt, "copy_holder", s.to) // the logger names this node already
 	const minBackoff, maxBackoff = 100 * time.Millisecond, 2 * time.Second
 	backoff := minBackoff
 	wait := func() bool {
