@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ourci/ourci/blobs"
@@ -22,92 +21,13 @@ import (
 // fetch whose record is still in flight) from collection.
 const gcGrace = 10 * time.Minute
 
-// replicationLoop (leader) asks live nodes to pull blobs that have fewer
-// live holders than cfg.BlobReplicas.
-func (n *Node) replicationLoop(ctx context.Context) {
-	var mu sync.Mutex
-	inflight := map[string]bool{}
-	for {
-		_, fch := n.fsm.Watch()
-		gch := n.gossip.Watch()
-		members := n.gossip.Members()
-		live := memberMap(members)
-		type pull struct{ hash, node string }
-		var pulls []pull
-		n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-			usage := s.BlobUsage()
-			for h, b := range s.Blobs {
-				mu.Lock()
-				busy := inflight[h]
-				mu.Unlock()
-				if busy {
-					continue
-				}
-				liveHolders := 0
-				for _, hn := range b.Holders {
-					if _, ok := live[hn]; ok {
-						liveHolders++
-					}
-				}
-				if liveHolders == 0 || liveHolders >= min(n.cfg.BlobReplicas, len(members)) {
-					continue
-				}
-				best := ""
-				for _, m := range members {
-					if _, holds := slices.BinarySearch(b.Holders, m.Name); holds || !m.Meta.Takes() {
-						continue
-					}
-					if best == "" || usage[m.Name][1] < usage[best][1] {
-						best = m.Name
-					}
-				}
-				if best != "" {
-					pulls = append(pulls, pull{h, best})
-				}
-			}
-		})
-		for _, p := range pulls {
-			mu.Lock()
-			inflight[p.hash] = true
-			mu.Unlock()
-			n.goFunc(func() {
-				defer func() {
-					mu.Lock()
-					delete(inflight, p.hash)
-					mu.Unlock()
-				}()
-				if err := n.askPull(ctx, p.node, p.hash); err != nil && ctx.Err() == nil {
-					n.log.Warn("blob replication failed", "hash", p.hash, "member", p.node, "err", err)
-					select { // back off before this blob is tried again
-					case <-ctx.Done():
-					case <-time.After(2 * time.Second):
-					}
-				}
-			})
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-fch:
-			settle(ctx)
-		case <-gch:
-		case <-time.After(5 * time.Second):
-		}
-	}
-}
-
 // settleDelay lets a burst of ledger changes settle before a leader loop
 // that walks the whole ledger (blobs, closed jobs) looks again: under load
 // the ledger changes every few milliseconds.
 const settleDelay = 200 * time.Millisecond
 
-func settle(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(settleDelay):
-	}
-}
-
+// askPull asks member to fetch hash from its holders (leader.Replication's
+// Pull).
 func (n *Node) askPull(ctx context.Context, member, hash string) error {
 	base, ok := n.memberURL(member)
 	if !ok {

@@ -132,7 +132,8 @@ func (n *Node) duties(d *leader.Dispatcher) []leader.Duty {
 		leader.Loss{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log,
 			MaxAttempts: n.cfg.MaxAttempts, MaxInfra: n.cfg.MaxInfraRetries, Grace: lossGrace - time.Since(n.started)},
 		leader.Func{Label: "github", F: func(ctx context.Context) { n.githubLoop(ctx, d) }},
-		leader.Func{Label: "replication", F: n.replicationLoop},
+		leader.Replication{Ledger: n.fsm, Members: n.gossip, Replicas: n.cfg.BlobReplicas, Pull: n.askPull, Go: n.goFunc,
+			Settle: settleDelay, Backoff: 2 * time.Second, Log: n.log},
 	}
 }
 

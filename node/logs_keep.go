@@ -16,7 +16,7 @@ import (
 // log (node/tasklog's sealed form: zstd frames, every line timed) into a
 // content-addressed blob and records it in the ledger against (task,
 // attempt) (CmdLogSealed, schema 2). The blob is then replicated like an
-// artifact (replicationLoop, to --blob-replicas holders) and any node
+// artifact (leader.Replication, to --blob-replicas holders) and any node
 // serves the log from a copy of it, fetched from a holder when it has
 // none, without asking the node that ran it. The node's own raw file goes
 // once the record is acknowledged. Until then, and in a mesh whose voters

@@ -11,7 +11,7 @@
 // injected clock into the commands it proposes; Apply never reads a
 // clock. Duties here are plain structs of those interfaces, tested
 // against fakes; the node wires them (node/leader.go) beside the duties
-// that still live in the node (replication, GitHub), which
+// that still lives in the node (GitHub), which
 // it wraps as Func.
 //
 // Concurrency: the Dispatcher's Submit and Kick are safe from any
