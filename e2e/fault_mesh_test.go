@@ -478,6 +478,8 @@ type faultMember struct {
 	Raft   string   `json:"raft"` // voter, nonvoter, staging or none
 	Alive  bool     `json:"alive"`
 	Leader bool     `json:"leader"`
+	Blobs  int64    `json:"blobs"` // artifacts it holds
+	Logs   int64    `json:"logs"`  // sealed task logs it holds
 	// Unhealthy says why the node cannot do its work (disk full, Raft log
 	// not writable); empty when healthy.
 	Unhealthy  string `json:"unhealthy"`

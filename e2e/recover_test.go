@@ -304,8 +304,21 @@ func TestQuorumLossRecovery(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(ref, "sha256:") {
 		t.Fatalf("blob put through %s: %v", survivor.name, r)
 	}
-	// Every replica holds the same ledger before the loss.
+	// Every replica holds the same ledger before the loss, with nothing
+	// left to record: the artifact and the four tasks' sealed logs on two
+	// holders each (a late seal or copy would move the ledger on).
 	if err := faultPoll(30*time.Second, 100*time.Millisecond, func() (bool, string) {
+		st, err := m.status(ctx, s)
+		if err != nil {
+			return false, err.Error()
+		}
+		var blobs, logs int64
+		for _, mb := range st.Members {
+			blobs, logs = blobs+mb.Blobs, logs+mb.Logs
+		}
+		if blobs != 2 || logs != 2*int64(len(jobs)) {
+			return false, fmt.Sprintf("copies held: %d of the artifact, %d of sealed logs; want 2 and %d", blobs, logs, 2*len(jobs))
+		}
 		var hashes []string
 		for i := range m.nodes {
 			l, err := m.ledger(ctx, i)
