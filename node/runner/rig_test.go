@@ -115,7 +115,8 @@ type fakeHost struct {
 	unhealthy   string
 	backendErr  error
 	writeErrors []error
-	kept        []string // TASK.ATTEMPT of every log handed to KeepLog
+	kept        []string      // TASK.ATTEMPT of every log handed to KeepLog
+	keeping     chan struct{} // if set, KeepLog returns only once it is closed
 }
 
 func (h *fakeHost) Topic(name string) (topic.Topic, bool) {
@@ -138,8 +139,12 @@ func (h *fakeHost) StreamLog(*raftfsm.Task, *tasklog.Log) func() { return func()
 
 func (h *fakeHost) KeepLog(t *raftfsm.Task, l *tasklog.Log) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.kept = append(h.kept, fmt.Sprintf("%s.%d", t.ID, t.Attempt))
+	gate := h.keeping
+	h.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 }
 
 func (h *fakeHost) Unhealthy() string {

@@ -278,6 +278,23 @@ func (r *Runner) start(t *raftfsm.Task, job raftfsm.Job, o topic.Origin) {
 	}()
 }
 
+// Holds reports whether this process runs the attempt or has not done
+// with it yet: its log is the runner's until KeepLog returned.
+func (r *Runner) Holds(task string, attempt int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.local[task]
+	if a == nil || a.task.Attempt != attempt {
+		return false
+	}
+	select {
+	case <-a.exited:
+		return false
+	default:
+		return true
+	}
+}
+
 // Report delivers a report to the leader, retrying until it is applied or
 // refused (the error then wraps ErrRefused), or the node stops (nil).
 func (r *Runner) Report(rep api.Report) error {

@@ -61,6 +61,37 @@ func TestRunnerRunsAnAssignedAttempt(t *testing.T) {
 	})
 }
 
+// The runner holds an attempt from its start until its log is kept: the
+// node's sweep of leftover logs must not seal a log KeepLog is about to.
+func TestRunnerHoldsAnAttemptUntilItsLogIsKept(t *testing.T) {
+	g := newRig(t, nil)
+	gate := make(chan struct{})
+	g.host.keeping = gate
+	g.run()
+	if g.r.Holds("t1", 1) {
+		t.Fatal("holds t1 attempt 1 before it was assigned")
+	}
+	g.spawn("j1", "t1", "build", nil, "n1")
+	p := g.proc(0)
+	if !g.r.Holds("t1", 1) || g.r.Holds("t1", 2) {
+		t.Errorf("while it runs: holds attempt 1 %v, attempt 2 %v; want only 1", g.r.Holds("t1", 1), g.r.Holds("t1", 2))
+	}
+	p.Finish(0)
+	wait.For(t, 5*time.Second, "its log handed to KeepLog", func() (bool, string) {
+		g.host.mu.Lock()
+		defer g.host.mu.Unlock()
+		return len(g.host.kept) == 1, fmt.Sprint(g.host.kept)
+	})
+	g.settled("t1", 1, raftfsm.TaskPassed)
+	if !g.r.Holds("t1", 1) {
+		t.Error("while KeepLog runs: the runner does not hold the attempt")
+	}
+	close(gate)
+	wait.For(t, 5*time.Second, "the runner to let go of the attempt once its log is kept", func() (bool, string) {
+		return !g.r.Holds("t1", 1), "still held"
+	})
+}
+
 // How an attempt ends decides what the runner reports.
 func TestRunnerOutcomes(t *testing.T) {
 	cases := []struct {
