@@ -402,10 +402,53 @@ func TestRetentionExpiresSealedLogs(t *testing.T) {
 		t.Errorf("after the blob retention: got jobs %v logs %v blobs %v, want j1's artifacts only", ex.Jobs, ex.Logs, ex.Blobs)
 	}
 	w.clock.Advance(logs - ret)
-	if ex := expire("after the log retention"); !slices.Equal(ex.Logs, []string{"j1"}) || !slices.Equal(ex.Forget, []string{"j1"}) {
-		t.Errorf("after the log retention: got logs %v forget %v, want j1's logs expired and the job forgotten", ex.Logs, ex.Forget)
+	ex := expire("after the log retention")
+	if !slices.Equal(ex.Logs, []string{"j1"}) || !slices.Equal(ex.Forget, []string{"j1"}) || !slices.Equal(ex.Blobs, []string{hash('f')}) {
+		t.Errorf("after the log retention: got logs %v forget %v blobs %v, want j1's logs expired, its log's blob forgotten with them and the job forgotten", ex.Logs, ex.Forget, ex.Blobs)
 	}
-	if ex := expire("then"); !slices.Equal(ex.Blobs, []string{hash('f')}) {
-		t.Errorf("then: blobs %v, want the log's blob forgotten (no job refers to it)", ex.Blobs)
+	w.l.Read(func(s *raftfsm.State, _ uint64) {
+		if b := s.Blobs[hash('f')]; b != nil {
+			t.Errorf("the expired log's blob is still in the ledger: %+v", b)
+		}
+	})
+	if ex := expire("then"); len(ex.Blobs)+len(ex.Logs)+len(ex.Forget)+len(ex.Jobs) != 0 {
+		t.Errorf("then: got %+v, want nothing left to expire", ex)
+	}
+}
+
+// A sealed log's blob is forgotten as soon as its job's logs expire, long
+// before the blob retention would forget an unreferenced blob; one that is
+// also an artifact of its job (in retention) stays.
+func TestRetentionForgetsExpiredLogBlobsAtOnce(t *testing.T) {
+	const ret, logs = 30 * 24 * time.Hour, time.Hour
+	w := newWorld(t)
+	for _, id := range []string{"1", "2"} {
+		w.job("j"+id, "t"+id, time.Hour, 0)
+		w.assign("t"+id, "n1")
+		w.start("t" + id)
+		if id == "2" {
+			w.blob(hash('e'), "j2") // j2's artifact, and t2's sealed log (the same bytes)
+		}
+		w.pass("t" + id)
+	}
+	for task, h := range map[string]string{"t1": hash('d'), "t2": hash('e')} {
+		w.ok(raftfsm.Command{Type: raftfsm.CmdLogSealed, LogSealed: &raftfsm.LogSealed{Task: task, At: w.clock.Now(),
+			Log: raftfsm.LogRef{Attempt: 1, Hash: h, Size: 1, Bytes: 30, Lines: 2, Node: "n1"}}})
+	}
+	r := Retention{Ledger: w.l, Writer: w.w, Clock: w.clock, Log: quiet, BlobRetention: ret, LogRetention: logs, JobHistory: ret}
+	w.clock.Advance(logs)
+	ex, _ := r.due(w.clock.Now())
+	if !slices.Equal(ex.Logs, []string{"j1", "j2"}) {
+		t.Errorf("logs expired: got %v, want j1 and j2", ex.Logs)
+	}
+	if _, err := w.w.Submit(context.Background(), raftfsm.Command{Type: raftfsm.CmdExpire, Expire: ex}); err != nil {
+		t.Fatal(err)
+	}
+	for h, kept := range map[string]bool{hash('d'): false, hash('e'): true} {
+		var in bool
+		w.l.Read(func(s *raftfsm.State, _ uint64) { _, in = s.Blobs[h] })
+		if in != kept {
+			t.Errorf("blob %s after the log retention: in the ledger %v, want %v", h[:8], in, kept)
+		}
 	}
 }

@@ -15,8 +15,11 @@ import (
 // LogRetention after it closed, and the job leaves the ledger (with its
 // tasks) JobHistory after it closed; a blob no job refers
 // to is forgotten BlobRetention after it was made, and its holders delete
-// their copies. One Expire command carries a pass's decisions, stamped
-// with the time they were made at.
+// their copies. A sealed log's blob is forgotten with its job's logs (in
+// the same command, which expires the logs first), unless a job refers to
+// it as an artifact: nothing of an expired log is kept anywhere. One
+// Expire command carries a pass's decisions, stamped with the time they
+// were made at.
 type Retention struct {
 	Ledger        Ledger
 	Writer        Writer
@@ -70,6 +73,9 @@ func (r Retention) due(now time.Time) (*raftfsm.Expire, time.Time) {
 			if len(j.LogRefs) > 0 && !j.LogsExpired { // (only a schema-2 ledger has sealed logs)
 				if due := j.ClosedAt.Add(r.LogRetention); !now.Before(due) {
 					ex.Logs = append(ex.Logs, id)
+					// Applied after the logs expired, as any blob: it goes
+					// only if no job refers to it any more.
+					ex.Blobs = append(ex.Blobs, j.LogRefs...)
 				} else if due.Before(next) {
 					next = due
 				}
@@ -100,5 +106,6 @@ func (r Retention) due(now time.Time) (*raftfsm.Expire, time.Time) {
 		}
 	})
 	slices.Sort(ex.Blobs)
+	ex.Blobs = slices.Compact(ex.Blobs)
 	return ex, next
 }
