@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -21,23 +22,61 @@ import (
 // none, without asking the node that ran it. The node's own raw file goes
 // once the record is acknowledged. Until then, and in a mesh whose voters
 // do not all know schema 2 yet, the log is read where it ran (relayed).
+// What keepLog could not seal or record (the node stopped first, a full
+// disk, the leader away), the sweep seals later (logs_sweep.go).
 
 // keepLog seals a finished attempt's log, stores it as a blob and records
 // it. It gives up after a bounded time (the leader away, a voter on an
-// older binary): the raw log stays, read where it ran.
+// older binary): the raw log stays, read where it ran, and the sweep
+// (logs_sweep.go) tries again later.
 func (n *Node) keepLog(t *raftfsm.Task, l *tasklog.Log) {
 	log := n.log.With("task", t.ID, "job", t.Job, "attempt", t.Attempt)
-	h, size, info, err := n.storeSealed(l.Seal)
-	if err != nil {
-		n.noteWriteError(err)
-		log.Warn("task log: could not seal it; it stays on this node", "err", err)
+	key := liveKey(t.ID, t.Attempt)
+	if !n.seals.claim(key) {
+		log.Debug("task log: being sealed already")
 		return
 	}
-	rep := api.Report{Kind: api.ReportLogSealed, Task: t.ID, Attempt: t.Attempt, Node: n.cfg.Name,
-		Hash: string(h), Size: size, Bytes: info.Bytes, Lines: int(info.Lines)}
-	ctx, cancel := context.WithTimeout(n.ctx, keepLogFor)
+	defer n.seals.release(key)
+	sb, err := n.sealLog(t.ID, t.Attempt, l.Seal, sealedBlob{}, keepLogFor)
+	if err != nil {
+		// A blob sealed but not recorded stays for the sweep's next try
+		// (or collection, gcLoop: nothing refers to it).
+		n.noteSealFailure(log, key, l, sb, err)
+		return
+	}
+	n.seals.forget(key)
+	log.Debug("task log sealed", "hash", string(sb.hash), "bytes", sb.info.Bytes, "lines", sb.info.Lines, "blob_bytes", sb.size)
+}
+
+// sealedBlob is a sealed log stored as a blob on this node.
+type sealedBlob struct {
+	hash blobs.Hash
+	size int64
+	info tasklog.SealInfo
+}
+
+// sealLog is what keepLog and the sweep share: it seals an attempt's log
+// (what seal writes) into a blob on stable storage, records it against
+// (task, attempt) with this node as its holder, trying for up to
+// recordFor, and once this replica shows the seal retires the raw file.
+// A blob sealed before and not recorded (prev) is recorded as it is while
+// this node still has it. On an error, the blob sealed is returned with it
+// (zero when the seal itself failed): the next try records that one.
+func (n *Node) sealLog(task string, attempt int, seal func(io.Writer) (tasklog.SealInfo, error), prev sealedBlob, recordFor time.Duration) (sealedBlob, error) {
+	sb := prev
+	if sb.hash == "" || !n.blobs.Has(sb.hash) {
+		h, size, info, err := n.storeSealed(seal)
+		if err != nil {
+			return sealedBlob{}, fmt.Errorf("node: task log: seal: %w", err)
+		}
+		sb = sealedBlob{hash: h, size: size, info: info}
+	}
+	rep := api.Report{Kind: api.ReportLogSealed, Task: task, Attempt: attempt, Node: n.cfg.Name,
+		Hash: string(sb.hash), Size: sb.size, Bytes: sb.info.Bytes, Lines: int(sb.info.Lines)}
+	ctx, cancel := context.WithTimeout(n.ctx, recordFor)
 	defer cancel()
 	var idx uint64
+	var err error
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
 		idx, err = n.applyReportAt(ctx, rep)
 		if err == nil || errors.Is(err, errRefused) || ctx.Err() != nil {
@@ -49,17 +88,15 @@ func (n *Node) keepLog(t *raftfsm.Task, l *tasklog.Log) {
 		}
 	}
 	if err != nil {
-		// The blob stays for collection (gcLoop): nothing refers to it.
-		log.Info("task log: sealed but not recorded; it stays on this node", "err", err)
-		return
+		return sb, fmt.Errorf("node: task log: record the seal: %w", err)
 	}
 	// The raw copy goes once this replica shows the seal: a reader
 	// relayed here by a replica that lags is served the sealed log.
-	n.waitIndex(ctx, idx, keepLogFor)
-	if err := n.logs.Retire(t.ID, t.Attempt, n.blobs.AddSpare); err != nil {
-		log.Warn("task log: removing the raw copy", "err", err)
+	n.waitIndex(ctx, idx, recordFor)
+	if err := n.logs.Retire(task, attempt, n.blobs.AddSpare); err != nil {
+		n.log.Warn("task log: removing the raw copy", "task", task, "attempt", attempt, "err", err)
 	}
-	log.Debug("task log sealed", "hash", string(h), "bytes", info.Bytes, "lines", info.Lines, "blob_bytes", size)
+	return sb, nil
 }
 
 // storeSealed stores what seal writes as a blob, on stable storage before

@@ -64,6 +64,7 @@ type Node struct {
 	records  *runner.Records // run records of the attempts this life started (DATA_DIR/run)
 	live     liveLogs        // copies of other nodes' running attempts' output (logs_stream.go)
 	sections sectionsCache   // of the sealed logs read last (logs_sections.go)
+	seals    logSeals        // attempts being sealed, and those whose seal failed (logs_sweep.go)
 	schemas  schemaSeen      // the ledger schema each member last gossiped (version.go)
 	logs     *tasklog.Store
 	blobs    *blobs.Store
@@ -259,6 +260,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(func() { n.runner.Run(n.ready) })
 	n.goFunc(n.gcLoop)
 	n.goFunc(n.liveLogLoop)
+	n.goFunc(n.logSweepLoop)
 	n.goFunc(func() { n.sweepBackends(n.ctx) })
 	n.goFunc(n.verifyUnflushedBlobs)
 	n.log.Info("node up", "gossip", n.gossip.Addr(), "peer", raftAdv.String(), "tls_ca", peer.CA().Subject.CommonName, "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
