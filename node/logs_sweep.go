@@ -203,14 +203,20 @@ func (n *Node) logSweepLoop() {
 
 // sweepLogs is one pass of the sweep.
 func (n *Node) sweepLogs() {
-	held, err := n.logs.List()
+	held, empty, err := n.logs.List()
 	if err != nil {
 		n.log.Warn("task log sweep: listing the raw logs", "err", err)
 	}
 	now := n.cfg.Clock.Now()
 	var items []sweepItem
 	var drop []blobs.Hash
+	var tidy []string // empty task directories no attempt will write to
 	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
+		for _, task := range empty {
+			if t := s.Tasks[task]; t == nil || t.State.Terminal() {
+				tidy = append(tidy, task)
+			}
+		}
 		for _, h := range held {
 			it := sweepItem{held: h}
 			t := s.Tasks[h.Task]
@@ -235,6 +241,9 @@ func (n *Node) sweepLogs() {
 		}
 		drop = n.expiredLogBlobs(s)
 	})
+	for _, task := range tidy {
+		n.logs.RemoveDir(task)
+	}
 	for _, h := range drop {
 		if !n.blobs.Has(h) {
 			continue

@@ -135,6 +135,10 @@ func TestLogSealedAfterARestart(t *testing.T) {
 	})
 	checkJob(t, m.WaitJob(0, r.Job, waitLong), "closed", "passed", "")
 	waitSealedAttempt(t, m, 0, r.Task, 2, "node2", waitLong)
+	m.WaitFor(waitLong, "node2's log directory of the task to go once it is over and sealed", func() (bool, string) {
+		_, err := os.Stat(filepath.Dir(raw))
+		return os.IsNotExist(err), fmt.Sprint(err)
+	})
 
 	m.Nodes[2].Kill() // for good
 	for _, i := range []int{0, 1} {

@@ -21,14 +21,15 @@ type Held struct {
 }
 
 // List returns every attempt's raw log file the store holds (those still
-// written to as well), sorted by task, then attempt. Files and directories
-// not named like a log (DIR/TASK/ATTEMPT.log) are left out.
-func (s *Store) List() ([]Held, error) {
+// written to as well), sorted by task, then attempt, and the tasks whose
+// directory holds no log file (sorted). Files not named like a log
+// (DIR/TASK/ATTEMPT.log) are left out.
+func (s *Store) List() (held []Held, empty []string, err error) {
 	tasks, err := os.ReadDir(s.dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("tasklog: list: %w", err)
+		return nil, nil, fmt.Errorf("tasklog: list: %w", err)
 	}
 	var out []Held
 	for _, td := range tasks {
@@ -39,8 +40,9 @@ func (s *Store) List() ([]Held, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			continue // removed meanwhile
 		} else if err != nil {
-			return nil, fmt.Errorf("tasklog: list: %w", err)
+			return nil, nil, fmt.Errorf("tasklog: list: %w", err)
 		}
+		before := len(out)
 		for _, f := range files {
 			num, ok := strings.CutSuffix(f.Name(), ".log")
 			attempt, err := strconv.Atoi(num)
@@ -51,9 +53,12 @@ func (s *Store) List() ([]Held, error) {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			} else if err != nil {
-				return nil, fmt.Errorf("tasklog: list: %w", err)
+				return nil, nil, fmt.Errorf("tasklog: list: %w", err)
 			}
 			out = append(out, Held{Task: td.Name(), Attempt: attempt, Size: fi.Size(), ModTime: fi.ModTime()})
+		}
+		if len(out) == before && len(files) == 0 {
+			empty = append(empty, td.Name())
 		}
 	}
 	slices.SortFunc(out, func(a, b Held) int {
@@ -62,7 +67,7 @@ func (s *Store) List() ([]Held, error) {
 		}
 		return a.Attempt - b.Attempt
 	})
-	return out, nil
+	return out, empty, nil
 }
 
 // SealFile seals an attempt's log from its file alone, for a log no Log of
@@ -123,4 +128,13 @@ func (s *Store) Remove(task string, attempt int) error {
 		return fmt.Errorf("tasklog: remove: %w", err)
 	}
 	return nil
+}
+
+// RemoveDir removes a task's directory if it holds nothing. Only for a
+// task no attempt of which can start here any more (over, or unknown to
+// the ledger): Create makes the directory before its file.
+func (s *Store) RemoveDir(task string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	os.Remove(filepath.Join(s.dir, task)) // fails, harmlessly, if not empty
 }

@@ -41,9 +41,12 @@ func TestListHeld(t *testing.T) {
 		}
 	}
 	os.MkdirAll(filepath.Join(dir, "tc"), 0o700) // a task directory with no log left
-	got, err := s.List()
+	got, empty, err := s.List()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(empty, []string{"tc"}) {
+		t.Errorf("empty task directories: got %v, want [tc] (tb holds other files, not empty)", empty)
 	}
 	var names []string
 	for _, h := range got {
@@ -58,8 +61,16 @@ func TestListHeld(t *testing.T) {
 	if got[0].Size != 3 || got[1].Size != 4 {
 		t.Errorf("sizes: got %d and %d, want 3 and 4", got[0].Size, got[1].Size)
 	}
-	if l, err := New(filepath.Join(dir, "none"), 0).List(); err != nil || len(l) != 0 {
-		t.Errorf("a store whose directory is not made yet: got %v, %v; want nothing", l, err)
+	if l, e, err := New(filepath.Join(dir, "none"), 0).List(); err != nil || len(l)+len(e) != 0 {
+		t.Errorf("a store whose directory is not made yet: got %v %v, %v; want nothing", l, e, err)
+	}
+	s.RemoveDir("tc")
+	s.RemoveDir("tb") // holds files: stays
+	if _, err := os.Stat(filepath.Join(dir, "tc")); !os.IsNotExist(err) {
+		t.Errorf("RemoveDir of an empty task directory: %v, want it gone", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tb", "2.log")); err != nil {
+		t.Errorf("RemoveDir of a task directory holding logs: %v, want them kept", err)
 	}
 }
 
