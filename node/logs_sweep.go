@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,7 +27,8 @@ import (
 //   - an attempt sealed already (by a copy holder that sealed first, or
 //     keepLog gave up before the raw file went) has its raw file retired;
 //   - the raw files of a task the ledger no longer knows, or of a job past
-//     its log retention, are removed, sealed or not;
+//     its log retention, are removed, sealed or not; so is the empty
+//     directory of a task that is over;
 //
 // and, for every job whose logs expired, the copies this node holds of
 // their sealed blobs once the ledger forgot them: nothing of an expired
@@ -161,16 +163,15 @@ func failureKind(blob sealedBlob, err error) string {
 type sweepAction int
 
 const (
-	sweepSkip   sweepAction = iota
-	sweepSeal               // over, not sealed: seal and record it
-	sweepRetire             // sealed (here or elsewhere): the raw file goes
-	sweepRemove             // its task left the ledger, or its job's log retention ran out
+	sweepRetire sweepAction = iota // sealed (here or elsewhere): the raw file goes
+	sweepRemove                    // its task left the ledger, or its job's log retention ran out
+	sweepSeal                      // over, not sealed: seal and record it
 )
 
 type sweepItem struct {
 	held   tasklog.Held
 	action sweepAction
-	job    string
+	job    string // "" if the ledger does not know the task
 	why    string // for sweepRemove
 }
 
@@ -222,7 +223,7 @@ func (n *Node) sweepLogs() {
 			t := s.Tasks[h.Task]
 			var j *raftfsm.Job
 			if t != nil {
-				j = s.Jobs[t.Job]
+				j, it.job = s.Jobs[t.Job], t.Job
 			}
 			_, sealed := sealedLog(t, h.Attempt)
 			switch {
@@ -233,7 +234,7 @@ func (n *Node) sweepLogs() {
 			case sealed:
 				it.action = sweepRetire
 			case t.Attempt > h.Attempt || t.Attempt == h.Attempt && t.State.Terminal():
-				it.action, it.job = sweepSeal, t.Job
+				it.action = sweepSeal
 			default:
 				continue // not over yet: its runner (or a previous life's hand-back) comes first
 			}
@@ -254,6 +255,9 @@ func (n *Node) sweepLogs() {
 		}
 		n.log.Info("task log sweep: removed the copy of an expired log", "hash", string(h))
 	}
+	// Removals first: a record that fails for want of the leader ends the
+	// pass.
+	slices.SortStableFunc(items, func(a, b sweepItem) int { return int(a.action) - int(b.action) })
 	for _, it := range items {
 		if n.ctx.Err() != nil {
 			return
@@ -318,6 +322,9 @@ func (n *Node) sweepOne(it sweepItem) bool {
 	}
 	defer n.seals.release(key)
 	log := n.log.With("task", h.Task, "attempt", h.Attempt)
+	if it.job != "" {
+		log = log.With("job", it.job)
+	}
 	switch it.action {
 	case sweepRetire:
 		n.dropRetry(key)
@@ -349,7 +356,7 @@ func (n *Node) sweepOne(it sweepItem) bool {
 		}
 		sb, err := n.sealLog(h.Task, h.Attempt, seal, prev, sweepRecordFor)
 		if err != nil {
-			n.noteSealFailure(log.With("job", it.job), key, l, sb, err)
+			n.noteSealFailure(log, key, l, sb, err)
 			return sb.hash == "" || errors.Is(err, errRefused)
 		}
 		n.seals.forget(key)
@@ -357,7 +364,7 @@ func (n *Node) sweepOne(it sweepItem) bool {
 		if r != nil {
 			tries = r.tries
 		}
-		log.Info("task log sweep: sealed and recorded a log left unsealed", "job", it.job, "hash", string(sb.hash), "bytes", sb.info.Bytes, "failed_tries", tries)
+		log.Info("task log sweep: sealed and recorded a log left unsealed", "hash", string(sb.hash), "bytes", sb.info.Bytes, "failed_tries", tries)
 	}
 	return true
 }
