@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/blobs"
+	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/runner"
 	"github.com/ourci/ourci/node/tasklog"
 	"github.com/ourci/ourci/raftfsm"
@@ -25,7 +26,9 @@ import (
 //     again after a backoff (1 s doubling to 2 min), logged when it first
 //     happens and whenever it changes, not at every try;
 //   - an attempt sealed already (by a copy holder that sealed first, or
-//     keepLog gave up before the raw file went) has its raw file retired;
+//     keepLog gave up before the raw file went) has its raw file retired,
+//     once a live node holds the sealed blob (a copy holder that sealed
+//     part of the log and died at once leaves the raw file the only copy);
 //   - the raw files of a task the ledger no longer knows, or of a job past
 //     its log retention, are removed, sealed or not; so is the empty
 //     directory of a task that is over;
@@ -173,6 +176,7 @@ type sweepItem struct {
 	action sweepAction
 	job    string // "" if the ledger does not know the task
 	why    string // for sweepRemove
+	over   bool   // the task is over (or unknown): its directory may go with its last file
 }
 
 // logSweepLoop runs the sweep on a current replica: at every settled change
@@ -209,6 +213,7 @@ func (n *Node) sweepLogs() {
 		n.log.Warn("task log sweep: listing the raw logs", "err", err)
 	}
 	now := n.cfg.Clock.Now()
+	live := memberMap(n.gossip.Members())
 	var items []sweepItem
 	var drop []blobs.Hash
 	var tidy []string // empty task directories no attempt will write to
@@ -225,12 +230,15 @@ func (n *Node) sweepLogs() {
 			if t != nil {
 				j, it.job = s.Jobs[t.Job], t.Job
 			}
-			_, sealed := sealedLog(t, h.Attempt)
+			it.over = t == nil || t.State.Terminal()
+			ref, sealed := sealedLog(t, h.Attempt)
 			switch {
 			case t == nil || j == nil:
 				it.action, it.why = sweepRemove, "its task left the ledger"
 			case n.logsExpired(j, now):
 				it.action, it.why = sweepRemove, "its job's log retention ran out"
+			case sealed && !liveHolder(s.Blobs[ref.Hash], live):
+				continue // its only copies are on nodes that are gone: this one stays readable
 			case sealed:
 				it.action = sweepRetire
 			case t.Attempt > h.Attempt || t.Attempt == h.Attempt && t.State.Terminal():
@@ -266,6 +274,19 @@ func (n *Node) sweepLogs() {
 			return // the leader is out of reach: the next pass tries again
 		}
 	}
+}
+
+// liveHolder reports whether a live member holds a copy of b.
+func liveHolder(b *raftfsm.Blob, live map[string]gossip.Member) bool {
+	if b == nil {
+		return false
+	}
+	for _, h := range b.Holders {
+		if _, ok := live[h]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // logsExpired reports whether a job's logs are past their retention: the
@@ -325,47 +346,58 @@ func (n *Node) sweepOne(it sweepItem) bool {
 	if it.job != "" {
 		log = log.With("job", it.job)
 	}
-	switch it.action {
-	case sweepRetire:
-		n.dropRetry(key)
+	if it.action == sweepSeal {
+		return n.sweepSeal(log, it, key)
+	}
+	n.dropRetry(key)
+	if it.action == sweepRetire {
 		if err := n.logs.Retire(h.Task, h.Attempt, n.blobs.AddSpare); err != nil {
 			log.Warn("task log sweep: removing the raw copy of a sealed log", "err", err)
 		} else {
 			log.Info("task log sweep: removed the raw copy of a log sealed already")
 		}
-	case sweepRemove:
-		n.dropRetry(key)
+	} else {
 		if err := n.logs.Remove(h.Task, h.Attempt); err != nil {
 			log.Warn("task log sweep: removing a raw log", "why", it.why, "err", err)
 		} else {
 			log.Info("task log sweep: removed a raw log", "why", it.why, "bytes", h.Size)
 		}
-	case sweepSeal:
-		r, due := n.seals.due(key)
-		if !due {
-			return true
-		}
-		var l *tasklog.Log
-		var prev sealedBlob
-		if r != nil {
-			l, prev = r.log, r.blob
-		}
-		seal := func(w io.Writer) (tasklog.SealInfo, error) { return n.logs.SealFile(h.Task, h.Attempt, w) }
-		if l != nil {
-			seal = l.Seal
-		}
-		sb, err := n.sealLog(h.Task, h.Attempt, seal, prev, sweepRecordFor)
-		if err != nil {
-			n.noteSealFailure(log, key, l, sb, err)
-			return sb.hash == "" || errors.Is(err, errRefused)
-		}
-		n.seals.forget(key)
-		tries := 0
-		if r != nil {
-			tries = r.tries
-		}
-		log.Info("task log sweep: sealed and recorded a log left unsealed", "hash", string(sb.hash), "bytes", sb.info.Bytes, "failed_tries", tries)
 	}
+	if it.over {
+		n.logs.RemoveDir(h.Task)
+	}
+	return true
+}
+
+// sweepSeal seals and records an attempt's log the sweep found unsealed,
+// unless a failure before still backs off; false when the record failed
+// for want of the leader.
+func (n *Node) sweepSeal(log *slog.Logger, it sweepItem, key string) bool {
+	h := it.held
+	r, due := n.seals.due(key)
+	if !due {
+		return true
+	}
+	var l *tasklog.Log
+	var prev sealedBlob
+	if r != nil {
+		l, prev = r.log, r.blob
+	}
+	seal := func(w io.Writer) (tasklog.SealInfo, error) { return n.logs.SealFile(h.Task, h.Attempt, w) }
+	if l != nil {
+		seal = l.Seal
+	}
+	sb, err := n.sealLog(h.Task, h.Attempt, seal, prev, sweepRecordFor)
+	if err != nil {
+		n.noteSealFailure(log, key, l, sb, err)
+		return sb.hash == "" || errors.Is(err, errRefused)
+	}
+	n.seals.forget(key)
+	tries := 0
+	if r != nil {
+		tries = r.tries
+	}
+	log.Info("task log sweep: sealed and recorded a log left unsealed", "hash", string(sb.hash), "bytes", sb.info.Bytes, "failed_tries", tries)
 	return true
 }
 

@@ -428,3 +428,42 @@ func TestExpiredJobsLeaveNoLogOnAnyDisk(t *testing.T) {
 		t.Errorf("job 2's raw log was sealed past its retention (%d holders); want it removed", holds)
 	}
 }
+
+// TestRawCopyOfASealedLogRetired: a node that crashed after its seal was
+// recorded but before its raw log went (the state is made on its disk
+// while it is down) finds the raw copy when it comes back and retires it:
+// the sealed log serves the readers.
+func TestRawCopyOfASealedLogRetired(t *testing.T) {
+	conf := func(i int, c *node.Config) {
+		if i == 2 {
+			c.Topics = topics("solo")
+		}
+	}
+	m := startMesh(t, 3, conf)
+	cfg := m.Config(2)
+	conf(2, &cfg)
+	r := spawn(t, m.Client(0), "solo", "sh", "-c", markerScript(100, "true"))
+	checkJob(t, m.WaitJob(0, r.Job, waitLong), "closed", "passed", "")
+	waitSealedAttempt(t, m, 0, r.Task, 1, "node2", waitLong)
+	raw := filepath.Join(m.Nodes[2].DataDir(), "logs", r.Task, "1.log")
+	m.WaitFor(waitLong, "node2's raw copy to go once sealed", func() (bool, string) {
+		_, err := os.Stat(raw)
+		return os.IsNotExist(err), fmt.Sprint(err)
+	})
+	want := readLog(t, m.Client(0), r.Task)
+	m.Nodes[2].Kill()
+	if err := os.MkdirAll(filepath.Dir(raw), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(raw, []byte(want), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.Restart(2, cfg)
+	m.WaitFor(waitLong, "node2 to retire the raw copy of its sealed log", func() (bool, string) {
+		_, err := os.Stat(filepath.Dir(raw))
+		return os.IsNotExist(err), fmt.Sprint(err)
+	})
+	if got := readLog(t, m.Client(2), r.Task); got != want {
+		t.Errorf("the log through node2 after: got %d bytes, want %d", len(got), len(want))
+	}
+}
