@@ -430,6 +430,6 @@ func (n *Node) noteSealFailure(log *slog.Logger, key string, l *tasklog.Log, sb 
 	case sb.hash == "":
 		log.Warn("task log: could not seal it; it stays on this node, read where it ran, and is tried again", "err", err, "tries", tries)
 	default:
-		log.Info("task log: sealed but not recorded; it stays on this node, read where it ran, and is tried again", "err", err, "tries", tries)
+		log.Info("task log: sealed but not recorded; it stays on this node, read where it ran, and is tried again", "err", err, "hash", string(sb.hash), "tries", tries)
 	}
 }

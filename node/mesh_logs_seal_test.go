@@ -467,3 +467,50 @@ func TestRawCopyOfASealedLogRetired(t *testing.T) {
 		t.Errorf("the log through node2 after: got %d bytes, want %d", len(got), len(want))
 	}
 }
+
+// TestLogRecordedOnceTheMeshCan: a log sealed while the ledger cannot
+// record it (a voter still on a binary that knows no sealed logs, for
+// longer than the end of the attempt tries) is recorded by the sweep once
+// the voter is upgraded: the blob sealed at the end, not sealed again.
+func TestLogRecordedOnceTheMeshCan(t *testing.T) {
+	logs := newRecords()
+	conf := func(i int, c *node.Config) {
+		switch i {
+		case 1:
+			c.GossipSchema = 1 // a voter on a binary before sealed logs
+		case 2:
+			c.Topics = topics("solo")
+			c.Logger = slog.New(logs)
+		}
+	}
+	m := startMesh(t, 3, conf)
+	r := spawn(t, m.Client(0), "solo", "sh", "-c", markerScript(100, "true"))
+	checkJob(t, m.WaitJob(0, r.Job, waitLong), "closed", "passed", "")
+	var held map[string]string
+	m.WaitFor(2*waitLong, "node2 to give up recording the seal (the old voter holds it back)", func() (bool, string) {
+		got := logs.matching("task log: sealed but not recorded", r.Task)
+		if len(got) > 0 {
+			held = got[0]
+		}
+		return len(got) > 0, "not yet"
+	})
+	if _, _, ok := sealedAttempt(m.Nodes[0], r.Task, 1); ok {
+		t.Fatal("the log is recorded while a voter knows only schema 1: the test shows nothing")
+	}
+	want := readLog(t, m.Client(0), r.Task) // from node2's raw log
+	// The upgrade: node1 comes back on a binary that knows schema 2.
+	cfg1 := m.Config(1)
+	m.Nodes[1].Close()
+	m.Restart(1, cfg1)
+	ref := waitSealedAttempt(t, m, 0, r.Task, 1, "node2", 2*waitLong)
+	if ref.Hash != held["hash"] {
+		t.Errorf("recorded blob %s, want %s, the one sealed at the end (sealed again?)", ref.Hash, held["hash"])
+	}
+	if done := logs.matching("task log sweep: sealed and recorded", r.Task); len(done) != 1 {
+		t.Errorf("the sweep's lines about the record: %v, want one", done)
+	}
+	m.Nodes[2].Kill()
+	if got := readLog(t, m.Client(0), r.Task); got != want {
+		t.Errorf("the log through node0 with node2 gone: got %d bytes, want the %d it had", len(got), len(want))
+	}
+}
