@@ -135,15 +135,22 @@ func TestBlobsFetchReplicateAndCollect(t *testing.T) {
 	}
 
 	// After the job history period the job leaves the ledger, and every
-	// node deletes its tasks' logs.
-	logs := 0
+	// node deletes its tasks' logs: the root's was sealed when its attempt
+	// ended (its raw file and directory gone then) and kept since.
+	var sealed string
+	m.Nodes[0].FSM().Read(func(s *raftfsm.State, _ uint64) {
+		if tk := s.Tasks[job.Task]; tk != nil && len(tk.Logs) > 0 {
+			sealed = tk.Logs[0].Hash
+		}
+	})
+	copies := 0
 	for _, n := range m.Nodes {
-		if _, err := os.Stat(filepath.Join(n.DataDir(), "logs", job.Task)); err == nil {
-			logs++
+		if sealed != "" && n.BlobStore().Has(blobs.Hash(sealed)) {
+			copies++
 		}
 	}
-	if logs != 1 {
-		t.Fatalf("before the history period: the root's log is on %d nodes, want 1", logs)
+	if copies == 0 {
+		t.Fatalf("before the history period: the root's sealed log %q is on no node", sealed)
 	}
 	clk.Advance(3 * 24 * time.Hour)
 	m.WaitFor(20*time.Second, "the job forgotten and its logs deleted", func() (bool, string) {
@@ -153,6 +160,9 @@ func TestBlobsFetchReplicateAndCollect(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(n.DataDir(), "logs", job.Task)); err == nil {
 				return false, fmt.Sprintf("node %d still has the task's log", i)
+			}
+			if n.BlobStore().Has(blobs.Hash(sealed)) {
+				return false, fmt.Sprintf("node %d still has the task's sealed log", i)
 			}
 		}
 		return true, ""
