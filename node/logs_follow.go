@@ -373,19 +373,30 @@ func (n *Node) writeOwn(ctx context.Context, cur *logCursor, task string, attemp
 		next, err := l.WriteStamped(cur.w, int(cur.pos), done || !follow)
 		cur.pos = int64(max(next, int(cur.pos)))
 		cur.flush()
-		switch {
-		case err != nil:
-			return false, true
-		case done:
-			return true, true
-		case !follow:
-			return false, true
+		if whole, again := followOn(ctx, err, done, follow, changed); !again {
+			return whole, true
 		}
-		select {
-		case <-ctx.Done():
-			return false, true
-		case <-changed:
-		}
+	}
+}
+
+// followOn decides, after a source wrote what it had, whether a read
+// goes on with it: not after an error, its end or a snapshot; else once
+// it changed (again), unless ctx ended first. whole: the reader has the
+// whole log.
+func followOn(ctx context.Context, err error, done, follow bool, changed <-chan struct{}) (whole, again bool) {
+	switch {
+	case err != nil:
+		return false, false
+	case done:
+		return true, false
+	case !follow:
+		return false, false
+	}
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-changed:
+		return false, true
 	}
 }
 
@@ -416,18 +427,8 @@ func (n *Node) writeCopy(ctx context.Context, cur *logCursor, task string, attem
 			err = cur.stream(c.r.Bytes())
 		}
 		cur.flush()
-		switch {
-		case err != nil:
-			return false, true
-		case done:
-			return true, true
-		case !follow:
-			return false, true
-		}
-		select {
-		case <-ctx.Done():
-			return false, true
-		case <-grew:
+		if whole, again := followOn(ctx, err, done, follow, grew); !again {
+			return whole, true
 		}
 	}
 }

@@ -181,22 +181,7 @@ func TestLogsFollowFromTheNearestCopy(t *testing.T) {
 // task: it has the output up to the last chunk, then the end of the log
 // the copy's holder seals, and ends.
 func TestLogsFollowOutlivesTheRunner(t *testing.T) {
-	m := startMesh(t, 3, func(i int, c *node.Config) {
-		if i == 2 {
-			c.Topics = topics("t") // node2 (not the first leader) runs the task and dies with it
-		}
-	})
-	r := spawn(t, m.Client(1), "t", "sh", "-c", `i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo "step $i"; done; exec sleep 600`)
-	holder := -1
-	m.WaitFor(waitLong, "node0 or node1 to hold the streamed output up to step 300", func() (bool, string) {
-		for _, i := range []int{0, 1} {
-			if b, ok := m.Nodes[i].LogCopy(r.Task, 1); ok && strings.Contains(string(b), "step 300\n") {
-				holder = i
-				return true, ""
-			}
-		}
-		return false, "no copy has it all yet"
-	})
+	m, r, holder := startDyingRunner(t)
 	reader := 1 - holder
 	ctx, cancel := context.WithTimeout(t.Context(), 3*waitLong)
 	defer cancel()

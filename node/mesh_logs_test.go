@@ -211,18 +211,18 @@ func TestLogsOutliveTheirNode(t *testing.T) {
 	}
 }
 
-// TestLogsOfANodeThatDiesMidRun: a running attempt's output streams to
-// another node as it is written; when its node dies with it, the other
-// nodes serve the output up to the last chunk, and the copy's holder
-// seals it, marked where it ends, so it stays once the copy is gone.
-func TestLogsOfANodeThatDiesMidRun(t *testing.T) {
-	m := startMesh(t, 3, func(i int, c *node.Config) {
+// startDyingRunner starts a 3-node mesh where node2 runs a task that
+// prints 300 steps and hangs (for the test to kill node2 with it), and
+// waits for node0 or node1 (holder) to hold a copy of all 300.
+func startDyingRunner(t *testing.T) (m *nodetest.Mesh, r api.SpawnResponse, holder int) {
+	t.Helper()
+	m = startMesh(t, 3, func(i int, c *node.Config) {
 		if i == 2 {
 			c.Topics = topics("t") // node2 (not the first leader) runs the task and dies with it
 		}
 	})
-	r := spawn(t, m.Client(1), "t", "sh", "-c", `i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo "step $i"; done; exec sleep 600`)
-	holder := -1
+	r = spawn(t, m.Client(1), "t", "sh", "-c", `i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo "step $i"; done; exec sleep 600`)
+	holder = -1
 	m.WaitFor(waitLong, "node0 or node1 to hold the streamed output up to step 300", func() (bool, string) {
 		for _, i := range []int{0, 1} {
 			if b, ok := m.Nodes[i].LogCopy(r.Task, 1); ok && strings.Contains(string(b), "step 300\n") {
@@ -232,6 +232,15 @@ func TestLogsOfANodeThatDiesMidRun(t *testing.T) {
 		}
 		return false, "no copy has it all yet"
 	})
+	return m, r, holder
+}
+
+// TestLogsOfANodeThatDiesMidRun: a running attempt's output streams to
+// another node as it is written; when its node dies with it, the other
+// nodes serve the output up to the last chunk, and the copy's holder
+// seals it, marked where it ends, so it stays once the copy is gone.
+func TestLogsOfANodeThatDiesMidRun(t *testing.T) {
+	m, r, holder := startDyingRunner(t)
 	m.Nodes[2].Kill()
 	ctx := testCtx(t)
 	read := func(i int) (string, error) {
