@@ -120,7 +120,7 @@ func (n *Node) lead(ctx context.Context) {
 // duties are the leader's loops (node/leader), each writing only through
 // the dispatcher.
 func (n *Node) duties(d *leader.Dispatcher) []leader.Duty {
-	return []leader.Duty{
+	duties := []leader.Duty{
 		leader.Membership{Raft: n.raft, Members: n.gossip, Self: raft.ServerID(n.id.ID),
 			DeadAfter: n.cfg.DeadServerAfter, MaxVoters: maxVoters, TrustAbsenceAt: n.started.Add(lossGrace),
 			CaughtUp: func(ctx context.Context, m gossip.Member) bool { return n.caughtUp(ctx, m.Meta.Raft) },
@@ -131,10 +131,13 @@ func (n *Node) duties(d *leader.Dispatcher) []leader.Duty {
 			BlobRetention: n.cfg.BlobRetention, LogRetention: n.cfg.LogRetention, JobHistory: n.cfg.JobHistory, Settle: settleDelay},
 		leader.Loss{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log,
 			MaxAttempts: n.cfg.MaxAttempts, MaxInfra: n.cfg.MaxInfraRetries, Grace: lossGrace - time.Since(n.started)},
-		leader.Func{Label: "github", F: func(ctx context.Context) { n.githubLoop(ctx, d) }},
 		leader.Replication{Ledger: n.fsm, Members: n.gossip, Replicas: n.cfg.BlobReplicas, Pull: n.askPull, Go: n.goFunc,
 			Settle: settleDelay, Backoff: 2 * time.Second, Log: n.log},
 	}
+	if g := n.githubDuty(d); g != nil {
+		duties = append(duties, g)
+	}
+	return duties
 }
 
 // broadcast wakes every waiter at once: wait returns a channel that the
