@@ -10,9 +10,9 @@
 // It decides from what it reads and stamps the time it read from its
 // injected clock into the commands it proposes; Apply never reads a
 // clock. Duties here are plain structs of those interfaces, tested
-// against fakes; the node wires them (node/leader.go) beside the duties
-// that still lives in the node (GitHub), which
-// it wraps as Func.
+// against fakes; the node wires them (node/leader.go), passing in what
+// only it has (Raft, gossip, the peer client, GitHub clients) as small
+// interfaces and functions. Func wraps a loop that is a function.
 //
 // Concurrency: the Dispatcher's Submit and Kick are safe from any
 // goroutine; its Run is called once per term and answers everything
