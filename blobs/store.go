@@ -299,6 +299,30 @@ func (s *Store) List() ([]Info, error) {
 	return out, nil
 }
 
+// Empty reports whether the store holds no blob (it stops at the first).
+func (s *Store) Empty() (bool, error) {
+	root := filepath.Join(s.dir, "sha256")
+	fans, err := os.ReadDir(root)
+	if err != nil {
+		return false, fmt.Errorf("blobs: list: %w", err)
+	}
+	for _, fan := range fans {
+		if !fan.IsDir() || len(fan.Name()) != 2 {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(root, fan.Name()))
+		if err != nil {
+			return false, fmt.Errorf("blobs: list: %w", err)
+		}
+		for _, e := range ents {
+			if h := Hash(e.Name()); h.Valid() && string(h[:2]) == fan.Name() && e.Type().IsRegular() {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
 // Usage returns the number of stored blobs and their total size in bytes.
 func (s *Store) Usage() (count int, bytes int64, err error) {
 	list, err := s.List()

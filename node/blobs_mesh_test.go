@@ -7,10 +7,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -343,4 +346,90 @@ func TestCrashTornCopyWithdrawn(t *testing.T) {
 	if m.Nodes[victim].BlobStore().Has(blobs.Hash(hash)) {
 		t.Errorf("the torn copy is still on %s's disk, want it deleted", name)
 	}
+}
+
+// TestWipedHolderRecordsWithdrawn: a holder that comes back with a wiped
+// data dir has every record of its copies withdrawn (its first report is a
+// reset), and replication brings each blob back to two real copies; no
+// record is left naming a node without the copy.
+func TestWipedHolderRecordsWithdrawn(t *testing.T) {
+	configure := func(i int, c *node.Config) {
+		c.BlobReplicas = 2
+		c.Executor = executor.NewFake()
+	}
+	m := nodetest.Start(t, 3, configure)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var hashes []string
+	for k := range 6 {
+		info, err := m.Client(k%3).PutBlob(ctx, bytes.NewReader([]byte(fmt.Sprint("a blob on a disk about to be wiped ", k))), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, info.Ref[len("sha256:"):])
+	}
+	byName := map[string]*node.Node{}
+	realCopies := func(at int) (bool, string) {
+		for _, h := range hashes {
+			hs := holders(m.Nodes[at], h)
+			if len(hs) != 2 {
+				return false, fmt.Sprintf("blob %s: holders %v, want 2", h[:12], hs)
+			}
+			for _, name := range hs {
+				if !byName[name].BlobStore().Has(blobs.Hash(h)) {
+					return false, fmt.Sprintf("blob %s: the ledger names %s, which has no copy", h[:12], name)
+				}
+			}
+		}
+		return true, ""
+	}
+	for _, n := range m.Nodes {
+		byName[n.Name()] = n
+	}
+	m.WaitFor(20*time.Second, "every blob on two nodes", func() (bool, string) { return realCopies(0) })
+	victim := m.Follower()
+	held := 0
+	for _, h := range hashes {
+		if slices.Contains(holders(m.Nodes[victim], h), m.Nodes[victim].Name()) {
+			held++
+		}
+	}
+	if held == 0 {
+		t.Fatalf("the follower %s holds none of the %d blobs: the test needs it to hold some", m.Nodes[victim].Name(), len(hashes))
+	}
+	cfg := m.Config(victim)
+	configure(victim, &cfg)
+	cfg.Peers = []string{m.Nodes[(victim+1)%3].GossipAddr()}
+	var logged lockedBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	m.Nodes[victim].Kill()
+	if err := os.RemoveAll(cfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	n := m.Restart(victim, cfg)
+	byName[n.Name()] = n
+	other := (victim + 1) % 3
+	m.WaitFor(20*time.Second, fmt.Sprintf("the %d records of %s's wiped copies withdrawn and the blobs on two real copies again", held, n.Name()),
+		func() (bool, string) { return realCopies(other) })
+	if want := "blob store empty at start: the ledger's records of copies here are withdrawn"; !strings.Contains(logged.String(), want) {
+		t.Errorf("the wiped node's log has no %q: the records were not withdrawn by its reset", want)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -209,6 +209,13 @@ func (n *Node) reportCommand(r api.Report) (raftfsm.Command, error) {
 			Hash: r.Hash, Size: r.Size, Node: r.Node, Job: r.Job, Name: r.Name, MaxJobBytes: n.cfg.MaxJobBlobBytes, At: now}}, nil
 	case api.ReportBlobDropped:
 		return raftfsm.Command{Type: raftfsm.CmdBlobDropped, BlobDropped: &raftfsm.BlobDropped{Hash: r.Hash, Node: r.Node}}, nil
+	case api.ReportBlobsReset:
+		if r.Node == "" {
+			return raftfsm.Command{}, errResetNeedsNode
+		}
+		var c raftfsm.Command
+		n.fsm.Read(func(s *raftfsm.State, _ uint64) { c = resetCommand(s, r.Node) })
+		return c, nil
 	}
 	if r.Task == "" || r.Attempt < 1 || r.Node == "" {
 		return raftfsm.Command{}, errors.New("report: needs task, attempt and node")
@@ -246,6 +253,9 @@ func (n *Node) applyReport(ctx context.Context, r api.Report) error {
 // report's entry: the leader's applied index once it was applied (0 when
 // the leader's answer did not say).
 func (n *Node) applyReportAt(ctx context.Context, r api.Report) (uint64, error) {
+	if err := n.waitHoldGate(ctx, r); err != nil {
+		return 0, err
+	}
 	if n.currentDispatcher() != nil {
 		c, err := n.reportCommand(r)
 		if err != nil {

@@ -421,6 +421,9 @@ func (n *Node) submit(ctx context.Context, c raftfsm.Command) (raftfsm.Result, e
 	if d == nil {
 		return raftfsm.Result{}, errNotLeader
 	}
+	if c.Type == raftfsm.CmdBatch && len(c.Batch) == 0 {
+		return raftfsm.Result{Batch: []raftfsm.Result{}}, nil // nothing to propose
+	}
 	res, err := d.Submit(ctx, c)
 	if err != nil {
 		return res, err

@@ -88,6 +88,10 @@ type Node struct {
 	// ready is closed once the replica caught up with the mesh (catchup.go).
 	ready     chan struct{}
 	readyOnce sync.Once
+	// holdGate is closed once this node may record copies it holds: at
+	// once, or after its blob store's reset (blobs_reset.go).
+	holdGate chan struct{}
+	holdOnce sync.Once
 	// peersWritten is the last peers file content (joinLoop only).
 	peersWritten string
 	done         chan struct{} // closed when the node shut itself down (drain)
@@ -118,7 +122,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM(), started: time.Now(),
 		refused: refusals{log: lograte.Limiter{Every: cfg.LogEvery}}, hooks: hookBudget{max: cfg.WebhookInflight},
 		done: make(chan struct{}), backends: map[string]executor.Backend{}, ready: make(chan struct{}),
-		health: health{kick: make(chan struct{}, 1)},
+		holdGate: make(chan struct{}), health: health{kick: make(chan struct{}, 1)},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -240,6 +244,11 @@ func Start(cfg Config) (_ *Node, err error) {
 		Ledger: n.fsm, Reporter: reporter{n}, Host: runnerHost{n}, Metrics: n.metrics, Sources: n.mirrors,
 		Logs: n.logs, Records: n.records, Previous: previous,
 	})
+	if empty, err := n.blobs.Empty(); err == nil && empty {
+		n.goFunc(n.resetHoldings)
+	} else {
+		n.holdOpen()
+	}
 	n.httpSrv = n.newServer(n.routes(false))
 	n.peerSrv = n.newServer(n.routes(true))
 	n.httpLimit = newConnLimit(n.httpLn, cfg.MaxConnsPerClient, cfg.MaxConnsLoopback, n.connRefused)

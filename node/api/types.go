@@ -65,6 +65,11 @@ const (
 	ReportBlobAdded   = "blob_added"   // the node holds a verified copy of a blob
 	ReportBlobDropped = "blob_dropped" // the node lost its copy (corrupt, deleted)
 	ReportLogSealed   = "log_sealed"   // an attempt's log is a blob the node holds (ledger schema 2)
+	// ReportBlobsReset: the node started with an empty blob store (its data
+	// dir was wiped or lost): every record naming it as a holder is stale.
+	// The leader withdraws them (as blob_dropped entries), so replication
+	// sees at once that those blobs lost a copy.
+	ReportBlobsReset = "blobs_reset"
 )
 
 // BlobInfo describes a stored blob.
