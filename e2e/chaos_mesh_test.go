@@ -289,6 +289,9 @@ type faultHealth struct {
 	ok     bool
 	index  uint64
 	reason string // the body, when not 200
+	// answered: the body was a health answer (it names its node), so index
+	// is the replica's; not, for a refusal (an API error body, a limit).
+	answered bool
 }
 
 // health asks node i's /v1/health (no token needed).
@@ -307,13 +310,14 @@ func (m *faultMesh) health(ctx context.Context, i int) (faultHealth, error) {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	h := faultHealth{code: resp.StatusCode}
 	var v struct {
+		Node   string `json:"node"`
 		OK     bool   `json:"ok"`
 		Index  uint64 `json:"index"`
 		Reason string `json:"reason"`
 		Error  string `json:"error"`
 	}
 	json.Unmarshal(body, &v)
-	h.ok, h.index = v.OK, v.Index
+	h.ok, h.index, h.answered = v.OK, v.Index, v.Node != ""
 	if resp.StatusCode != http.StatusOK {
 		h.reason = strings.TrimSpace(string(body))
 	}

@@ -697,18 +697,22 @@ func (r *chaosRun) opWipe(k, x int, op chaosOp) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			h, err := r.m.health(context.Background(), x)
-			if err != nil {
-				continue
-			}
+			// The leader's view first, then the replica's index: a voter
+			// then with an index read after still far behind is behind
+			// for certain (read the other way round, a slow status made
+			// an index from before the promotion look current).
 			st, li, err := r.leaderStatus()
 			if err != nil || li == x {
 				continue
 			}
+			h, err := r.m.health(context.Background(), x)
+			if err != nil || !h.answered {
+				continue // no index to judge by
+			}
 			for _, mem := range st.Members {
 				if mem.Name == n.name && mem.Alive && mem.Raft == "voter" && h.index+promoteLagE2E < st.Index {
-					r.violate("op %d: the wiped %s counted as a Raft voter in the leader's configuration while its replica was at index %d of the leader's %d: a voter with an empty log (members: %s)",
-						k, n.name, h.index, st.Index, membersString(st))
+					r.violate("op %d: the wiped %s counted as a Raft voter in the leader's configuration while its replica was at index %d of the leader's %d (its health answered %d %q): a voter with an empty log (members: %s)",
+						k, n.name, h.index, st.Index, h.code, h.reason, membersString(st))
 					return
 				}
 			}
