@@ -2,14 +2,9 @@ package node
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ourci/ourci/blobs"
@@ -33,25 +28,9 @@ func (n *Node) askPull(ctx context.Context, member, hash string) error {
 	if !ok {
 		return ErrNoHolder
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
-	defer cancel()
 	// The puller must know the blob first: it waits for its replica to reach
 	// the leader's index before it looks up the holders.
-	u := base + "/v1/internal/blobs/" + hash + "/pull?index=" + strconv.FormatUint(n.fsm.Index(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-	if err != nil {
-		return err
-	}
-	n.peerAuth(req)
-	resp, err := n.peerHTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return decodePeerError(resp)
-	}
-	return nil
+	return n.peers.Pull(ctx, base, hash, n.fsm.Index())
 }
 
 // gcLoop (every node) deletes local blob copies and task logs the ledger no
@@ -180,9 +159,4 @@ func (n *Node) collectLogs(now time.Time) int {
 		os.RemoveAll(filepath.Join(n.logs.Dir(), id))
 	}
 	return len(stale)
-}
-
-func decodePeerError(resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return fmt.Errorf("node: peer answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
 }

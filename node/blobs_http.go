@@ -372,7 +372,7 @@ func (n *Node) ensureBlob(ctx context.Context, h blobs.Hash) error {
 			continue
 		}
 		url := strings.TrimRight(base, "/") + "/v1/internal/blobs/" + string(h)
-		got, err := n.blobs.Fetch(ctx, n.blobFetchClient(), url, h, n.peerAuth) // metrics: counts bytes fetched
+		got, err := n.blobs.Fetch(ctx, n.blobFetchClient(), url, h, n.peers.Auth) // metrics: counts bytes fetched
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", holder, err))
 			continue
@@ -396,10 +396,6 @@ func (n *Node) ensureBlob(ctx context.Context, h blobs.Hash) error {
 		return fmt.Errorf("%w: %s: the ledger names only %s as its holder, and its copy is gone", ErrNoHolder, h.Ref(), n.cfg.Name)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrNoHolder, h.Ref(), errors.Join(errs...))
-}
-
-func (n *Node) peerAuth(r *http.Request) {
-	r.Header.Set("Authorization", "Bearer "+n.cfg.Secret.ClusterToken())
 }
 
 // handleInternalBlob serves a local copy to a peer; it never fetches.

@@ -1,12 +1,10 @@
 package node
 
 import (
-	"context"
-	"encoding/json"
-	"net/http"
 	"time"
 
 	"github.com/ourci/ourci/gossip"
+	"github.com/ourci/ourci/node/peer"
 )
 
 // A node acts on its replica (starts attempts, deletes files, withdraws
@@ -19,17 +17,7 @@ import (
 // what an established leader had applied when asked.
 
 // healthView is the body of GET /v1/health.
-type healthView struct {
-	SchemaVersion int    `json:"schema_version"`
-	Node          string `json:"node"`
-	OK            bool   `json:"ok"`
-	Reason        string `json:"reason,omitempty"` // why not ok
-	Index         uint64 `json:"index"`            // the replica's last applied index
-	Ready         bool   `json:"ready"`            // caught up since start
-	// Established: this node leads and its barrier passed, so Index covers
-	// everything committed so far.
-	Established bool `json:"established,omitempty"`
-}
+type healthView = peer.Health
 
 // catchUp waits until the replica has caught up (see above), then opens the
 // ready gate: the runner starts, collection may run, and the node gossips
@@ -117,25 +105,7 @@ func (n *Node) replicaCurrent() bool {
 }
 
 // peerHealth asks a node for its health (over the peer port).
-func (n *Node) peerHealth(base string) (healthView, bool) {
-	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/health", nil)
-	if err != nil {
-		return healthView{}, false
-	}
-	resp, err := n.peerHTTP.Do(req)
-	if err != nil {
-		return healthView{}, false
-	}
-	defer resp.Body.Close()
-	var h healthView
-	// 503 still carries the body: an unhealthy node's index is known.
-	if json.NewDecoder(resp.Body).Decode(&h) != nil || h.SchemaVersion == 0 {
-		return healthView{}, false
-	}
-	return h, true
-}
+func (n *Node) peerHealth(base string) (healthView, bool) { return n.peers.Health(n.ctx, base) }
 
 // peerIndex asks a node for its applied ledger index.
 func (n *Node) peerIndex(base string) (uint64, bool) {

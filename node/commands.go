@@ -274,7 +274,7 @@ func (n *Node) applyReportAt(ctx context.Context, r api.Report) (uint64, error) 
 	if err != nil {
 		return 0, err
 	}
-	idx, err := n.clusterClient(base).ReportAt(ctx, r)
+	idx, err := n.peers.Report(ctx, base, r)
 	var se *api.StatusError
 	if errors.As(err, &se) && se.HTTPStatus >= 400 && se.HTTPStatus < 500 {
 		return 0, fmt.Errorf("%w: %w", errRefused, err)

@@ -74,20 +74,7 @@ func (n *Node) setDraining() error {
 }
 
 func (n *Node) askLeave(ctx context.Context, base string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/leave?member="+n.cfg.Name, nil)
-	if err != nil {
-		return err
-	}
-	n.peerAuth(req)
-	resp, err := n.peerHTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return decodePeerError(resp)
-	}
-	return nil
+	return n.peers.Leave(ctx, base, n.cfg.Name)
 }
 
 // handleDrain drains this node; the answer comes once it has left Raft.

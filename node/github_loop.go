@@ -3,10 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
-	"time"
 
 	"github.com/ourci/ourci/node/github"
 	"github.com/ourci/ourci/node/leader"
@@ -64,48 +61,11 @@ func (n *Node) logTail(ctx context.Context, t *raftfsm.Task, max int) ([]byte, e
 	if !ok {
 		return nil, fmt.Errorf("node %s that ran it is not reachable", t.Node)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	u := fmt.Sprintf("%s/v1/tasks/%s/log?attempt=%d", strings.TrimRight(base, "/"), t.ID, max1(t.Attempt))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	b, err := n.peers.LogTail(ctx, base, t.ID, max1(t.Attempt), max)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("node %s that ran it: %w", t.Node, err)
 	}
-	n.peerAuth(req)
-	resp, err := n.peerHTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("node %s answered %s", t.Node, resp.Status)
-	}
-	tail := &tailBuffer{max: max}
-	if _, err := io.Copy(tail, resp.Body); err != nil {
-		return nil, err
-	}
-	return tail.bytes(), nil
+	return b, nil
 }
 
 func max1(a int) int { return max(a, 1) }
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	buf []byte
-	max int
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > 2*b.max {
-		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.max:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) bytes() []byte {
-	if len(b.buf) > b.max {
-		return b.buf[len(b.buf)-b.max:]
-	}
-	return b.buf
-}

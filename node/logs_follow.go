@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/peer"
 	"github.com/ourci/ourci/node/tasklog"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -33,7 +34,7 @@ import (
 
 // wholeHeader says a log stream ended with the attempt's whole log: a
 // header when the source is known whole at the start, else a trailer.
-const wholeHeader = "X-Ourci-Log-Whole"
+const wholeHeader = peer.WholeHeader
 
 // copyHeader names the node whose copy of a running attempt's output a
 // stream comes from.
@@ -437,19 +438,11 @@ func (n *Node) writeCopy(ctx context.Context, cur *logCursor, task string, attem
 // or the runner), from the cursor on: whether it ended with the whole
 // log; not ok when that node answered nothing to pass on.
 func (n *Node) relayLog(ctx context.Context, cur *logCursor, u, copyOf string) (whole, ok bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return false, false
-	}
-	n.peerAuth(req)
-	resp, err := n.peerHTTP.Do(req)
+	resp, err := n.peers.OpenLog(ctx, u)
 	if err != nil {
 		return false, false
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false, false
-	}
 	cur.start(copyOf, resp.Header.Get(wholeHeader) == "true")
 	buf := make([]byte, 32<<10)
 	for {

@@ -1,9 +1,7 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/peer"
 	"github.com/ourci/ourci/node/tasklog"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -54,7 +53,7 @@ type liveCopy struct {
 }
 
 // streamerHeader names the node that streams an attempt's output.
-const streamerHeader = "X-Ourci-Streamer"
+const streamerHeader = peer.StreamerHeader
 
 // maxLiveLogBytes bounds the output a node holds for others.
 const maxLiveLogBytes = 256 << 20
@@ -379,8 +378,8 @@ func (s *shipper) run(ctx context.Context) {
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
-			var se *api.StatusError
-			if errors.As(err, &se) && se.HTTPStatus < 500 {
+			var ae *peer.AnswerError
+			if errors.As(err, &ae) && ae.Status < 500 {
 				log.Info("task log: a copy was refused; not streamed there any more", "err", err)
 				return
 			}
@@ -414,30 +413,11 @@ func (s *shipper) post(ctx context.Context, batch []tasklog.Chunk) (next uint64,
 			return 0, false, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/logs/"+s.task+"/"+strconv.Itoa(s.attempt), bytes.NewReader(body))
+	next, gap, err = s.n.peers.PostLogChunks(ctx, base, s.task, s.attempt, body)
 	if err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("node: log chunks to %s: %w", s.to, err)
 	}
-	s.n.peerAuth(req)
-	req.Header.Set(streamerHeader, s.n.cfg.Name)
-	resp, err := s.n.peerHTTP.Do(req)
-	if err != nil {
-		return 0, false, err
-	}
-	defer resp.Body.Close()
-	var ans struct {
-		Next *uint64 `json:"next"`
-	}
-	derr := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&ans)
-	switch {
-	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusConflict:
-		return 0, false, &api.StatusError{HTTPStatus: resp.StatusCode}
-	case derr != nil || ans.Next == nil:
-		return 0, false, fmt.Errorf("node: %s answered log chunks with %s and no next chunk: %v", s.to, resp.Status, derr)
-	}
-	return *ans.Next, resp.StatusCode == http.StatusConflict, nil
+	return next, gap, nil
 }
 
 // handleLogChunks applies chunks of an attempt running on the sender.

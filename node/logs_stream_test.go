@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/nodetest/wait"
+	"github.com/ourci/ourci/node/peer"
 	"github.com/ourci/ourci/node/tasklog"
 )
 
@@ -35,8 +36,10 @@ func newShipRig(t *testing.T, handler http.Handler) *shipRig {
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(t.Context())
-	n := &Node{cfg: Config{Name: "runner", Secret: NewSecret()}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		peerURL: srv.URL, peerHTTP: srv.Client(), ctx: ctx}
+	secret := NewSecret()
+	n := &Node{cfg: Config{Name: "runner", Secret: secret}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		peerURL: srv.URL, peerHTTP: srv.Client(), ctx: ctx,
+		peers: &peer.Client{HTTP: srv.Client(), Token: secret.ClusterToken(), Self: "runner"}}
 	store := tasklog.New(t.TempDir(), 0)
 	l, err := store.Create("t1", 1)
 	if err != nil {

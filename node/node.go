@@ -31,6 +31,7 @@ import (
 	"github.com/ourci/ourci/node/lograte"
 	"github.com/ourci/ourci/node/meshtls"
 	"github.com/ourci/ourci/node/metrics"
+	"github.com/ourci/ourci/node/peer"
 	"github.com/ourci/ourci/node/runner"
 	"github.com/ourci/ourci/node/tasklog"
 	"github.com/ourci/ourci/raftfsm"
@@ -69,6 +70,7 @@ type Node struct {
 	logs     *tasklog.Store
 	blobs    *blobs.Store
 	peerHTTP *http.Client // node-to-node calls (mutual TLS; peer URLs only)
+	peers    *peer.Client // the typed client over peerHTTP (node/peer)
 	extHTTP  *http.Client // calls out of the mesh (GitHub's API)
 	mirrors  *checkout.Mirrors
 	offer    atomic.Pointer[offer]
@@ -135,15 +137,15 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	peer := cfg.TLS
-	if peer == nil {
-		if peer, err = meshtls.Derive(cfg.Secret.TLSSeed(), cfg.Name); err != nil {
+	cert := cfg.TLS
+	if cert == nil {
+		if cert, err = meshtls.Derive(cfg.Secret.TLSSeed(), cfg.Name); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
-	n.peer = peer
-	if left := time.Until(peer.NotAfter()); left < 30*24*time.Hour {
-		n.log.Warn("this node's mesh certificate expires soon: issue a new one with `ourci-node tls cert` and restart the node", "expires", peer.NotAfter(), "left", left.Round(time.Hour))
+	n.peer = cert
+	if left := time.Until(cert.NotAfter()); left < 30*24*time.Hour {
+		n.log.Warn("this node's mesh certificate expires soon: issue a new one with `ourci-node tls cert` and restart the node", "expires", cert.NotAfter(), "left", left.Round(time.Hour))
 	}
 	raftLn, err := net.Listen("tcp", cfg.Raft)
 	if err != nil {
@@ -165,7 +167,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n.raft, err = raftfsm.OpenRaft(raftfsm.RaftConfig{
 		ID: n.id.ID, Dir: cfg.DataDir, Listener: raftLn, Advertise: raftAdv,
-		TLS: peer, PeerHTTP: true, Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log}, OnLogStore: n.noteRaftLog, StrictVotes: true,
+		TLS: cert, PeerHTTP: true, Timing: cfg.RaftTiming, LogOutput: &slogWriter{log: n.log}, OnLogStore: n.noteRaftLog, StrictVotes: true,
 		OnRefused: n.peerRefusedConn, Cut: faults.From(cfg.Faults, cfg.Name),
 	}, n.fsm)
 	if err != nil {
@@ -227,12 +229,13 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n.peerURL = peerURL(raftAdv.String())
 	n.peerHTTP = &http.Client{Transport: &http.Transport{
-		TLSClientConfig:     peer.ClientConfig(meshtls.ProtoHTTP),
+		TLSClientConfig:     cert.ClientConfig(meshtls.ProtoHTTP),
 		TLSHandshakeTimeout: meshtls.HandshakeTimeout, DialContext: cfg.peerDial(),
 		// Relayed spawns and reports come in bursts: keep enough
 		// connections per peer open that a burst does not dial.
 		MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
 	}}
+	n.peers = &peer.Client{HTTP: n.peerHTTP, Token: cfg.Secret.ClusterToken(), Self: cfg.Name}
 	n.extHTTP = &http.Client{Transport: &http.Transport{
 		Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 10 * time.Second,
 		IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
@@ -272,7 +275,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.logSweepLoop)
 	n.goFunc(func() { n.sweepBackends(n.ctx) })
 	n.goFunc(n.verifyUnflushedBlobs)
-	n.log.Info("node up", "gossip", n.gossip.Addr(), "peer", raftAdv.String(), "tls_ca", peer.CA().Subject.CommonName, "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
+	n.log.Info("node up", "gossip", n.gossip.Addr(), "peer", raftAdv.String(), "tls_ca", cert.CA().Subject.CommonName, "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
 	return n, nil
 }
 
@@ -396,35 +399,22 @@ func (n *Node) FSM() *raftfsm.FSM { return n.fsm }
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
 // ClusterToken is the token nodes use with each other.
-func (n *Node) clusterClient(base string) *api.Client {
-	c := api.NewClient(base, n.cfg.Secret.ClusterToken())
-	c.HTTP = n.peerHTTP // keeps connections to peers open across calls
-	c.RetryFor = time.Second
-	return c
-}
+func (n *Node) clusterClient(base string) *api.Client { return n.peers.API(base) }
 
 // leaderURL returns the leader's peer API URL, waiting up to wait for a
 // leader.
 func (n *Node) leaderURL(ctx context.Context, wait time.Duration) (string, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		if name := n.leaderName(); name != "" {
-			if u, ok := n.memberURL(name); ok {
-				return u, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return "", errNoLeader
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return peer.LeaderURL(ctx, directory{n}, wait)
 }
 
-var errNoLeader = errors.New("node: the mesh has no leader right now")
+var errNoLeader = peer.ErrNoLeader
+
+// directory is the node's view of who leads and where members are, for
+// node/peer.
+type directory struct{ n *Node }
+
+func (d directory) LeaderName() string                   { return d.n.leaderName() }
+func (d directory) MemberURL(name string) (string, bool) { return d.n.memberURL(name) }
 
 // memberURL returns a live member's peer API URL: node-to-node calls go
 // over mutual TLS to the member's Raft port, with n.peerHTTP.
