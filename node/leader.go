@@ -130,7 +130,7 @@ func (n *Node) duties(d *leader.Dispatcher) []leader.Duty {
 		leader.Retention{Ledger: n.fsm, Writer: d, Clock: n.cfg.Clock, Log: n.log,
 			BlobRetention: n.cfg.BlobRetention, LogRetention: n.cfg.LogRetention, JobHistory: n.cfg.JobHistory, Settle: settleDelay},
 		leader.Loss{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log,
-			MaxAttempts: n.cfg.MaxAttempts, MaxInfra: n.cfg.MaxInfraRetries, Grace: lossGrace - time.Since(n.started)},
+			MaxAttempts: n.cfg.MaxAttempts, MaxInfra: n.cfg.MaxInfraRetries, Grace: lossGrace - time.Since(n.started), Answers: n.answersAsItself},
 		leader.Replication{Ledger: n.fsm, Members: n.gossip, Replicas: n.cfg.BlobReplicas, Pull: n.askPull, Go: n.goFunc,
 			Settle: settleDelay, Backoff: 2 * time.Second, Log: n.log},
 	}

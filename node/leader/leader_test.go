@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,23 +243,29 @@ func TestLossDue(t *testing.T) {
 		w.pass("done")
 	}
 	cases := []struct {
-		name string
-		live []string
-		want []string
+		name     string
+		live     []string
+		answers  []string // nodes that answer at their peer port
+		want     []string
+		answered []string
 	}{
-		{"a healthy node keeps its attempts", []string{"n1"}, nil},
-		{"a dead node's attempts are requeued", []string{"n2"}, []string{"requeue run.1 lost", "requeue wait.1 lost"}},
-		{"an unhealthy node's unstarted attempts go elsewhere as infra retries", []string{"n1!no space left on device"}, []string{"requeue wait.1 infra"}},
+		{"a healthy node keeps its attempts", []string{"n1"}, nil, nil, nil},
+		{"a dead node's attempts are requeued", []string{"n2"}, nil, []string{"requeue run.1 lost", "requeue wait.1 lost"}, nil},
+		{"a node gossip dropped that answers keeps its attempts", []string{"n2"}, []string{"n1"}, nil, []string{"n1"}},
+		{"a node that does not answer loses them, whoever else answers", []string{"n2"}, []string{"n2"}, []string{"requeue run.1 lost", "requeue wait.1 lost"}, nil},
+		{"an unhealthy node's unstarted attempts go elsewhere as infra retries", []string{"n1!no space left on device"}, nil, []string{"requeue wait.1 infra"}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := newWorld(t)
 			setup(w)
-			l := Loss{Ledger: w.l, Writer: w.w, Members: newMembers(c.live...), Clock: w.clock, Log: quiet, MaxAttempts: 3, MaxInfra: 2}
-			got := describe(l.due())
+			l := Loss{Ledger: w.l, Writer: w.w, Members: newMembers(c.live...), Clock: w.clock, Log: quiet, MaxAttempts: 3, MaxInfra: 2,
+				Answers: func(_ context.Context, node string) bool { return slices.Contains(c.answers, node) }}
+			cmds, answered := l.due(context.Background())
+			got := describe(cmds)
 			slices.Sort(got)
-			if !slices.Equal(got, c.want) {
-				t.Errorf("requeues: got %v, want %v", got, c.want)
+			if !slices.Equal(got, c.want) || !slices.Equal(answered, c.answered) {
+				t.Errorf("requeues: got %v (answered %v), want %v (answered %v)", got, answered, c.want, c.answered)
 			}
 		})
 	}
@@ -451,4 +458,39 @@ func TestRetentionForgetsExpiredLogBlobsAtOnce(t *testing.T) {
 			t.Errorf("blob %s after the log retention: in the ledger %v, want %v", h[:8], in, kept)
 		}
 	}
+}
+
+// Run leaves the attempts of a node gossip dropped while it answers at its
+// peer port, asks again, and requeues them once it stops answering.
+func TestLossRunSparesANodeThatAnswers(t *testing.T) {
+	w := newWorld(t)
+	w.job("j1", "t1", time.Hour, 0)
+	w.assign("t1", "n1")
+	w.start("t1")
+	m := newMembers("n1", "n2")
+	var answering atomic.Bool
+	var asked atomic.Int32
+	answering.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Loss{Ledger: w.l, Writer: w.w, Members: m, Clock: w.clock, Log: quiet, MaxAttempts: 3, MaxInfra: 2,
+			Answers: func(_ context.Context, node string) bool { asked.Add(1); return node == "n1" && answering.Load() }}.Run(ctx)
+	}()
+	m.set("n2") // gossip drops n1, which still answers
+	wait.For(t, 10*time.Second, "n1 asked twice (asked again while gossip lists it as gone)", func() (bool, string) {
+		return asked.Load() >= 2, fmt.Sprintf("asked %d times", asked.Load())
+	})
+	if tk := w.l.Task("t1"); tk.Attempt != 1 || tk.State != raftfsm.TaskRunning {
+		t.Fatalf("while n1 answers: got attempt %d %s, want attempt 1 still running", tk.Attempt, tk.State)
+	}
+	answering.Store(false)
+	wait.For(t, 10*time.Second, "n1's attempt requeued once it stopped answering", func() (bool, string) {
+		tk := w.l.Task("t1")
+		return tk.Attempt == 2 && tk.State == raftfsm.TaskQueued, fmt.Sprintf("attempt %d %s", tk.Attempt, tk.State)
+	})
+	cancel()
+	<-done
 }
