@@ -35,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -311,9 +312,19 @@ func (r *chaosRun) checkExecutions(s *faultSnapshot, cr *chaosCheckResult) []str
 
 	// Nothing started while its node was shutting down cleanly: a node
 	// that hands its attempts back must not take new ones.
+	// The node takes the shutdown when its runner says "starting no new
+	// attempts" (a moment after SIGTERM): a start already under way then
+	// is logged before that line, and is not one of them.
+	stopped := map[string][]int64{}
+	for _, f := range r.nodeLogLines(`msg="runner: starting no new attempts"`) {
+		stopped[f["node"]] = append(stopped[f["node"]], logNanos(f))
+	}
 	var during []string
 	for _, d := range r.daemonStarts() {
 		if w := r.windowDuring(d.node, "stopping", d.at, d.at); w != nil {
+			if i := slices.IndexFunc(stopped[d.node], func(at int64) bool { return at >= w.from && at <= w.to }); i >= 0 && d.at <= stopped[d.node][i] {
+				continue // under way before the node took the shutdown
+			}
 			cr.duringStop++
 			if len(during) < 5 {
 				during = append(during, fmt.Sprintf("%s attempt %d at %s (SIGTERM at %s, exit at %s; ledger now: %v)",

@@ -144,8 +144,16 @@ func (r *Runner) run(a *attempt, job raftfsm.Job, o topic.Origin) {
 			return
 		}
 	}
+	r.startMu.RLock()
+	if r.closing.Load() {
+		r.startMu.RUnlock()
+		out.Note("its node is shutting down: not started, handed back to the mesh")
+		r.Report(api.Report{Kind: api.ReportAbandoned, Task: t.ID, Attempt: t.Attempt, Node: cfg.Name, Error: "its node shut down before the attempt started"})
+		return
+	}
 	proc, err := b.Start(a.ctx, spec)
 	if err != nil {
+		r.startMu.RUnlock()
 		out.Note("could not start: %v", err)
 		log.Warn("task could not start", "err", err)
 		r.infraFailed(a, "could not start", err)
@@ -160,6 +168,7 @@ func (r *Runner) run(a *attempt, job raftfsm.Job, o topic.Origin) {
 		cfg.Records.Group(t.ID, t.Attempt, pp.Pid())
 	}
 	log.Info("task started")
+	r.startMu.RUnlock()
 	if !fenced {
 		r.wg.Add(1)
 		go func() {

@@ -117,6 +117,10 @@ type fakeHost struct {
 	writeErrors []error
 	kept        []string      // TASK.ATTEMPT of every log handed to KeepLog
 	keeping     chan struct{} // if set, KeepLog returns only once it is closed
+	// backendAsked, if set, gets a value when an attempt asks for its
+	// backend, which is given only once backendGate (if set) is closed.
+	backendAsked chan struct{}
+	backendGate  chan struct{}
 }
 
 func (h *fakeHost) Topic(name string) (topic.Topic, bool) {
@@ -125,6 +129,12 @@ func (h *fakeHost) Topic(name string) (topic.Topic, bool) {
 }
 
 func (h *fakeHost) Backend(ctx context.Context, t topic.Topic) (executor.Backend, error) {
+	if h.backendAsked != nil {
+		h.backendAsked <- struct{}{}
+	}
+	if h.backendGate != nil {
+		<-h.backendGate
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.backendErr != nil {

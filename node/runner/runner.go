@@ -118,6 +118,11 @@ type Runner struct {
 	// closing: the node shuts down; nothing new starts (what it hands back
 	// must not come straight back to it).
 	closing atomic.Bool
+	// startMu orders starts and Stop: an attempt's process starts (and is
+	// logged "task started") under its read lock with closing false; Stop
+	// sets closing under its write lock, so once Stop returned no process
+	// starts, and every start before it is logged before Stop's line.
+	startMu sync.RWMutex
 }
 
 // attempt is one attempt this node started. It stays in Runner.local after
@@ -323,7 +328,14 @@ func (r *Runner) Report(rep api.Report) error {
 
 // Stop makes the runner start nothing more: the node is going down, and
 // what it hands back must not come straight back to it.
-func (r *Runner) Stop() { r.closing.Store(true) }
+func (r *Runner) Stop() {
+	r.startMu.Lock()
+	first := r.closing.CompareAndSwap(false, true)
+	r.startMu.Unlock()
+	if first {
+		r.log.Info("runner: starting no new attempts")
+	}
+}
 
 // Shutdown stops every running attempt and hands it back to the mesh as
 // abandoned, so another node runs the next attempt; it waits at most wait

@@ -400,3 +400,29 @@ func TestRunnerSecretsAndEnvPolicy(t *testing.T) {
 		t.Errorf("log: got %q, want a note that LD_PRELOAD was dropped", log)
 	}
 }
+
+// An attempt on its way to starting when the node begins its shutdown
+// (Stop) does not start: it is handed back, and no process runs.
+func TestRunnerStartsNothingOnceStopped(t *testing.T) {
+	g := newRig(t, nil)
+	g.host.backendAsked, g.host.backendGate = make(chan struct{}, 1), make(chan struct{})
+	g.spawn("j1", "t1", "build", nil, "n1")
+	g.r.scan() // the attempt is decided on, and waits for its backend
+	select {
+	case <-g.host.backendAsked:
+	case <-time.After(wait.Scale(10 * time.Second)):
+		t.Fatal("the attempt never asked for its backend")
+	}
+	g.r.Stop()
+	close(g.host.backendGate)
+	wait.For(t, 10*time.Second, "the attempt handed back", func() (bool, string) {
+		got := g.rep.kinds("t1")
+		return slices.Equal(got, []string{"abandoned"}), fmt.Sprint(got)
+	})
+	if n := len(g.exec.Procs()); n != 0 {
+		t.Errorf("processes started after Stop: got %d, want 0", n)
+	}
+	if log := g.log("t1", 1); !strings.Contains(log, "shutting down: not started") {
+		t.Errorf("the attempt's log: got %q, want it to say why it did not start", log)
+	}
+}
