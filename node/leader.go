@@ -124,6 +124,7 @@ func (n *Node) duties(d *leader.Dispatcher) []leader.Duty {
 		leader.Membership{Raft: n.raft, Members: n.gossip, Self: raft.ServerID(n.id.ID),
 			DeadAfter: n.cfg.DeadServerAfter, MaxVoters: maxVoters, TrustAbsenceAt: n.started.Add(lossGrace),
 			CaughtUp: func(ctx context.Context, m gossip.Member) bool { return n.caughtUp(ctx, m.Meta.Raft) },
+			Answers:  n.answersAsItself,
 			Clock:    clock.Real{}, Log: n.log}, // real time, as gossip's own timers: a test's manual clock drives the ledger's deadlines, not this
 		leader.Queue{Ledger: n.fsm, Members: n.gossip, Kick: d.Kick},
 		leader.Deadlines{Ledger: n.fsm, Writer: d, Members: n.gossip, Clock: n.cfg.Clock, Log: n.log},

@@ -52,6 +52,9 @@ type apAction struct {
 	ID     raft.ServerID
 	Addr   raft.ServerAddress
 	Reason string
+	// Dead: a removal because gossip saw the server dead (not because its
+	// name came back under another ID).
+	Dead bool
 }
 
 // apInput is what planRaft decides from.
@@ -146,9 +149,9 @@ func planRaft(in apInput) (acts []apAction, pending bool) {
 		dead := in.Now.Sub(since)
 		switch {
 		case !voter && dead >= max(in.DeadAfter, nonvoterDeadAfter):
-			acts = append(acts, apAction{Kind: apRemove, ID: s.ID, Reason: "a non-voter dead for " + dead.Round(time.Second).String()})
+			acts = append(acts, apAction{Kind: apRemove, ID: s.ID, Reason: "a non-voter dead for " + dead.Round(time.Second).String(), Dead: true})
 		case voter && dead >= in.DeadAfter && !removedVoter && liveVoters > voters/2:
-			acts = append(acts, apAction{Kind: apRemove, ID: s.ID, Reason: "a voter dead for " + dead.Round(time.Second).String()})
+			acts = append(acts, apAction{Kind: apRemove, ID: s.ID, Reason: "a voter dead for " + dead.Round(time.Second).String(), Dead: true})
 			voters--
 			removedVoter = true
 		}

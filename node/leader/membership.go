@@ -38,6 +38,11 @@ type Membership struct {
 	// CaughtUp reports whether a member's replica is close enough to the
 	// leader's to be promoted.
 	CaughtUp func(ctx context.Context, m gossip.Member) bool
+	// Answers reports whether the server named node answers, as itself,
+	// at its peer port: one gossip sees dead but that answers is not
+	// removed (it missed its gossip probes; Loss spares its attempts the
+	// same way), and its time dead starts again. Nil: gossip decides.
+	Answers  func(ctx context.Context, node string) bool
 	Clock    clock.Clock
 	Log      *slog.Logger
 }
@@ -84,6 +89,11 @@ func (a Membership) reconcile(ctx context.Context, deadSince map[raft.ServerID]t
 	for _, act := range acts {
 		if ctx.Err() != nil {
 			return false
+		}
+		if act.Kind == apRemove && act.Dead && a.Answers != nil && a.Answers(ctx, NameOfID(act.ID)) {
+			deadSince[act.ID] = now
+			a.Log.Warn("autopilot: gossip sees a server dead, but it answers at its peer port: not removed", "server", string(act.ID))
+			continue
 		}
 		var err error
 		switch act.Kind {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,4 +150,59 @@ func TestMembershipAddsPromotesAndRemoves(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return within 10 s of its context ending")
 	}
+}
+
+// A server gossip sees dead but that answers at its peer port is not
+// removed; once it stops answering, it is, DeadAfter after that.
+func TestMembershipKeepsADeadServerThatAnswers(t *testing.T) {
+	mem := newMembers("a", "c")
+	for i := range mem.ms {
+		mem.ms[i].Meta.ID = mem.ms[i].Name + "@1"
+		mem.ms[i].Meta.Raft = "addr-" + mem.ms[i].Name
+		mem.ms[i].Meta.Slots = 1
+	}
+	cfg := &fakeConfig{servers: []raft.Server{
+		{ID: "a@1", Address: "addr-a", Suffrage: raft.Voter},
+		{ID: "flaky@1", Address: "addr-flaky", Suffrage: raft.Voter},
+		{ID: "c@1", Address: "addr-c", Suffrage: raft.Voter},
+	}}
+	var answering atomic.Bool
+	var asked atomic.Int32
+	answering.Store(true)
+	clk := clock.NewManual(epoch)
+	d := Membership{Raft: cfg, Members: mem, Self: "a@1", DeadAfter: time.Minute, MaxVoters: 5,
+		TrustAbsenceAt: epoch, Clock: clk, Log: quiet,
+		CaughtUp: func(context.Context, gossip.Member) bool { return true },
+		Answers: func(_ context.Context, node string) bool {
+			asked.Add(1)
+			return node == "flaky" && answering.Load()
+		}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	asleep := func() (bool, string) { return clk.Pending() > 0, "the duty is not waiting on its clock" }
+	for asked.Load() < 2 {
+		if clk.Now().Sub(epoch) > 10*time.Minute {
+			t.Fatalf("the flaky server was not asked twice in 10 minutes (asked %d)", asked.Load())
+		}
+		wait.For(t, 10*time.Second, "the duty to wait on its clock", asleep)
+		clk.Advance(10 * time.Second)
+	}
+	if _, changes := cfg.state(); slices.Contains(changes, "remove flaky@1") {
+		t.Fatalf("a server that answers was removed: %v", changes)
+	}
+	answering.Store(false)
+	stopped := clk.Now()
+	removed := func() bool { _, changes := cfg.state(); return slices.Contains(changes, "remove flaky@1") }
+	for !removed() {
+		if clk.Now().Sub(stopped) > 10*time.Minute {
+			_, changes := cfg.state()
+			t.Fatalf("not removed 10 minutes after it stopped answering: %v", changes)
+		}
+		wait.For(t, 10*time.Second, "the duty to wait on its clock again", asleep)
+		clk.Advance(10 * time.Second)
+	}
+	cancel()
+	<-done
 }
