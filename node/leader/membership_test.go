@@ -86,21 +86,8 @@ func (c *fakeConfig) state() (string, []string) {
 // promotes it once it has caught up, and removes a voter dead past
 // DeadAfter, on its manual clock; it stops with its context.
 func TestMembershipAddsPromotesAndRemoves(t *testing.T) {
-	mem := newMembers("a", "b")
-	for i := range mem.ms {
-		mem.ms[i].Meta.ID = mem.ms[i].Name + "@1"
-		mem.ms[i].Meta.Raft = "addr-" + mem.ms[i].Name
-		mem.ms[i].Meta.Slots = 1
-	}
-	cfg := &fakeConfig{servers: []raft.Server{
-		{ID: "a@1", Address: "addr-a", Suffrage: raft.Voter},
-		{ID: "dead@1", Address: "addr-dead", Suffrage: raft.Voter},
-		{ID: "c@1", Address: "addr-c", Suffrage: raft.Voter},
-	}}
+	mem, cfg := voters("dead", "a", "b")
 	// c is alive too (a majority of voters is alive), dead is not.
-	mem.mu.Lock()
-	mem.ms = append(mem.ms, gossip.Member{Name: "c", Meta: gossip.Meta{ID: "c@1", Raft: "addr-c", Slots: 1}})
-	mem.mu.Unlock()
 	var caught sync.Map
 	clk := clock.NewManual(epoch)
 	d := Membership{Raft: cfg, Members: mem, Self: "a@1", DeadAfter: time.Minute, MaxVoters: 5,
@@ -155,17 +142,7 @@ func TestMembershipAddsPromotesAndRemoves(t *testing.T) {
 // A server gossip sees dead but that answers at its peer port is not
 // removed; once it stops answering, it is, DeadAfter after that.
 func TestMembershipKeepsADeadServerThatAnswers(t *testing.T) {
-	mem := newMembers("a", "c")
-	for i := range mem.ms {
-		mem.ms[i].Meta.ID = mem.ms[i].Name + "@1"
-		mem.ms[i].Meta.Raft = "addr-" + mem.ms[i].Name
-		mem.ms[i].Meta.Slots = 1
-	}
-	cfg := &fakeConfig{servers: []raft.Server{
-		{ID: "a@1", Address: "addr-a", Suffrage: raft.Voter},
-		{ID: "flaky@1", Address: "addr-flaky", Suffrage: raft.Voter},
-		{ID: "c@1", Address: "addr-c", Suffrage: raft.Voter},
-	}}
+	mem, cfg := voters("flaky", "a")
 	var answering atomic.Bool
 	var asked atomic.Int32
 	answering.Store(true)
@@ -205,4 +182,21 @@ func TestMembershipKeepsADeadServerThatAnswers(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// voters is a Raft configuration of three voters, a, gone and c, and the
+// gossip members named live (c among them; gone is not).
+func voters(gone string, live ...string) (*members, *fakeConfig) {
+	mem := newMembers(live...)
+	mem.ms = append(mem.ms, gossip.Member{Name: "c"})
+	for i := range mem.ms {
+		mem.ms[i].Meta.ID = mem.ms[i].Name + "@1"
+		mem.ms[i].Meta.Raft = "addr-" + mem.ms[i].Name
+		mem.ms[i].Meta.Slots = 1
+	}
+	return mem, &fakeConfig{servers: []raft.Server{
+		{ID: "a@1", Address: "addr-a", Suffrage: raft.Voter},
+		{ID: raft.ServerID(gone + "@1"), Address: raft.ServerAddress("addr-" + gone), Suffrage: raft.Voter},
+		{ID: "c@1", Address: "addr-c", Suffrage: raft.Voter},
+	}}
 }

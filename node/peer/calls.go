@@ -69,18 +69,11 @@ func (c *Client) LogTail(ctx context.Context, base, task string, attempt, max in
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	u := fmt.Sprintf("%s/v1/tasks/%s/log?attempt=%d", strings.TrimRight(base, "/"), url.PathEscape(task), attempt)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
+	resp, err := c.OpenLog(ctx, u)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, answerError(resp)
-	}
 	tail := &tailBuffer{max: max}
 	if _, err := io.Copy(tail, resp.Body); err != nil {
 		return nil, err
