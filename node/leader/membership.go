@@ -42,9 +42,9 @@ type Membership struct {
 	// at its peer port: one gossip sees dead but that answers is not
 	// removed (it missed its gossip probes; Loss spares its attempts the
 	// same way), and its time dead starts again. Nil: gossip decides.
-	Answers  func(ctx context.Context, node string) bool
-	Clock    clock.Clock
-	Log      *slog.Logger
+	Answers func(ctx context.Context, node string) bool
+	Clock   clock.Clock
+	Log     *slog.Logger
 }
 
 func (Membership) Name() string { return "membership" }
