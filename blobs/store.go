@@ -268,59 +268,54 @@ func (s *Store) Delete(h Hash) error {
 // List returns every stored blob, sorted by hash. Files that are not named
 // like blobs in the right fan-out directory are ignored.
 func (s *Store) List() ([]Info, error) {
+	var out []Info
+	err := s.walk(func(h Hash, e fs.DirEntry) (bool, error) {
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return true, nil // deleted meanwhile
+		} else if err != nil {
+			return false, fmt.Errorf("blobs: list: %w", err)
+		}
+		out = append(out, Info{Hash: h, Size: fi.Size(), ModTime: fi.ModTime()})
+		return true, nil
+	})
+	return out, err
+}
+
+// Empty reports whether the store holds no blob (it stops at the first).
+func (s *Store) Empty() (bool, error) {
+	empty := true
+	err := s.walk(func(Hash, fs.DirEntry) (bool, error) { empty = false; return false, nil })
+	return empty && err == nil, err
+}
+
+// walk calls fn for every stored blob's file, in hash order, while fn
+// says to go on.
+func (s *Store) walk(fn func(h Hash, e fs.DirEntry) (bool, error)) error {
 	root := filepath.Join(s.dir, "sha256")
 	fans, err := os.ReadDir(root)
 	if err != nil {
-		return nil, fmt.Errorf("blobs: list: %w", err)
+		return fmt.Errorf("blobs: list: %w", err)
 	}
-	var out []Info
 	for _, fan := range fans {
 		if !fan.IsDir() || len(fan.Name()) != 2 {
 			continue
 		}
 		ents, err := os.ReadDir(filepath.Join(root, fan.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("blobs: list: %w", err)
+			return fmt.Errorf("blobs: list: %w", err)
 		}
 		for _, e := range ents {
 			h := Hash(e.Name())
 			if !h.Valid() || string(h[:2]) != fan.Name() || !e.Type().IsRegular() {
 				continue
 			}
-			fi, err := e.Info()
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // deleted meanwhile
-			} else if err != nil {
-				return nil, fmt.Errorf("blobs: list: %w", err)
-			}
-			out = append(out, Info{Hash: h, Size: fi.Size(), ModTime: fi.ModTime()})
-		}
-	}
-	return out, nil
-}
-
-// Empty reports whether the store holds no blob (it stops at the first).
-func (s *Store) Empty() (bool, error) {
-	root := filepath.Join(s.dir, "sha256")
-	fans, err := os.ReadDir(root)
-	if err != nil {
-		return false, fmt.Errorf("blobs: list: %w", err)
-	}
-	for _, fan := range fans {
-		if !fan.IsDir() || len(fan.Name()) != 2 {
-			continue
-		}
-		ents, err := os.ReadDir(filepath.Join(root, fan.Name()))
-		if err != nil {
-			return false, fmt.Errorf("blobs: list: %w", err)
-		}
-		for _, e := range ents {
-			if h := Hash(e.Name()); h.Valid() && string(h[:2]) == fan.Name() && e.Type().IsRegular() {
-				return false, nil
+			if more, err := fn(h, e); err != nil || !more {
+				return err
 			}
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // Usage returns the number of stored blobs and their total size in bytes.

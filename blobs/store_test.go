@@ -222,3 +222,20 @@ func TestOpenCleansTempAndIgnoresStrays(t *testing.T) {
 		t.Errorf("List: got %+v %v, want only %s", list, err, h)
 	}
 }
+
+// Empty is true for a store that holds no blob, stray files or not, and
+// false once it holds one.
+func TestEmpty(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	if err := os.WriteFile(filepath.Join(s.Dir(), "sha256", "stray"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := s.Empty(); !empty || err != nil {
+		t.Errorf("a new store with a stray file: got empty %v, %v; want true, nil", empty, err)
+	}
+	put(t, s, []byte("one blob"))
+	if empty, err := s.Empty(); empty || err != nil {
+		t.Errorf("a store with a blob: got empty %v, %v; want false, nil", empty, err)
+	}
+}

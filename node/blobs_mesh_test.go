@@ -12,8 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -400,8 +398,8 @@ func TestWipedHolderRecordsWithdrawn(t *testing.T) {
 	cfg := m.Config(victim)
 	configure(victim, &cfg)
 	cfg.Peers = []string{m.Nodes[(victim+1)%3].GossipAddr()}
-	var logged lockedBuffer
-	cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	logged := newRecords()
+	cfg.Logger = slog.New(logged)
 	m.Nodes[victim].Kill()
 	if err := os.RemoveAll(cfg.DataDir); err != nil {
 		t.Fatal(err)
@@ -411,25 +409,7 @@ func TestWipedHolderRecordsWithdrawn(t *testing.T) {
 	other := (victim + 1) % 3
 	m.WaitFor(20*time.Second, fmt.Sprintf("the %d records of %s's wiped copies withdrawn and the blobs on two real copies again", held, n.Name()),
 		func() (bool, string) { return realCopies(other) })
-	if want := "blob store empty at start: the ledger's records of copies here are withdrawn"; !strings.Contains(logged.String(), want) {
+	if want := "blob store empty at start: the ledger's records of copies here are withdrawn"; len(logged.matching(want, "")) == 0 {
 		t.Errorf("the wiped node's log has no %q: the records were not withdrawn by its reset", want)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

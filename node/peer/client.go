@@ -3,7 +3,6 @@ package peer
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,11 +93,4 @@ func answerError(resp *http.Response) error {
 		e.Message, e.Code = body.Error, body.Code
 	}
 	return e
-}
-
-// Answered reports whether err is a peer's answer of status (not a broken
-// connection).
-func Answered(err error, status int) bool {
-	var ae *AnswerError
-	return errors.As(err, &ae) && ae.Status == status
 }

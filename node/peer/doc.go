@@ -5,9 +5,11 @@
 // chunks and log relay) and the leader's address, and nothing of the node
 // around it: the node gives it an *http.Client and a Directory.
 //
-// Errors: a peer's refusal is a *api.StatusError with the answer's status
-// and body (errors.As); ErrNoLeader when no leader is known within the
-// wait. Messages start with "peer:".
+// Errors: a peer's refusal is an *AnswerError with the answer's status and
+// the API error's code and message (errors.As), except for Report, which
+// goes through the API client and answers an *api.StatusError;
+// ErrNoLeader when no leader is known within the wait. Messages start with
+// "peer:".
 //
 // Concurrency: a Client is safe for concurrent use once built; its fields
 // are not changed after.
