@@ -3,8 +3,6 @@ package node
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,16 +24,8 @@ const (
 	maxKeySize = 200
 )
 
-// newID returns a fresh random ID: 12 hex digits (48 bits). The leader
-// makes IDs before proposing; Apply refuses a duplicate.
-func newID() string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// spawnCommand turns a spawn request into a ledger command, stamped by this
-// (leader) node. A task token spawns a child of its task into its job;
+// spawnCommand turns a spawn request into a ledger command; the
+// dispatcher stamps its time, IDs and quotas (leader.Limits). A task token spawns a child of its task into its job;
 // the cluster token opens a new job.
 func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command, error) {
 	switch {
@@ -81,15 +71,14 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 	now := n.cfg.Clock.Now().UTC()
 	o := topic.Origin{Operator: true}
 	sp := &raftfsm.Spawn{
-		Task: newID(), Topic: req.Topic, Image: req.Image, Args: req.Args, Env: req.Env,
-		Timeout: time.Duration(req.Timeout), At: now,
+		Topic: req.Topic, Image: req.Image, Args: req.Args, Env: req.Env,
+		Timeout: time.Duration(req.Timeout),
 	}
 	if !p.IsTask() {
 		jt := time.Duration(req.JobTimeout)
 		if jt == 0 {
 			jt = n.cfg.JobTimeout
 		}
-		sp.Job = newID()
 		sp.NewJob = &raftfsm.NewJob{Source: req.Source, Trigger: req.Trigger, Deadline: now.Add(jt)}
 		if req.Key != "" {
 			sp.Key = "cluster:" + req.Key
@@ -116,7 +105,6 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 	if err := n.checkAccepted(req.Topic, o); err != nil {
 		return raftfsm.Command{}, err
 	}
-	sp.MaxJobTasks, sp.MaxOpenJobs = n.cfg.MaxTasksPerJob, n.cfg.MaxOpenJobs
 	return raftfsm.Command{Type: raftfsm.CmdSpawn, Spawn: sp}, nil
 }
 
@@ -200,13 +188,14 @@ func (n *Node) checkAccepted(topic string, o topic.Origin) error {
 		ErrNotAccepted, topic, o, strings.Join(subs, "; "), topic)
 }
 
-// reportCommand turns a node's report into a ledger command, stamped now.
+// reportCommand turns a node's report into a ledger command; the
+// dispatcher stamps its time and limits. A reset reads the local replica
+// (which blobs the ledger names the node for).
 func (n *Node) reportCommand(r api.Report) (raftfsm.Command, error) {
-	now := n.cfg.Clock.Now().UTC()
 	switch r.Kind {
 	case api.ReportBlobAdded:
 		return raftfsm.Command{Type: raftfsm.CmdBlobAdded, BlobAdded: &raftfsm.BlobAdded{
-			Hash: r.Hash, Size: r.Size, Node: r.Node, Job: r.Job, Name: r.Name, MaxJobBytes: n.cfg.MaxJobBlobBytes, At: now}}, nil
+			Hash: r.Hash, Size: r.Size, Node: r.Node, Job: r.Job, Name: r.Name}}, nil
 	case api.ReportBlobDropped:
 		return raftfsm.Command{Type: raftfsm.CmdBlobDropped, BlobDropped: &raftfsm.BlobDropped{Hash: r.Hash, Node: r.Node}}, nil
 	case api.ReportBlobsReset:
@@ -222,16 +211,14 @@ func (n *Node) reportCommand(r api.Report) (raftfsm.Command, error) {
 	}
 	switch r.Kind {
 	case api.ReportStarted:
-		return raftfsm.Command{Type: raftfsm.CmdTaskStarted, TaskStarted: &raftfsm.TaskStarted{Task: r.Task, Attempt: r.Attempt, Node: r.Node, At: now}}, nil
+		return raftfsm.Command{Type: raftfsm.CmdTaskStarted, TaskStarted: &raftfsm.TaskStarted{Task: r.Task, Attempt: r.Attempt, Node: r.Node}}, nil
 	case api.ReportFinished:
 		return raftfsm.Command{Type: raftfsm.CmdTaskFinished, TaskFinished: &raftfsm.TaskFinished{
-			Task: r.Task, Attempt: r.Attempt, Node: r.Node, State: r.State, ExitCode: r.ExitCode, Error: r.Error,
-			MaxInfra: n.cfg.MaxInfraRetries, At: now}}, nil
+			Task: r.Task, Attempt: r.Attempt, Node: r.Node, State: r.State, ExitCode: r.ExitCode, Error: r.Error}}, nil
 	case api.ReportAbandoned:
-		return raftfsm.Command{Type: raftfsm.CmdRequeue, Requeue: &raftfsm.Requeue{
-			Task: r.Task, Attempt: r.Attempt, Reason: r.Error, MaxAttempts: n.cfg.MaxAttempts, At: now}}, nil
+		return raftfsm.Command{Type: raftfsm.CmdRequeue, Requeue: &raftfsm.Requeue{Task: r.Task, Attempt: r.Attempt, Reason: r.Error}}, nil
 	case api.ReportLogSealed:
-		return raftfsm.Command{Type: raftfsm.CmdLogSealed, LogSealed: &raftfsm.LogSealed{Task: r.Task, At: now, Log: raftfsm.LogRef{
+		return raftfsm.Command{Type: raftfsm.CmdLogSealed, LogSealed: &raftfsm.LogSealed{Task: r.Task, Log: raftfsm.LogRef{
 			Attempt: r.Attempt, Hash: r.Hash, Size: r.Size, Bytes: r.Bytes, Lines: r.Lines, Node: r.Node}}}, nil
 	}
 	return raftfsm.Command{}, fmt.Errorf("report: unknown kind %q", r.Kind)
@@ -250,33 +237,32 @@ func (n *Node) applyReport(ctx context.Context, r api.Report) error {
 }
 
 // applyReportAt is applyReport, and returns a ledger index at or after the
-// report's entry: the leader's applied index once it was applied (0 when
-// the leader's answer did not say).
+// report's entry that the local replica has applied (0 when the leader's
+// answer did not say). The report becomes a command here and goes through
+// the Writer; a reset goes to the leader, which withdraws what its current
+// state names (write.go).
 func (n *Node) applyReportAt(ctx context.Context, r api.Report) (uint64, error) {
 	if err := n.waitHoldGate(ctx, r); err != nil {
 		return 0, err
 	}
-	if n.currentDispatcher() != nil {
-		c, err := n.reportCommand(r)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %w", errRefused, err)
-		}
-		_, err = n.submit(ctx, c)
-		if err != nil && !errors.Is(err, errNotLeader) && ledgerRefusal(err) {
-			return 0, fmt.Errorf("%w: %w", errRefused, err)
-		}
+	if r.Kind == api.ReportBlobsReset && n.currentDispatcher() == nil {
+		base, err := n.leaderURL(ctx, 2*time.Second)
 		if err != nil {
 			return 0, err
 		}
-		return n.fsm.Index(), nil // the entry is applied here: Index is at or past it
+		idx, err := n.peers.Report(ctx, base, r)
+		var se *api.StatusError
+		if errors.As(err, &se) && se.HTTPStatus >= 400 && se.HTTPStatus < 500 {
+			return 0, fmt.Errorf("%w: %w", errRefused, err)
+		}
+		return idx, err
 	}
-	base, err := n.leaderURL(ctx, 2*time.Second)
+	c, err := n.reportCommand(r)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%w: %w", errRefused, err)
 	}
-	idx, err := n.peers.Report(ctx, base, r)
-	var se *api.StatusError
-	if errors.As(err, &se) && se.HTTPStatus >= 400 && se.HTTPStatus < 500 {
+	_, idx, err := n.submitAt(ctx, c)
+	if err != nil && ledgerRefusal(err) {
 		return 0, fmt.Errorf("%w: %w", errRefused, err)
 	}
 	return idx, err

@@ -1,6 +1,10 @@
 package node
 
-import "context"
+import (
+	"context"
+
+	"github.com/ourci/ourci/raftfsm"
+)
 
 // FollowLogCopy waits for this node's copy of an attempt's output and
 // follows it until it is whole (its last chunk came: done), or dropped,
@@ -40,4 +44,11 @@ func (n *Node) FollowLogCopy(ctx context.Context, task string, attempt int) (b [
 		case <-grew:
 		}
 	}
+}
+
+// Writer is this node's write path (write.go).
+func (n *Node) Writer() interface {
+	Submit(ctx context.Context, c raftfsm.Command) (raftfsm.Result, error)
+} {
+	return n.writer()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/github"
+	"github.com/ourci/ourci/node/leader"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -244,8 +245,7 @@ func (n *Node) webhookCommands(ev github.Event) (hookDecision, error) {
 		return hookDecision{}, errors.New("github: delivery without X-GitHub-Delivery")
 	}
 	now := n.cfg.Clock.Now().UTC()
-	d := hookDecision{job: newID(), event: eventKey(ev)}
-	task := newID()
+	d := hookDecision{job: leader.NewID(), event: eventKey(ev)} // named now: the supersede closes below refer to it
 	if ev.Kind == github.KindCheckRun || ev.Kind == github.KindCheckSuite {
 		n.fsm.Read(func(s *raftfsm.State, _ uint64) { ev = rerunOf(s, ev) })
 	}
@@ -264,8 +264,8 @@ func (n *Node) webhookCommands(ev github.Event) (hookDecision, error) {
 		nj.Deadline = now.Add(n.cfg.JobTimeout)
 	}
 	sp := &raftfsm.Spawn{
-		NewJob: nj, Job: d.job, Task: task, Topic: gh.Topic, Image: gh.Image, Args: gh.Command,
-		Key: "github:" + ev.Delivery, At: now, MaxOpenJobs: n.cfg.MaxOpenJobs,
+		NewJob: nj, Job: d.job, Topic: gh.Topic, Image: gh.Image, Args: gh.Command,
+		Key: "github:" + ev.Delivery,
 	}
 	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
 		if _, seen := s.Keys[sp.Key]; seen {
@@ -309,7 +309,7 @@ func (n *Node) webhookCommands(ev github.Event) (hookDecision, error) {
 		for _, j := range s.OpenJobs() {
 			if j.GitHub != nil && strings.EqualFold(j.GitHub.Owner, ev.Repo.Owner) && strings.EqualFold(j.GitHub.Name, ev.Repo.Name) && j.Source.PR == ev.PR {
 				d.cmds = append(d.cmds, raftfsm.Command{Type: raftfsm.CmdCloseJob, CloseJob: &raftfsm.CloseJob{
-					Job: j.ID, Reason: raftfsm.ReasonSuperseded, By: d.job, At: now}})
+					Job: j.ID, Reason: raftfsm.ReasonSuperseded, By: d.job}})
 			}
 		}
 	})
@@ -358,7 +358,7 @@ func (n *Node) handleApprove(w http.ResponseWriter, r *http.Request, p Principal
 	id := r.PathValue("id")
 	now := n.cfg.Clock.Now().UTC()
 	c := raftfsm.Command{Type: raftfsm.CmdApprove, Approve: &raftfsm.Approve{
-		Job: id, By: r.URL.Query().Get("by"), Deadline: now.Add(n.cfg.JobTimeout), At: now}}
+		Job: id, By: r.URL.Query().Get("by"), Deadline: now.Add(n.cfg.JobTimeout)}}
 	if _, err := n.submit(r.Context(), c); err != nil {
 		writeLedgerError(w, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/peer"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -23,11 +24,11 @@ const maxBody = 1 << 20
 // leader never forwards it again.
 const forwardedHeader = "X-Ourci-Forwarded"
 
-// routes is the API. The public listener (peer false) serves people,
-// scripts and tasks; the peer listener (peer true: mutual TLS on the Raft
+// routes is the API. The public listener (peerPort false) serves people,
+// scripts and tasks; the peer listener (peerPort true: mutual TLS on the Raft
 // port, nodes of this mesh only) serves the same routes plus the internal
 // node-to-node ones, which the public listener does not have at all.
-func (n *Node) routes(peer bool) http.Handler {
+func (n *Node) routes(peerPort bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", n.handleHealth)
 	mux.HandleFunc("GET /metrics", n.metricsAuth(n.handleMetrics)) // Prometheus; cluster or metrics token (metrics_hooks.go)
@@ -41,7 +42,7 @@ func (n *Node) routes(peer bool) http.Handler {
 	mux.HandleFunc("POST /v1/operator/snapshot", n.auth(n.clusterOnly(n.snapshotRoute(n.handleSnapshotRestore)))) // restore
 	mux.HandleFunc("GET /v1/operator/raft", n.auth(n.clusterOnly(n.leaderOnly(n.handleRaftPeers))))               // list-peers (operator_raft.go)
 	mux.HandleFunc("POST /v1/operator/raft/remove-peer", n.auth(n.clusterOnly(n.leaderOnly(n.handleRemovePeer)))) // remove-peer
-	mux.HandleFunc("POST /webhook/github", n.webhookRoute(peer))
+	mux.HandleFunc("POST /webhook/github", n.webhookRoute(peerPort))
 	mux.HandleFunc("POST /v1/jobs/{id}/approve", n.auth(n.operateOnly(n.leaderOnly(n.handleApprove))))
 	n.registerUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams
 	mux.HandleFunc("GET /v1/jobs/{id}", n.auth(n.handleJob))
@@ -53,9 +54,10 @@ func (n *Node) routes(peer bool) http.Handler {
 	mux.HandleFunc("HEAD /v1/blobs/{ref...}", n.auth(n.handleBlobGet))
 	mux.HandleFunc("GET /v1/blob/{token}/{ref...}", n.handleBlobURL)
 	mux.HandleFunc("HEAD /v1/blob/{token}/{ref...}", n.handleBlobURL)
-	if peer {
+	if peerPort {
 		mux.HandleFunc("POST /v1/internal/leave", n.auth(n.clusterOnly(n.leaderOnly(n.handleLeave))))
-		mux.HandleFunc("POST /v1/internal/report", n.auth(n.clusterOnly(n.leaderOnly(n.handleReport))))
+		mux.HandleFunc("POST /v1/internal/report", n.auth(n.clusterOnly(n.leaderOnly(n.handleReport)))) // older followers, and resets (write.go)
+		mux.HandleFunc("POST "+peer.SubmitPath, n.auth(n.clusterOnly(n.leaderOnly(n.handleSubmit))))    // a follower's writes (write.go)
 		mux.HandleFunc("GET /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
 		mux.HandleFunc("HEAD /v1/internal/blobs/{hash}", n.auth(n.clusterOnly(n.handleInternalBlob)))
 		mux.HandleFunc("POST /v1/internal/blobs/{hash}/pull", n.auth(n.clusterOnly(n.handlePull)))
@@ -384,7 +386,7 @@ func (n *Node) handleSpawn(w http.ResponseWriter, r *http.Request, p Principal) 
 
 func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request, p Principal) {
 	id := r.PathValue("id")
-	c := raftfsm.Command{Type: raftfsm.CmdCloseJob, CloseJob: &raftfsm.CloseJob{Job: id, Reason: raftfsm.ReasonCancelled, At: n.cfg.Clock.Now().UTC()}}
+	c := raftfsm.Command{Type: raftfsm.CmdCloseJob, CloseJob: &raftfsm.CloseJob{Job: id, Reason: raftfsm.ReasonCancelled}}
 	if _, err := n.submit(r.Context(), c); err != nil {
 		writeLedgerError(w, err)
 		return
@@ -412,23 +414,6 @@ func (n *Node) handleReport(w http.ResponseWriter, r *http.Request, p Principal)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion})
-}
-
-// submit proposes c through this node's dispatcher (it must lead) and
-// turns a ledger refusal into an error.
-func (n *Node) submit(ctx context.Context, c raftfsm.Command) (raftfsm.Result, error) {
-	d := n.currentDispatcher()
-	if d == nil {
-		return raftfsm.Result{}, errNotLeader
-	}
-	if c.Type == raftfsm.CmdBatch && len(c.Batch) == 0 {
-		return raftfsm.Result{Batch: []raftfsm.Result{}}, nil // nothing to propose
-	}
-	res, err := d.Submit(ctx, c)
-	if err != nil {
-		return res, err
-	}
-	return res, res.Err
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {

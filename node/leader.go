@@ -2,9 +2,10 @@ package node
 
 import (
 	"context"
-	"github.com/ourci/ourci/node/clock"
 	"sync"
 	"time"
+
+	"github.com/ourci/ourci/node/clock"
 
 	"github.com/hashicorp/raft"
 
@@ -89,10 +90,12 @@ func (n *Node) establish(ctx context.Context) {
 // lead starts the leader's loops; they end when ctx is cancelled.
 func (n *Node) lead(ctx context.Context) {
 	d := leader.NewDispatcher(leader.DispatcherConfig{
-		Propose:   func(b []byte) raft.ApplyFuture { return n.raft.Apply(b, 10*time.Second) },
-		Members:   n.gossip.Members,
-		Ledger:    n.fsm,
-		Clock:     n.cfg.Clock,
+		Propose: func(b []byte) raft.ApplyFuture { return n.raft.Apply(b, 10*time.Second) },
+		Members: n.gossip.Members,
+		Ledger:  n.fsm,
+		Clock:   n.cfg.Clock,
+		Limits: leader.Limits{MaxJobTasks: n.cfg.MaxTasksPerJob, MaxOpenJobs: n.cfg.MaxOpenJobs, MaxJobBlobBytes: n.cfg.MaxJobBlobBytes,
+			MaxAttempts: n.cfg.MaxAttempts, MaxInfra: n.cfg.MaxInfraRetries},
 		Log:       n.log,
 		Gate:      n.schemaReady,
 		Frozen:    n.frozenWhy,

@@ -3,6 +3,7 @@ package raftfsm
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The ledger's commands, from one table: each CommandType is registered
@@ -56,12 +57,25 @@ type spec struct {
 	// field added later changes what Apply does, so an older replica that
 	// ignored it would diverge. Nil: schema.
 	needs func(c Command) int
+	// at is where the payload keeps the leader's time (Stamp); nil for a
+	// payload without one.
+	at func(c *Command) *time.Time
 }
 
 // entry builds the spec of a command whose payload is a *T in the field
 // field of Command.
 func entry[T any](typ CommandType, name string, schema int, ignorable bool, field func(c *Command) **T, apply func(s *State, idx uint64, p *T) Result) spec {
+	var at func(c *Command) *time.Time
+	if _, ok := any(new(T)).(timed); ok {
+		at = func(c *Command) *time.Time {
+			if p := *field(c); p != nil {
+				return any(p).(timed).at()
+			}
+			return nil
+		}
+	}
 	return spec{
+		at: at,
 		typ: typ, name: name, schema: schema, ignorable: ignorable,
 		payload: func(c *Command) any {
 			if p := *field(c); p != nil {

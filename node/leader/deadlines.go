@@ -61,7 +61,7 @@ func (d Deadlines) due(now time.Time) (cmds []raftfsm.Command, next time.Time) {
 	d.Ledger.Read(func(s *raftfsm.State, _ uint64) {
 		for _, j := range s.OpenJobs() {
 			if !j.Deadline.IsZero() && !now.Before(j.Deadline) {
-				cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdCloseJob, CloseJob: &raftfsm.CloseJob{Job: j.ID, Reason: raftfsm.ReasonTimedOut, At: now.UTC()}})
+				cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdCloseJob, CloseJob: &raftfsm.CloseJob{Job: j.ID, Reason: raftfsm.ReasonTimedOut}})
 			} else if !j.Deadline.IsZero() && j.Deadline.Before(next) {
 				next = j.Deadline
 			}
@@ -78,7 +78,7 @@ func (d Deadlines) due(now time.Time) (cmds []raftfsm.Command, next time.Time) {
 				if !now.Before(limit) {
 					cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdTaskFinished, TaskFinished: &raftfsm.TaskFinished{
 						Task: t.ID, Attempt: t.Attempt, Node: t.Node, State: raftfsm.TaskTimedOut,
-						Error: "timed out: its node did not report the end", At: now.UTC()}})
+						Error: "timed out: its node did not report the end"}})
 				} else if limit.Before(next) {
 					next = limit
 				}

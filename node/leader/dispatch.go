@@ -46,8 +46,10 @@ type DispatcherConfig struct {
 	Ledger interface {
 		Read(fn func(s *raftfsm.State, index uint64))
 	}
-	// Clock stamps the commands' times (spawns, assignments).
+	// Clock stamps the commands' times (stamp).
 	Clock clock.Clock
+	// Limits are written into the commands that carry one (stamp).
+	Limits Limits
 	Log   *slog.Logger
 	// Gate refuses a command that needs ledger schema need while some
 	// voter's binary does not know it (nil: every command goes).
@@ -259,16 +261,12 @@ func (d *Dispatcher) round(batch []*proposal, kicked bool) *flight {
 		}
 		fl.spans[i] = span{start: len(cmds), n: len(parts), batch: p.cmd.Type == raftfsm.CmdBatch}
 		for _, c := range parts {
-			if c.Type == raftfsm.CmdSpawn {
-				sp := *c.Spawn
-				sp.At = now
-				if sp.NewJob == nil || !sp.NewJob.Held {
-					sp.Assign = pick.choose(sp.Topic, nil, pick.spawnOrigin(&sp))
-					if sp.Assign != "" {
-						fl.choices = append(fl.choices, choice{task: sp.Task, attempt: 1, node: sp.Assign})
-					}
+			d.stamp(&c, now)
+			if sp := c.Spawn; c.Type == raftfsm.CmdSpawn && sp != nil && (sp.NewJob == nil || !sp.NewJob.Held) {
+				sp.Assign = pick.choose(sp.Topic, nil, pick.spawnOrigin(sp))
+				if sp.Assign != "" {
+					fl.choices = append(fl.choices, choice{task: sp.Task, attempt: 1, node: sp.Assign})
 				}
-				c.Spawn = &sp
 			}
 			cmds = append(cmds, c)
 		}

@@ -75,7 +75,8 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	l := fakeledger.New()
-	return &world{t: t, l: l, w: &fakeledger.Writer{L: l}, clock: clock.NewManual(epoch)}
+	c := clock.NewManual(epoch)
+	return &world{t: t, l: l, w: &fakeledger.Writer{L: l, Clock: c}, clock: c}
 }
 
 func (w *world) ok(c raftfsm.Command) {

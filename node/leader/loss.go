@@ -96,7 +96,6 @@ func (l Loss) Run(ctx context.Context) {
 // dropped that answered (their attempts are not among them).
 func (l Loss) due(ctx context.Context) (cmds []raftfsm.Command, answered []string) {
 	live := memberMap(l.Members.Members())
-	now := l.Clock.Now().UTC()
 	absent := map[string][]raftfsm.Command{}
 	var absentOrder []string
 	l.Ledger.Read(func(s *raftfsm.State, _ uint64) {
@@ -111,7 +110,7 @@ func (l Loss) due(ctx context.Context) (cmds []raftfsm.Command, answered []strin
 				for _, t := range s.Active(node) {
 					if t.State == raftfsm.TaskAssigned {
 						cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdRequeue, Requeue: &raftfsm.Requeue{
-							Task: t.ID, Attempt: t.Attempt, MaxAttempts: l.MaxAttempts, At: now,
+							Task: t.ID, Attempt: t.Attempt, MaxAttempts: l.MaxAttempts,
 							Infra: true, MaxInfra: l.MaxInfra, Reason: "node " + node + " is unhealthy: " + m.Meta.Unhealthy,
 						}})
 					}
@@ -121,7 +120,7 @@ func (l Loss) due(ctx context.Context) (cmds []raftfsm.Command, answered []strin
 			absentOrder = append(absentOrder, node)
 			for _, t := range s.Active(node) {
 				absent[node] = append(absent[node], raftfsm.Command{Type: raftfsm.CmdRequeue, Requeue: &raftfsm.Requeue{
-					Task: t.ID, Attempt: t.Attempt, MaxAttempts: l.MaxAttempts, At: now,
+					Task: t.ID, Attempt: t.Attempt, MaxAttempts: l.MaxAttempts,
 					Reason: "node " + node + " left the mesh during attempt " + strconv.Itoa(t.Attempt),
 				}})
 			}

@@ -63,7 +63,7 @@ func (r Retention) Run(ctx context.Context) {
 // due returns what expires at now and when to look next.
 func (r Retention) due(now time.Time) (*raftfsm.Expire, time.Time) {
 	next := now.Add(time.Hour)
-	ex := &raftfsm.Expire{At: now.UTC()}
+	ex := &raftfsm.Expire{}
 	r.Ledger.Read(func(s *raftfsm.State, _ uint64) {
 		for _, id := range s.JobOrder {
 			j := s.Jobs[id]

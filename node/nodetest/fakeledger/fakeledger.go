@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -95,9 +96,12 @@ func (l *Ledger) Job(id string) raftfsm.Job {
 }
 
 // Writer applies what is submitted to its Ledger, as the leader's write
-// path does, and records every command (applied or refused).
+// path does, and records every command (applied or refused). Like the
+// dispatcher it stamps each command with its clock's time (Clock; nil: the
+// zero time).
 type Writer struct {
-	L *Ledger
+	L     *Ledger
+	Clock interface{ Now() time.Time }
 
 	mu   sync.Mutex
 	cmds []raftfsm.Command
@@ -119,6 +123,9 @@ func (w *Writer) Submit(ctx context.Context, c raftfsm.Command) (raftfsm.Result,
 	w.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return raftfsm.Result{}, err
+	}
+	if w.Clock != nil {
+		raftfsm.Stamp(&c, w.Clock.Now())
 	}
 	return w.L.Apply(c)
 }
