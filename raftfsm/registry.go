@@ -75,7 +75,7 @@ func entry[T any](typ CommandType, name string, schema int, ignorable bool, fiel
 		}
 	}
 	return spec{
-		at: at,
+		at:  at,
 		typ: typ, name: name, schema: schema, ignorable: ignorable,
 		payload: func(c *Command) any {
 			if p := *field(c); p != nil {

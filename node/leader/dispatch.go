@@ -50,7 +50,7 @@ type DispatcherConfig struct {
 	Clock clock.Clock
 	// Limits are written into the commands that carry one (stamp).
 	Limits Limits
-	Log   *slog.Logger
+	Log    *slog.Logger
 	// Gate refuses a command that needs ledger schema need while some
 	// voter's binary does not know it (nil: every command goes).
 	Gate func(need int) error
