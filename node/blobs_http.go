@@ -137,7 +137,7 @@ func (n *Node) handleBlobPut(w http.ResponseWriter, r *http.Request, p Principal
 	// the blob through another node passes it (?index=), and that node
 	// waits for its replica to hold the record instead of guessing.
 	if idx > 0 {
-		w.Header().Set(indexHeader, strconv.FormatUint(idx, 10))
+		w.Header().Set(api.IndexHeader, strconv.FormatUint(idx, 10))
 	}
 	writeJSON(w, http.StatusOK, api.BlobInfo{SchemaVersion: api.SchemaVersion, Ref: h.Ref(), Size: size, Job: job, Name: name, Index: idx})
 }
@@ -209,7 +209,7 @@ func (n *Node) handleBlobGet(w http.ResponseWriter, r *http.Request, p Principal
 // flags. Only a capability is taken here (no token that could do more
 // belongs in a URL), and it reads only the blobs its job refers to.
 func (n *Node) handleBlobURL(w http.ResponseWriter, r *http.Request) {
-	p, ok := n.authenticate(w, r.PathValue("token"))
+	p, ok := n.api.Authenticate(w, r.PathValue("token"))
 	if !ok {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/checkout"
+	"github.com/ourci/ourci/node/httpapi"
 	"github.com/ourci/ourci/node/runner"
 	"github.com/ourci/ourci/node/topic"
 	"github.com/ourci/ourci/raftfsm"
@@ -147,7 +148,7 @@ func (n *Node) imageFirst(req api.SpawnRequest) (api.SpawnRequest, error) {
 }
 
 // errQuotaSize: a request is larger than a quota allows (413).
-var errQuotaSize = errors.New("node: too large")
+var errQuotaSize = httpapi.ErrTooLarge
 
 // envAllowed is what the live subscribers of topic allow in --env beyond
 // the defaults (--topic-env-allow): a name any of them allows passes the
@@ -164,7 +165,7 @@ func (n *Node) envAllowed(topic string) []string {
 
 // ErrNotAccepted: no live node serving the topic accepts spawns from this
 // origin (--topic-accept); the API answers 403.
-var ErrNotAccepted = errors.New("node: not accepted")
+var ErrNotAccepted = httpapi.ErrNotAccepted
 
 // checkAccepted refuses a spawn that no live subscriber of topic would run
 // (accept.go). With no live subscriber at all, the task is let in to wait

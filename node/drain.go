@@ -2,14 +2,11 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
 
-	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/leader"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -78,34 +75,6 @@ func (n *Node) askLeave(ctx context.Context, base string) error {
 }
 
 // handleDrain drains this node; the answer comes once it has left Raft.
-func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request, p Principal) {
-	if err := n.Drain(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, api.CodeInternal, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "node": n.cfg.Name, "drained": true})
-}
-
-// handleLeave (leader) removes a draining member from the Raft group.
-func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request, p Principal) {
-	member := r.URL.Query().Get("member")
-	if member == "" {
-		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("leave: which member?"))
-		return
-	}
-	if member == n.cfg.Name {
-		writeError(w, http.StatusConflict, api.CodeConflict, errors.New("leave: the leader cannot remove itself; transfer leadership first"))
-		return
-	}
-	for _, id := range n.serversNamed(member) {
-		if err := n.raft.RemoveServer(id, 0, 10*time.Second).Error(); err != nil {
-			writeLedgerError(w, err)
-			return
-		}
-	}
-	n.log.Info("removed a drained member from raft", "member", member)
-	writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "removed": member})
-}
 
 // serversNamed returns the Raft IDs of the configuration's servers that
 // stand for the node name.

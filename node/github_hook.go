@@ -110,7 +110,7 @@ func (n *Node) handleWebhook(w http.ResponseWriter, r *http.Request, peer bool) 
 	}
 	if n.currentDispatcher() == nil {
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		n.leaderOnly(func(w http.ResponseWriter, r *http.Request, _ Principal) { n.webhookLocal(w, r, body) })(w, r, Principal{})
+		n.api.LeaderOnly(func(w http.ResponseWriter, r *http.Request, _ Principal) { n.webhookLocal(w, r, body) })(w, r, Principal{})
 		return
 	}
 	n.webhookLocal(w, r, body)
@@ -352,20 +352,6 @@ func newerByTime(ev, current time.Time) bool {
 }
 
 func short(sha string) string { return sha[:min(len(sha), 12)] }
-
-// handleApprove lets a held job (a pull request from a fork) run.
-func (n *Node) handleApprove(w http.ResponseWriter, r *http.Request, p Principal) {
-	id := r.PathValue("id")
-	now := n.cfg.Clock.Now().UTC()
-	c := raftfsm.Command{Type: raftfsm.CmdApprove, Approve: &raftfsm.Approve{
-		Job: id, By: r.URL.Query().Get("by"), Deadline: now.Add(n.cfg.JobTimeout)}}
-	if _, err := n.submit(r.Context(), c); err != nil {
-		writeLedgerError(w, err)
-		return
-	}
-	d, _ := n.jobDetail(id)
-	writeJSON(w, http.StatusOK, d)
-}
 
 func (g *GitHubConfig) cloneURL(ev github.Event) string {
 	if g.CloneURL == "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/httpapi"
 	"github.com/ourci/ourci/node/peer"
 	"github.com/ourci/ourci/node/tasklog"
 	"github.com/ourci/ourci/raftfsm"
@@ -153,8 +154,8 @@ func (n *Node) serveLog(w http.ResponseWriter, r *http.Request, p Principal, id 
 			return
 		case t == nil:
 			return // the job expired as it was read
-		case !cur.started && !n.mayRead(p, t.Job):
-			writeError(w, http.StatusForbidden, api.CodeForbidden, errOtherJob(p, "the log of task "+id+", which is in another job"))
+		case !cur.started && !httpapi.MayRead(n.fsm, p, t.Job):
+			writeError(w, http.StatusForbidden, api.CodeForbidden, httpapi.OtherJobError(p, "the log of task "+id+", which is in another job"))
 			return
 		}
 		if attempt == 0 && t.Attempt > 0 && t.Node != "" {

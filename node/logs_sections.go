@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/httpapi"
 	"github.com/ourci/ourci/node/tasklog"
 )
 
@@ -25,8 +26,8 @@ func (n *Node) handleLogSections(w http.ResponseWriter, r *http.Request, p Princ
 	case t == nil:
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("no task %s", id))
 		return
-	case !n.mayRead(p, t.Job):
-		writeError(w, http.StatusForbidden, api.CodeForbidden, errOtherJob(p, "the log of task "+id+", which is in another job"))
+	case !httpapi.MayRead(n.fsm, p, t.Job):
+		writeError(w, http.StatusForbidden, api.CodeForbidden, httpapi.OtherJobError(p, "the log of task "+id+", which is in another job"))
 		return
 	case attempt > t.Attempt:
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("task %s has no attempt %d (its attempt is %d)", id, attempt, t.Attempt))

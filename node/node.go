@@ -27,6 +27,7 @@ import (
 	"github.com/ourci/ourci/node/checkout"
 	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/faults"
+	"github.com/ourci/ourci/node/httpapi"
 	"github.com/ourci/ourci/node/leader"
 	"github.com/ourci/ourci/node/lograte"
 	"github.com/ourci/ourci/node/meshtls"
@@ -47,6 +48,7 @@ type Node struct {
 	gossip *gossip.Gossip
 
 	httpLn  net.Listener
+	api     *httpapi.Server // the HTTP API (http.go)
 	httpSrv *http.Server
 	httpURL string // advertised base URL of the API
 
@@ -252,8 +254,9 @@ func Start(cfg Config) (_ *Node, err error) {
 	} else {
 		n.holdOpen()
 	}
-	n.httpSrv = n.newServer(n.routes(false))
-	n.peerSrv = n.newServer(n.routes(true))
+	n.api = n.newAPI()
+	n.httpSrv = n.newServer(n.api.Routes(false))
+	n.peerSrv = n.newServer(n.api.Routes(true))
 	n.httpLimit = newConnLimit(n.httpLn, cfg.MaxConnsPerClient, cfg.MaxConnsLoopback, n.connRefused)
 	n.goFunc(func() {
 		if err := n.httpSrv.Serve(n.httpLimit); err != nil && !errors.Is(err, http.ErrServerClosed) {

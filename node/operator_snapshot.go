@@ -40,7 +40,7 @@ type rawBodyKey struct{}
 // snapshotRoute is leaderOnly for the snapshot routes, keeping the request
 // body as it came for the handler, which sets its own bound.
 func (n *Node) snapshotRoute(h handler) handler {
-	lo := n.leaderOnly(h)
+	lo := n.api.LeaderOnly(h)
 	return func(w http.ResponseWriter, r *http.Request, p Principal) {
 		lo(w, r.WithContext(context.WithValue(r.Context(), rawBodyKey{}, r.Body)), p)
 	}

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -122,4 +121,4 @@ func (n *Node) schemaReady(need int) error {
 
 // ErrNotYet: a command needs a ledger schema some voter's binary does not
 // know yet; it is held back until every voter runs one that does.
-var ErrNotYet = errors.New("node: not every voter knows this command yet")
+var ErrNotYet = leader.ErrNotYet

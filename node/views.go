@@ -3,10 +3,7 @@ package node
 import (
 	"cmp"
 	"fmt"
-	"net/http"
 	"slices"
-	"strconv"
-	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -18,35 +15,6 @@ import (
 
 // recentJobs is how many jobs status lists.
 const recentJobs = 20
-
-func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request, p Principal) {
-	st := n.Status()
-	if !p.May(RoleRead) {
-		st = confineStatus(st, p.Job)
-	}
-	writeJSON(w, http.StatusOK, st)
-}
-
-// confineStatus is what a task sees of the status: the mesh (members,
-// topics, slots and queue lengths, which it needs to spawn) and of the jobs
-// and waiting tasks only its own job's: no other job's repository, commit,
-// branch or author.
-func confineStatus(st api.Status, job string) api.Status {
-	jobs := []api.JobView{}
-	for _, j := range st.Jobs {
-		if job != "" && j.ID == job {
-			jobs = append(jobs, j)
-		}
-	}
-	waiting := []api.Waiting{}
-	for _, wt := range st.Waiting {
-		if job != "" && wt.Job == job {
-			waiting = append(waiting, wt)
-		}
-	}
-	st.Jobs, st.Waiting = jobs, waiting
-	return st
-}
 
 // Status is the mesh as this node sees it: gossip for who is alive, its own
 // replica for load and jobs, its Raft configuration for roles.
@@ -200,79 +168,6 @@ func (n *Node) jobDetail(id string) (api.JobDetail, bool) {
 		}
 	})
 	return d, found
-}
-
-// handleJob answers a job's detail; with ?index=N it blocks (up to
-// ?wait=, at most 5 minutes) until the job changed after index N.
-func (n *Node) handleJob(w http.ResponseWriter, r *http.Request, p Principal) {
-	id := r.PathValue("id")
-	if !n.mayRead(p, id) {
-		writeError(w, http.StatusForbidden, api.CodeForbidden, errOtherJob(p, "job "+id))
-		return
-	}
-	var after uint64
-	if s := r.URL.Query().Get("index"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Errorf("index %q: %w", s, err))
-			return
-		}
-		after = v
-	}
-	wait := 30 * time.Second
-	if s := r.URL.Query().Get("wait"); s != "" {
-		v, err := time.ParseDuration(s)
-		if err != nil || v < 0 {
-			writeError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Errorf("wait %q: want a duration", s))
-			return
-		}
-		wait = min(v, 5*time.Minute)
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		_, ch := n.fsm.Watch()
-		d, ok := n.jobDetail(id)
-		if !ok {
-			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("no job %s", id))
-			return
-		}
-		if after == 0 || d.Index > after {
-			writeJSON(w, http.StatusOK, d)
-			return
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			writeJSON(w, http.StatusOK, d)
-			return
-		case <-r.Context().Done():
-			return
-		}
-	}
-}
-
-// mayRead reports whether p may read job's details and logs: a read,
-// operate or cluster token any job, a task token only its own.
-func (n *Node) mayRead(p Principal, job string) bool {
-	if p.May(RoleRead) {
-		return true
-	}
-	if !p.IsTask() {
-		return false
-	}
-	ok := false
-	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-		t := s.Tasks[p.Task]
-		ok = t != nil && t.Job == job
-	})
-	return ok
-}
-
-// errOtherJob is the refusal of a task token that asks for what (another
-// job, another job's log).
-func errOtherJob(p Principal, what string) error {
-	return fmt.Errorf("task %s may read only its own job %s, not %s: use an operator token (ourci-node token create --role read) for other jobs", p.Task, p.Job, what)
 }
 
 // taskWaiting says why a queued task does not run yet.

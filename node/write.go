@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -88,61 +87,6 @@ func (n *Node) submitAt(ctx context.Context, c raftfsm.Command) (raftfsm.Result,
 		n.waitIndex(ctx, idx, 5*time.Second)
 	}
 	return res, idx, res.Err
-}
-
-// forwardable says whether a node may submit c to the leader: what a node
-// records of its own work (attempts, copies, sealed logs). Spawns, closes,
-// approvals and the leader's own commands come through their handlers
-// (auth, quotas) or from the leader's duties.
-func forwardable(c raftfsm.Command) error {
-	parts := []raftfsm.Command{c}
-	if c.Type == raftfsm.CmdBatch {
-		parts = c.Batch
-	}
-	for _, p := range parts {
-		switch p.Type {
-		case raftfsm.CmdTaskStarted, raftfsm.CmdTaskFinished, raftfsm.CmdRequeue,
-			raftfsm.CmdBlobAdded, raftfsm.CmdBlobDropped, raftfsm.CmdLogSealed:
-		default:
-			return fmt.Errorf("submit: a node does not submit %s commands: they come from the API or the leader", p.Type)
-		}
-	}
-	return nil
-}
-
-// handleSubmit applies a follower's command (peer listener, cluster token,
-// on the leader: leaderOnly). The command is decoded as Apply decodes it,
-// ignoring fields this binary does not know.
-func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request, p Principal) {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		code := http.StatusBadRequest
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			code = http.StatusRequestEntityTooLarge
-		}
-		writeError(w, code, api.CodeBadRequest, fmt.Errorf("submit: %w", err))
-		return
-	}
-	c, err := raftfsm.Decode(b)
-	if err == nil {
-		err = forwardable(c)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
-		return
-	}
-	d := n.currentDispatcher()
-	if d == nil {
-		writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, errNotLeader)
-		return
-	}
-	res, err := d.Submit(r.Context(), c)
-	if err != nil {
-		writeLedgerError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, peer.SubmitAnswer{SchemaVersion: api.SchemaVersion, Index: n.fsm.Index(), Result: peer.ToWire(res)})
 }
 
 // submitLegacy delivers c to a leader whose binary predates the submit

@@ -115,6 +115,11 @@ type choice struct {
 	node    string
 }
 
+// ErrNotYet: a command needs a ledger schema some voter's binary does not
+// know yet (DispatcherConfig.Gate); it is held back until every voter runs
+// one that does.
+var ErrNotYet = errors.New("node: not every voter knows this command yet")
+
 // ErrNotLeader is returned to callers when leadership moved; they retry
 // on the new leader (spawns carry an idempotency key for this).
 var ErrNotLeader = errors.New("leader: not the leader")
