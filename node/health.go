@@ -3,7 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,14 +168,4 @@ func (n *Node) probeWrite() string {
 // isNoSpace reports whether err comes from a full disk or quota.
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
-}
-
-func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
-	h := healthView{SchemaVersion: api.SchemaVersion, Node: n.cfg.Name, OK: true, Index: n.fsm.Index(), Ready: n.isReady()}
-	h.Established = n.IsLeader() && n.currentDispatcher() != nil
-	code := http.StatusOK
-	if why := n.Unhealthy(); why != "" {
-		h.OK, h.Reason, code = false, why, http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, h)
 }

@@ -27,11 +27,10 @@ func (n *Node) newAPI() *httpapi.Server {
 	return &httpapi.Server{
 		Ledger: n.fsm, Secret: n.cfg.Secret, Writer: n.writer(), Lead: leadership{n},
 		Jobs: jobService{n}, Reports: reportService{n}, Operator: operatorService{n}, Log: n.log,
+		Health: healthService{n}, Keyring: keyringService{n}, Snapshots: snapshots{n},
 		Services: httpapi.Services{
-			Health: n.handleHealth, BlobURL: n.handleBlobURL, Metrics: n.handleMetrics,
+			BlobURL: n.handleBlobURL, Metrics: n.handleMetrics,
 			Webhook: n.webhookRoute, RegisterUI: n.registerUI,
-			Ledger: n.handleLedger, Keyring: n.handleKeyring,
-			SnapshotRoute: n.snapshotRoute, SnapshotSave: n.handleSnapshotSave, SnapshotRestore: n.handleSnapshotRestore,
 			BlobPut: n.handleBlobPut, BlobGet: n.handleBlobGet, InternalBlob: n.handleInternalBlob, Pull: n.handlePull,
 			Log: n.handleLog, LogSections: n.handleLogSections, LogChunks: n.handleLogChunks, LiveLog: n.handleLiveLog,
 		},
@@ -99,6 +98,32 @@ func (s operatorService) ServersNamed(name string) []string {
 		out = append(out, string(id))
 	}
 	return out
+}
+
+// healthService is httpapi.Health.
+type healthService struct{ n *Node }
+
+func (s healthService) Name() string      { return s.n.cfg.Name }
+func (s healthService) Unhealthy() string { return s.n.Unhealthy() }
+func (s healthService) Ready() bool       { return s.n.isReady() }
+
+// keyringService is httpapi.Keyring: gossip's keyring, saved in the data
+// directory (keyring.go).
+type keyringService struct{ n *Node }
+
+func (k keyringService) Keys() [][]byte              { return k.n.gossip.Keys() }
+func (k keyringService) InstallKey(key []byte) error { return k.n.gossip.InstallKey(key) }
+func (k keyringService) UseKey(key []byte) error     { return k.n.gossip.UseKey(key) }
+func (k keyringService) RemoveKey(key []byte) error  { return k.n.gossip.RemoveKey(key) }
+func (k keyringService) Save() error                 { return k.n.saveKeyring() }
+
+// snapshots is httpapi.Snapshots.
+type snapshots struct{ n *Node }
+
+func (s snapshots) Barrier(timeout time.Duration) error { return s.n.raft.Barrier(timeout).Error() }
+func (s snapshots) Backup() (*raftfsm.Backup, error)    { return s.n.fsm.Backup(s.n.cfg.Clock.Now()) }
+func (s snapshots) Restore(st *raftfsm.State, timeout time.Duration) (uint64, error) {
+	return s.n.raft.RestoreState(st, timeout)
 }
 
 // waitDispatcher waits until this node's leader loops run, or max passed,

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,6 +105,31 @@ func (o *fakeOperator) RemoveServer(id string, _ time.Duration) error {
 }
 func (o *fakeOperator) Drain(context.Context) error { return nil }
 
+type fakeHealth struct{ why string }
+
+func (h *fakeHealth) Name() string      { return "self" }
+func (h *fakeHealth) Unhealthy() string { return h.why }
+func (h *fakeHealth) Ready() bool       { return true }
+
+type fakeKeyring struct{ keys [][]byte }
+
+func (k *fakeKeyring) Keys() [][]byte { return k.keys }
+func (k *fakeKeyring) InstallKey(key []byte) error {
+	k.keys = append(k.keys, key)
+	return nil
+}
+func (k *fakeKeyring) UseKey(key []byte) error    { return nil }
+func (k *fakeKeyring) RemoveKey(key []byte) error { return errors.New("keyring: not installed") }
+func (k *fakeKeyring) Save() error                { return nil }
+
+type fakeSnapshots struct{}
+
+func (fakeSnapshots) Barrier(time.Duration) error      { return errors.New("leadership lost") }
+func (fakeSnapshots) Backup() (*raftfsm.Backup, error) { return nil, errors.New("unreachable") }
+func (fakeSnapshots) Restore(*raftfsm.State, time.Duration) (uint64, error) {
+	return 0, errors.New("unreachable")
+}
+
 type harness struct {
 	s      *Server
 	w      *fakeWriter
@@ -119,10 +145,11 @@ func newHarness(t *testing.T, lead fakeLead) *harness {
 	h := &harness{w: &fakeWriter{}, jobs: &fakeJobs{}, op: &fakeOperator{}, fsm: raftfsm.NewFSM(), secret: auth.NewSecret()}
 	none := func(w http.ResponseWriter, r *http.Request, p auth.Principal) { w.WriteHeader(http.StatusTeapot) }
 	h.s = &Server{Ledger: h.fsm, Secret: h.secret, Writer: h.w, Lead: lead, Jobs: h.jobs, Reports: fakeReports{}, Operator: h.op,
+		Health: &fakeHealth{}, Keyring: &fakeKeyring{}, Snapshots: fakeSnapshots{},
 		Services: Services{
-			Health: func(w http.ResponseWriter, r *http.Request) {}, BlobURL: func(w http.ResponseWriter, r *http.Request) {},
+			BlobURL: func(w http.ResponseWriter, r *http.Request) {},
 			Webhook: func(bool) http.HandlerFunc { return func(w http.ResponseWriter, r *http.Request) {} }, RegisterUI: func(*http.ServeMux) {},
-			Metrics: none, Ledger: none, Keyring: none, SnapshotSave: none, SnapshotRestore: none, SnapshotRoute: func(h Handler) Handler { return h },
+			Metrics: none,
 			BlobPut: none, BlobGet: none, Log: none, LogSections: none, InternalBlob: none, Pull: none, LogChunks: none, LiveLog: none,
 		}}
 	return h
@@ -399,5 +426,49 @@ func TestRemovePeer(t *testing.T) {
 				t.Errorf("got %d, removed %v; want %d, removed %v (%s)", rec.Code, h.op.removed, c.want, c.wantGone, rec.Body)
 			}
 		})
+	}
+}
+
+// TestNodeRoutes: health needs no token and says why a node is not ok;
+// the keyring takes only well-formed keys and lists fingerprints, never
+// keys; a snapshot is refused while the leader cannot apply what the mesh
+// committed, and a damaged file restores nothing.
+func TestNodeRoutes(t *testing.T) {
+	h := newHarness(t, fakeLead{leading: true})
+	tok := h.secret.ClusterToken()
+	if rec := h.do(t, false, "GET", "/v1/health", "", nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"established": true`) {
+		t.Errorf("health: got %d %s, want 200, established", rec.Code, rec.Body)
+	}
+	h.s.Health.(*fakeHealth).why = "disk full"
+	if rec := h.do(t, false, "GET", "/v1/health", "", nil); rec.Code != 503 || !strings.Contains(rec.Body.String(), "disk full") {
+		t.Errorf("unhealthy: got %d %s, want 503 with the reason", rec.Code, rec.Body)
+	}
+
+	key := strings.Repeat("k", 32)
+	b64 := base64.StdEncoding.EncodeToString([]byte(key))
+	for _, c := range []struct {
+		body string
+		want int
+	}{
+		{`{"op":"install","key":"` + b64 + `"}`, 200},
+		{`{"op":"install","key":"c2hvcnQ="}`, 400},
+		{`{"op":"rotate","key":"` + b64 + `"}`, 400},
+		{`{"op":"remove","key":"` + b64 + `"}`, 400},
+		{`{"op":"install","key":"` + b64 + `","extra":1}`, 400},
+	} {
+		rec := h.do(t, false, "POST", "/v1/keyring", tok, strings.NewReader(c.body))
+		if rec.Code != c.want || strings.Contains(rec.Body.String(), b64) {
+			t.Errorf("keyring %s: got %d %s, want %d and no key in the answer", c.body, rec.Code, rec.Body, c.want)
+		}
+	}
+	if rec := h.do(t, false, "GET", "/v1/keyring", tok, nil); !strings.Contains(rec.Body.String(), KeyFingerprint([]byte(key))) {
+		t.Errorf("keyring list: got %s, want the installed key's fingerprint", rec.Body)
+	}
+
+	if rec := h.do(t, false, "GET", "/v1/operator/snapshot", tok, nil); rec.Code != 503 || !strings.Contains(rec.Body.String(), "could not apply what the mesh committed") {
+		t.Errorf("snapshot save without a barrier: got %d %s, want 503", rec.Code, rec.Body)
+	}
+	if rec := h.do(t, false, "POST", "/v1/operator/snapshot", tok, strings.NewReader("not a snapshot")); rec.Code != 400 || !strings.Contains(rec.Body.String(), "nothing was restored") {
+		t.Errorf("restore of a damaged file: got %d %s, want 400, nothing restored", rec.Code, rec.Body)
 	}
 }

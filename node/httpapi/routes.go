@@ -15,16 +15,16 @@ import (
 func (s *Server) Routes(peerPort bool) http.Handler {
 	sv := s.Services
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/health", sv.Health)
+	mux.HandleFunc("GET /v1/health", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.MetricsAuth(sv.Metrics)) // Prometheus; cluster or metrics token
 	mux.HandleFunc("POST /v1/spawn", s.Auth(Spawners(s.LeaderOnly(s.handleSpawn))))
 	mux.HandleFunc("GET /v1/status", s.Auth(s.handleStatus))
-	mux.HandleFunc("GET /v1/ledger", s.Auth(ClusterOnly(sv.Ledger)))
+	mux.HandleFunc("GET /v1/ledger", s.Auth(ClusterOnly(s.handleLedger)))
 	mux.HandleFunc("POST /v1/drain", s.Auth(ClusterOnly(s.handleDrain)))
-	mux.HandleFunc("GET /v1/keyring", s.Auth(ClusterOnly(sv.Keyring)))
-	mux.HandleFunc("POST /v1/keyring", s.Auth(ClusterOnly(sv.Keyring)))
-	mux.HandleFunc("GET /v1/operator/snapshot", s.Auth(ClusterOnly(sv.SnapshotRoute(sv.SnapshotSave))))         // backup
-	mux.HandleFunc("POST /v1/operator/snapshot", s.Auth(ClusterOnly(sv.SnapshotRoute(sv.SnapshotRestore))))     // restore
+	mux.HandleFunc("GET /v1/keyring", s.Auth(ClusterOnly(s.handleKeyring)))
+	mux.HandleFunc("POST /v1/keyring", s.Auth(ClusterOnly(s.handleKeyring)))
+	mux.HandleFunc("GET /v1/operator/snapshot", s.Auth(ClusterOnly(s.snapshotRoute(s.handleSnapshotSave))))     // backup
+	mux.HandleFunc("POST /v1/operator/snapshot", s.Auth(ClusterOnly(s.snapshotRoute(s.handleSnapshotRestore)))) // restore
 	mux.HandleFunc("GET /v1/operator/raft", s.Auth(ClusterOnly(s.LeaderOnly(s.handleRaftPeers))))               // list-peers
 	mux.HandleFunc("POST /v1/operator/raft/remove-peer", s.Auth(ClusterOnly(s.LeaderOnly(s.handleRemovePeer)))) // remove-peer
 	mux.HandleFunc("POST /webhook/github", sv.Webhook(peerPort))

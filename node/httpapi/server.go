@@ -15,15 +15,18 @@ import (
 // Server is the node's HTTP API. Every field but Log must be set before
 // Routes.
 type Server struct {
-	Ledger   Ledger
-	Secret   Authenticator
-	Writer   leader.Writer // every write a handler makes
-	Lead     Leadership    // where writes run (relay.go)
-	Jobs     Jobs
-	Reports  Reports
-	Operator Operator
-	Services Services
-	Log      *slog.Logger
+	Ledger    Ledger
+	Secret    Authenticator
+	Writer    leader.Writer // every write a handler makes
+	Lead      Leadership    // where writes run (relay.go)
+	Jobs      Jobs
+	Reports   Reports
+	Operator  Operator
+	Health    Health
+	Keyring   Keyring
+	Snapshots Snapshots
+	Services  Services
+	Log       *slog.Logger
 }
 
 // Handler is a route's handler once the request is authenticated.
@@ -75,16 +78,12 @@ type Operator interface {
 
 // Services are the routes whose handlers still live in package node.
 type Services struct {
-	Health, BlobURL    http.HandlerFunc
+	BlobURL            http.HandlerFunc
 	Metrics            Handler // cluster or metrics token
 	Webhook            func(peerPort bool) http.HandlerFunc
 	RegisterUI         func(mux *http.ServeMux)
-	Ledger, Keyring    Handler
-	SnapshotSave       Handler
-	SnapshotRestore    Handler
 	BlobPut, BlobGet   Handler
 	Log, LogSections   Handler
 	InternalBlob, Pull Handler
 	LogChunks, LiveLog Handler
-	SnapshotRoute      func(h Handler) Handler
 }

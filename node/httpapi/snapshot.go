@@ -1,4 +1,4 @@
-package node
+package httpapi
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/auth"
 	"github.com/ourci/ourci/raftfsm"
 )
 
@@ -21,15 +22,26 @@ import (
 // has applied everything committed before the request. A restore reads
 // the whole file into a throwaway ledger first (size, SHA-256, and every
 // record must decode), so a damaged file is refused and changes nothing;
-// then raftfsm.RestoreState hands it to Raft, which installs it on every
+// then Snapshots.Restore hands it to Raft, which installs it on every
 // replica. What the ledger learned after the save is gone: jobs and tasks
 // spawned since are forgotten, tasks that ended since are again as they
 // were (a task running or assigned in the file runs again, or is handed
 // back as abandoned and requeued), blobs put since lose their records.
 
-// maxSnapshotFile bounds a restore's body (leaderOnly's maxBody is for
+// Snapshots is the leader's side of a backup and a restore.
+type Snapshots interface {
+	// Barrier waits until everything committed before the call is
+	// applied here.
+	Barrier(timeout time.Duration) error
+	// Backup is the ledger as a snapshot file.
+	Backup() (*raftfsm.Backup, error)
+	// Restore installs s on every replica and returns the index it took.
+	Restore(s *raftfsm.State, timeout time.Duration) (uint64, error)
+}
+
+// MaxSnapshotFile bounds a restore's body (LeaderOnly's MaxBody is for
 // JSON requests; a ledger is far larger).
-const maxSnapshotFile = 4 << 30
+const MaxSnapshotFile = 4 << 30
 
 // restoreTimeout bounds Raft's part of a restore. It stays under the 30 s
 // a relaying follower waits for the leader's answer.
@@ -37,25 +49,25 @@ const restoreTimeout = 25 * time.Second
 
 type rawBodyKey struct{}
 
-// snapshotRoute is leaderOnly for the snapshot routes, keeping the request
+// snapshotRoute is LeaderOnly for the snapshot routes, keeping the request
 // body as it came for the handler, which sets its own bound.
-func (n *Node) snapshotRoute(h handler) handler {
-	lo := n.api.LeaderOnly(h)
-	return func(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) snapshotRoute(h Handler) Handler {
+	lo := s.LeaderOnly(h)
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 		lo(w, r.WithContext(context.WithValue(r.Context(), rawBodyKey{}, r.Body)), p)
 	}
 }
 
 // handleSnapshotSave streams the leader's ledger as a snapshot file.
-func (n *Node) handleSnapshotSave(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) handleSnapshotSave(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	// Everything committed before the request is applied here first.
-	if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
-		writeError(w, http.StatusServiceUnavailable, api.CodeNoLeader, fmt.Errorf("the leader could not apply what the mesh committed: %w", err))
+	if err := s.Snapshots.Barrier(10 * time.Second); err != nil {
+		WriteError(w, http.StatusServiceUnavailable, api.CodeNoLeader, fmt.Errorf("the leader could not apply what the mesh committed: %w", err))
 		return
 	}
-	b, err := n.fsm.Backup(n.cfg.Clock.Now())
+	b, err := s.Snapshots.Backup()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, err)
+		WriteError(w, http.StatusInternalServerError, api.CodeInternal, err)
 		return
 	}
 	h := b.Header()
@@ -64,39 +76,39 @@ func (n *Node) handleSnapshotSave(w http.ResponseWriter, r *http.Request, p Prin
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="ourci-%d.snap"`, h.Index))
 	w.WriteHeader(http.StatusOK)
 	if _, err := b.WriteTo(w); err != nil {
-		n.log.Warn("operator: snapshot save broke off", "index", h.Index, "err", err)
+		s.log().Warn("operator: snapshot save broke off", "index", h.Index, "err", err)
 		return
 	}
-	n.log.Info("operator: snapshot saved", "index", h.Index, "bytes", b.Len(), "jobs", h.Jobs, "tasks", h.Tasks, "blobs", h.Blobs)
+	s.log().Info("operator: snapshot saved", "index", h.Index, "bytes", b.Len(), "jobs", h.Jobs, "tasks", h.Tasks, "blobs", h.Blobs)
 }
 
 // handleSnapshotRestore replaces the ledger on every replica with the
 // snapshot file in the body.
-func (n *Node) handleSnapshotRestore(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) handleSnapshotRestore(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	body, ok := r.Context().Value(rawBodyKey{}).(io.ReadCloser)
 	if !ok {
 		body = r.Body
 	}
-	h, s, err := raftfsm.ReadBackup(http.MaxBytesReader(w, body, maxSnapshotFile))
+	h, st, err := raftfsm.ReadBackup(http.MaxBytesReader(w, body, MaxSnapshotFile))
 	if err != nil {
 		code := http.StatusBadRequest
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			code = http.StatusRequestEntityTooLarge
 		}
-		writeError(w, code, api.CodeBadRequest, fmt.Errorf("%w; nothing was restored", err))
+		WriteError(w, code, api.CodeBadRequest, fmt.Errorf("%w; nothing was restored", err))
 		return
 	}
 	// From here an error cannot say whether raft installed the snapshot
 	// (raft.Restore answers ErrNotLeader both before and after).
-	idx, err := n.raft.RestoreState(s, restoreTimeout)
+	idx, err := s.Snapshots.Restore(st, restoreTimeout)
 	if err != nil {
-		n.log.Error("operator: snapshot restore failed", "snapshot_index", h.Index, "err", err)
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, fmt.Errorf("%w; the ledger may or may not have been replaced (ourci-node status shows which); restoring the same file again is safe", err))
+		s.log().Error("operator: snapshot restore failed", "snapshot_index", h.Index, "err", err)
+		WriteError(w, http.StatusInternalServerError, api.CodeInternal, fmt.Errorf("%w; the ledger may or may not have been replaced (ourci-node status shows which); restoring the same file again is safe", err))
 		return
 	}
-	n.log.Warn("operator: ledger restored from a snapshot file", "index", idx, "snapshot_index", h.Index, "saved", h.Saved, "jobs", h.Jobs, "tasks", h.Tasks, "blobs", h.Blobs)
-	writeJSON(w, http.StatusOK, api.SnapshotRestored{
+	s.log().Warn("operator: ledger restored from a snapshot file", "index", idx, "snapshot_index", h.Index, "saved", h.Saved, "jobs", h.Jobs, "tasks", h.Tasks, "blobs", h.Blobs)
+	WriteJSON(w, http.StatusOK, api.SnapshotRestored{
 		SchemaVersion: api.SchemaVersion, Index: idx, SnapshotIndex: h.Index, Saved: h.Saved, SHA256: h.SHA256,
 		Jobs: h.Jobs, Tasks: h.Tasks, Blobs: h.Blobs,
 	})
