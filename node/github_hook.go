@@ -1,12 +1,11 @@
 package node
 
 import (
-	"bytes"
 	"cmp"
+	"context"
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/github"
+	"github.com/ourci/ourci/node/httpapi"
 	"github.com/ourci/ourci/node/leader"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -41,79 +41,21 @@ type GitHubConfig struct {
 	Notify   *github.Notifier
 }
 
-// webhookRoute is POST /webhook/github on the public listener (peer
-// false) or the peer port (true: a follower's relay).
-func (n *Node) webhookRoute(peer bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { n.handleWebhook(w, r, peer) }
+// The webhook's HTTP edge (signature, budget, relay) is node/httpapi's
+// (webhook.go); the node is its Webhooks: what a verified delivery does.
+type webhooks struct{ n *Node }
+
+func (h webhooks) Secret() []byte {
+	if gh := h.n.cfg.GitHub; gh != nil {
+		return gh.WebhookSecret
+	}
+	return nil
 }
 
-// handleWebhook takes a GitHub delivery on any node. The signature
-// header's form is checked before a byte of the body is read, and the
-// HMAC while it is read, into a buffer reserved from the node's budget of
-// webhook bytes in flight (503 with Retry-After past it). Only a verified
-// body goes on: the leader opens the job; a follower relays the verified
-// body to the leader, which checks it again. The answer never waits on a
-// build.
-//
-// The budget applies on the public listener, where anyone may send. On
-// the peer port only nodes of the mesh get in, and they relay only bodies
-// they verified under their own budget, held until the relay is answered.
-func (n *Node) handleWebhook(w http.ResponseWriter, r *http.Request, peer bool) {
-	gh := n.cfg.GitHub
-	if gh == nil || gh.WebhookSecret == nil {
-		writeError(w, http.StatusNotFound, api.CodeNotFound, errors.New("this mesh takes no GitHub webhooks (--github-secret-file)"))
-		return
-	}
-	if r.ContentLength > github.MaxBody {
-		writeError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, fmt.Errorf("webhook body over %d bytes", github.MaxBody))
-		return
-	}
-	sig, err := github.ParseSignature(gh.WebhookSecret, r.Header.Get(github.HeaderSignature))
-	if err != nil {
-		n.webhookRefused(r, err)
-		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, err)
-		return
-	}
-	grow := func(int64) bool { return true }
-	if !peer {
-		var held int64
-		defer func() { n.hooks.release(held) }()
-		grow = func(k int64) bool {
-			if held+k > n.hooks.max {
-				return false
-			}
-			if !n.hooks.reserve(k) {
-				return false
-			}
-			held += k
-			return true
-		}
-	}
-	body, err := github.ReadSigned(r.Body, r.ContentLength, gh.WebhookSecret, sig, grow)
-	switch {
-	case errors.Is(err, github.ErrBusy) && r.ContentLength > n.hooks.max:
-		writeError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, fmt.Errorf("webhook body of %d bytes: over this node's cap of webhook bytes in flight (%d)", r.ContentLength, n.hooks.max))
-		return
-	case errors.Is(err, github.ErrBusy):
-		n.hooks.busy.Add(1)
-		n.webhookRefused(r, err)
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, api.CodeBusy, fmt.Errorf("%w: at most %d bytes of webhooks are read at once on this node; retry", err, n.hooks.max))
-		return
-	case errors.Is(err, github.ErrSignature):
-		n.webhookRefused(r, err)
-		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, err)
-		return
-	case err != nil:
-		writeError(w, github.HTTPStatus(err), api.CodeBadRequest, err)
-		return
-	}
-	if n.currentDispatcher() == nil {
-		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		n.api.LeaderOnly(func(w http.ResponseWriter, r *http.Request, _ Principal) { n.webhookLocal(w, r, body) })(w, r, Principal{})
-		return
-	}
-	n.webhookLocal(w, r, body)
+func (h webhooks) Refused(r *http.Request, err error) { h.n.webhookRefused(r, err) }
+
+func (h webhooks) Take(ctx context.Context, event, delivery string, body []byte) (int, any, error) {
+	return h.n.takeWebhook(ctx, event, delivery, body)
 }
 
 // webhookRefused logs a refused webhook, at most once per client address
@@ -132,16 +74,15 @@ func (n *Node) webhookRefused(r *http.Request, err error) {
 	}
 }
 
-// webhookLocal handles a verified body on the leader.
-func (n *Node) webhookLocal(w http.ResponseWriter, r *http.Request, body []byte) {
-	ev, err := github.Parse(r.Header.Get(github.HeaderEvent), r.Header.Get(github.HeaderDelivery), body)
+// takeWebhook acts on a verified delivery, on the leader: the answer's
+// status and body.
+func (n *Node) takeWebhook(ctx context.Context, event, delivery string, body []byte) (int, any, error) {
+	ev, err := github.Parse(event, delivery, body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
-		return
+		return 0, nil, httpapi.BadDelivery(err)
 	}
 	if ev.Kind == "ping" {
-		writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "pong": true})
-		return
+		return http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "pong": true}, nil
 	}
 	ok, why := github.Trigger(ev, n.cfg.GitHub.PushBranches)
 	if ok && (ev.Kind == github.KindCheckRun || ev.Kind == github.KindCheckSuite) {
@@ -155,8 +96,7 @@ func (n *Node) webhookLocal(w http.ResponseWriter, r *http.Request, body []byte)
 		}
 	}
 	if !ok {
-		writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "ignored": why})
-		return
+		return http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "ignored": why}, nil
 	}
 	// One delivery at a time decides and commits: what the ledger holds
 	// for the pull request (its newest job, the deliveries seen) is then
@@ -165,41 +105,36 @@ func (n *Node) webhookLocal(w http.ResponseWriter, r *http.Request, body []byte)
 	defer n.hookMu.Unlock()
 	d, err := n.webhookCommands(ev)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, api.CodeBadRequest, err)
-		return
+		return 0, nil, httpapi.BadDelivery(err)
 	}
 	switch {
 	case d.dup != nil:
 		n.log.Info("github: this event was delivered before (same event, repository, pull request or branch, head commit and action); no new job",
 			"delivery", ev.Delivery, "job", d.dup.Job, "event", d.event)
-		writeJSON(w, http.StatusOK, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: d.dup.Job, Task: d.dup.ID})
-		return
+		return http.StatusOK, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: d.dup.Job, Task: d.dup.ID}, nil
 	case d.stale != "":
 		n.log.Warn("github: ignored a delivery for a commit older than its pull request's current head (a replay?)", "delivery", ev.Delivery, "why", d.stale)
-		writeJSON(w, http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "ignored": d.stale})
-		return
+		return http.StatusOK, map[string]any{"schema_version": api.SchemaVersion, "ignored": d.stale}, nil
 	}
 	cmds := d.cmds
 	c := cmds[0]
 	if len(cmds) > 1 {
 		c = raftfsm.Command{Type: raftfsm.CmdBatch, Batch: cmds}
 	}
-	res, err := n.submit(r.Context(), c)
+	res, err := n.submit(ctx, c)
 	if err == nil && c.Type == raftfsm.CmdBatch {
 		err = res.Batch[len(res.Batch)-1].Err
 		res = res.Batch[len(res.Batch)-1]
 	}
 	if err != nil {
-		writeLedgerError(w, err)
-		return
+		return 0, nil, err
 	}
 	if res.Job != d.job {
 		n.log.Info("github: delivery seen before; no new job", "delivery", ev.Delivery, "job", res.Job)
-		writeJSON(w, http.StatusOK, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: res.Job, Task: res.Task})
-		return
+		return http.StatusOK, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: res.Job, Task: res.Task}, nil
 	}
 	n.log.Info("github: opened a job", "job", res.Job, "repo", ev.Repo.FullName, "pr", ev.PR, "sha", ev.HeadSHA)
-	writeJSON(w, http.StatusCreated, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: res.Job, Task: res.Task})
+	return http.StatusCreated, api.SpawnResponse{SchemaVersion: api.SchemaVersion, Job: res.Job, Task: res.Task}, nil
 }
 
 // hookDecision is what the leader makes of a triggering event.

@@ -28,10 +28,11 @@ func (n *Node) newAPI() *httpapi.Server {
 		Ledger: n.fsm, Secret: n.cfg.Secret, Writer: n.writer(), Lead: leadership{n},
 		Jobs: jobService{n}, Reports: reportService{n}, Operator: operatorService{n}, Log: n.log,
 		Health: healthService{n}, Keyring: keyringService{n}, Snapshots: snapshots{n},
+		Webhooks: webhooks{n}, WebhookBudget: n.hooks, Metrics: n.metrics.Handler(),
 		Services: httpapi.Services{
-			BlobURL: n.handleBlobURL, Metrics: n.handleMetrics,
-			Webhook: n.webhookRoute, RegisterUI: n.registerUI,
-			BlobPut: n.handleBlobPut, BlobGet: n.handleBlobGet, InternalBlob: n.handleInternalBlob, Pull: n.handlePull,
+			BlobURL:    n.handleBlobURL,
+			RegisterUI: n.registerUI,
+			BlobPut:    n.handleBlobPut, BlobGet: n.handleBlobGet, InternalBlob: n.handleInternalBlob, Pull: n.handlePull,
 			Log: n.handleLog, LogSections: n.handleLogSections, LogChunks: n.handleLogChunks, LiveLog: n.handleLiveLog,
 		},
 	}

@@ -1,11 +1,9 @@
 package node
 
 import (
-	"errors"
 	"io"
 	"net/http"
 
-	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/metrics"
 	"github.com/ourci/ourci/raftfsm"
 )
@@ -32,21 +30,12 @@ func (n *Node) newMetrics() *metrics.Metrics {
 		PeerRefused:     n.peerRefused.Load,
 		GossipBad:       n.gossip.BadPackets,
 		HTTPRefused:     n.refused.http.Load,
-		WebhookBusy:     n.hooks.busy.Load,
-		WebhookInflight: n.hooks.inUse,
+		WebhookBusy:     n.hooks.Busy,
+		WebhookInflight: n.hooks.InUse,
 		CertExpiry:      n.peer.NotAfter(),
 		Unhealthy:       func() bool { return n.Unhealthy() != "" },
 		LogBytes:        n.logBytes,
 	})
-}
-
-// handleMetrics serves GET /metrics (the cluster token or a metrics token).
-func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request, _ Principal) {
-	if n.metrics == nil {
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, errors.New("node: metrics are not set up"))
-		return
-	}
-	n.metrics.Handler().ServeHTTP(w, r)
 }
 
 // entryCommands is how many ledger commands one Raft entry carries.

@@ -57,11 +57,11 @@ type Node struct {
 	peerURL string // https://RAFT-ADDRESS
 	// peerRefused counts connections the peer port refused.
 	peerRefused atomic.Uint64
-	refused     refusals      // the public API's refusals, throttled logs (netguard.go)
-	httpLimit   *connLimit    // the public listener's per-client cap
-	hooks       hookBudget    // webhook bytes in flight (webhook_budget.go)
-	hookMu      sync.Mutex    // the leader judges and commits one webhook at a time
-	peer        *meshtls.Peer // this node's mesh certificate
+	refused     refusals               // the public API's refusals, throttled logs (netguard.go)
+	httpLimit   *connLimit             // the public listener's per-client cap
+	hooks       *httpapi.WebhookBudget // webhook bytes in flight (node/httpapi)
+	hookMu      sync.Mutex             // the leader judges and commits one webhook at a time
+	peer        *meshtls.Peer          // this node's mesh certificate
 
 	runner   *runner.Runner
 	records  *runner.Records // run records of the attempts this life started (DATA_DIR/run)
@@ -124,7 +124,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), fsm: raftfsm.NewFSM(), started: time.Now(),
-		refused: refusals{log: lograte.Limiter{Every: cfg.LogEvery}}, hooks: hookBudget{max: cfg.WebhookInflight},
+		refused: refusals{log: lograte.Limiter{Every: cfg.LogEvery}}, hooks: httpapi.NewWebhookBudget(cfg.WebhookInflight),
 		done: make(chan struct{}), backends: map[string]executor.Backend{}, ready: make(chan struct{}),
 		holdGate: make(chan struct{}), health: health{kick: make(chan struct{}, 1)},
 	}

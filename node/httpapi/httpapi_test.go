@@ -146,11 +146,12 @@ func newHarness(t *testing.T, lead fakeLead) *harness {
 	none := func(w http.ResponseWriter, r *http.Request, p auth.Principal) { w.WriteHeader(http.StatusTeapot) }
 	h.s = &Server{Ledger: h.fsm, Secret: h.secret, Writer: h.w, Lead: lead, Jobs: h.jobs, Reports: fakeReports{}, Operator: h.op,
 		Health: &fakeHealth{}, Keyring: &fakeKeyring{}, Snapshots: fakeSnapshots{},
+		Metrics:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }),
+		Webhooks: &fakeHooks{secret: []byte("hook-secret")}, WebhookBudget: NewWebhookBudget(1 << 20),
 		Services: Services{
-			BlobURL: func(w http.ResponseWriter, r *http.Request) {},
-			Webhook: func(bool) http.HandlerFunc { return func(w http.ResponseWriter, r *http.Request) {} }, RegisterUI: func(*http.ServeMux) {},
-			Metrics: none,
-			BlobPut: none, BlobGet: none, Log: none, LogSections: none, InternalBlob: none, Pull: none, LogChunks: none, LiveLog: none,
+			BlobURL:    func(w http.ResponseWriter, r *http.Request) {},
+			RegisterUI: func(*http.ServeMux) {},
+			BlobPut:    none, BlobGet: none, Log: none, LogSections: none, InternalBlob: none, Pull: none, LogChunks: none, LiveLog: none,
 		}}
 	return h
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/hex"
+	"errors"
 	"net/http"
 
 	"github.com/ourci/ourci/node/api"
@@ -11,7 +12,8 @@ import (
 )
 
 // The node and its replica: GET /v1/health (no token: load balancers and
-// peers ask it) and GET /v1/ledger (cluster token).
+// peers ask it), GET /v1/ledger (cluster token) and GET /metrics (cluster
+// or metrics token).
 
 // Health is what the health route reports of its node.
 type Health interface {
@@ -41,4 +43,12 @@ func (s *Server) handleLedger(w http.ResponseWriter, r *http.Request, p auth.Pri
 		out = api.Ledger{SchemaVersion: api.SchemaVersion, Node: s.Health.Name(), Index: idx, Hash: hex.EncodeToString(h[:]), Jobs: len(st.Jobs), Tasks: len(st.Tasks)}
 	})
 	WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+	if s.Metrics == nil {
+		WriteError(w, http.StatusInternalServerError, api.CodeInternal, errors.New("node: metrics are not set up"))
+		return
+	}
+	s.Metrics.ServeHTTP(w, r)
 }

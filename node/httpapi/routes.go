@@ -16,7 +16,7 @@ func (s *Server) Routes(peerPort bool) http.Handler {
 	sv := s.Services
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", s.handleHealth)
-	mux.HandleFunc("GET /metrics", s.MetricsAuth(sv.Metrics)) // Prometheus; cluster or metrics token
+	mux.HandleFunc("GET /metrics", s.MetricsAuth(s.handleMetrics)) // Prometheus; cluster or metrics token
 	mux.HandleFunc("POST /v1/spawn", s.Auth(Spawners(s.LeaderOnly(s.handleSpawn))))
 	mux.HandleFunc("GET /v1/status", s.Auth(s.handleStatus))
 	mux.HandleFunc("GET /v1/ledger", s.Auth(ClusterOnly(s.handleLedger)))
@@ -27,7 +27,7 @@ func (s *Server) Routes(peerPort bool) http.Handler {
 	mux.HandleFunc("POST /v1/operator/snapshot", s.Auth(ClusterOnly(s.snapshotRoute(s.handleSnapshotRestore)))) // restore
 	mux.HandleFunc("GET /v1/operator/raft", s.Auth(ClusterOnly(s.LeaderOnly(s.handleRaftPeers))))               // list-peers
 	mux.HandleFunc("POST /v1/operator/raft/remove-peer", s.Auth(ClusterOnly(s.LeaderOnly(s.handleRemovePeer)))) // remove-peer
-	mux.HandleFunc("POST /webhook/github", sv.Webhook(peerPort))
+	mux.HandleFunc("POST /webhook/github", s.webhookRoute(peerPort))
 	mux.HandleFunc("POST /v1/jobs/{id}/approve", s.Auth(OperateOnly(s.LeaderOnly(s.handleApprove))))
 	sv.RegisterUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams
 	mux.HandleFunc("GET /v1/jobs/{id}", s.Auth(s.handleJob))

@@ -25,8 +25,13 @@ type Server struct {
 	Health    Health
 	Keyring   Keyring
 	Snapshots Snapshots
-	Services  Services
-	Log       *slog.Logger
+	Webhooks  Webhooks
+	// Metrics serves Prometheus's scrapes (nil: not set up).
+	Metrics http.Handler
+	// WebhookBudget caps the webhook bytes in flight on the public port.
+	WebhookBudget *WebhookBudget
+	Services      Services
+	Log           *slog.Logger
 }
 
 // Handler is a route's handler once the request is authenticated.
@@ -79,8 +84,6 @@ type Operator interface {
 // Services are the routes whose handlers still live in package node.
 type Services struct {
 	BlobURL            http.HandlerFunc
-	Metrics            Handler // cluster or metrics token
-	Webhook            func(peerPort bool) http.HandlerFunc
 	RegisterUI         func(mux *http.ServeMux)
 	BlobPut, BlobGet   Handler
 	Log, LogSections   Handler
