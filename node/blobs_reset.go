@@ -38,9 +38,11 @@ func (n *Node) resetHoldings() {
 // holdOpen opens holdGate (once).
 func (n *Node) holdOpen() { n.holdOnce.Do(func() { close(n.holdGate) }) }
 
-// waitHoldGate waits until this node may record copies it holds.
-func (n *Node) waitHoldGate(ctx context.Context, r api.Report) error {
-	if r.Kind != api.ReportBlobAdded && r.Kind != api.ReportLogSealed {
+// waitHoldGate waits until this node may record copies it holds, when c
+// records one (a blob copy or a sealed log held here); every write passes
+// it (submitAt).
+func (n *Node) waitHoldGate(ctx context.Context, c raftfsm.Command) error {
+	if !n.recordsOwnCopy(c) {
 		return nil
 	}
 	select {
@@ -49,6 +51,20 @@ func (n *Node) waitHoldGate(ctx context.Context, r api.Report) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// recordsOwnCopy reports whether c (or a part of it) records a copy this
+// node holds.
+func (n *Node) recordsOwnCopy(c raftfsm.Command) bool {
+	switch {
+	case c.Type == raftfsm.CmdBatch:
+		return slices.ContainsFunc(c.Batch, n.recordsOwnCopy)
+	case c.Type == raftfsm.CmdBlobAdded && c.BlobAdded != nil:
+		return c.BlobAdded.Node == n.cfg.Name
+	case c.Type == raftfsm.CmdLogSealed && c.LogSealed != nil:
+		return c.LogSealed.Log.Node == n.cfg.Name
+	}
+	return false
 }
 
 // maxResetDrops bounds the records one reset withdraws (about 100 bytes of

@@ -243,9 +243,6 @@ func (n *Node) applyReport(ctx context.Context, r api.Report) error {
 // the Writer; a reset goes to the leader, which withdraws what its current
 // state names (write.go).
 func (n *Node) applyReportAt(ctx context.Context, r api.Report) (uint64, error) {
-	if err := n.waitHoldGate(ctx, r); err != nil {
-		return 0, err
-	}
 	if r.Kind == api.ReportBlobsReset && n.currentDispatcher() == nil {
 		base, err := n.leaderURL(ctx, 2*time.Second)
 		if err != nil {

@@ -29,12 +29,7 @@ func (n *Node) newAPI() *httpapi.Server {
 		Jobs: jobService{n}, Reports: reportService{n}, Operator: operatorService{n}, Log: n.log,
 		Health: healthService{n}, Keyring: keyringService{n}, Snapshots: snapshots{n},
 		Webhooks: webhooks{n}, WebhookBudget: n.hooks, Metrics: n.metrics.Handler(),
-		Services: httpapi.Services{
-			BlobURL:    n.handleBlobURL,
-			RegisterUI: n.registerUI,
-			BlobPut:    n.handleBlobPut, BlobGet: n.handleBlobGet, InternalBlob: n.handleInternalBlob, Pull: n.handlePull,
-			Log: n.handleLog, LogSections: n.handleLogSections, LogChunks: n.handleLogChunks, LiveLog: n.handleLiveLog,
-		},
+		Blobs: blobService{n}, Logs: logService{n}, Counters: n.metrics, RegisterUI: n.registerUI,
 	}
 }
 
@@ -75,7 +70,6 @@ func (s jobService) ApproveCommand(id, by string) raftfsm.Command {
 
 func (s jobService) Job(id string) (api.JobDetail, bool) { return s.n.jobDetail(id) }
 func (s jobService) Status() api.Status                  { return s.n.Status() }
-func (s jobService) QuotaRefused(q string)               { s.n.metrics.QuotaRefused(q) } // metrics
 
 // reportService is httpapi.Reports.
 type reportService struct{ n *Node }
@@ -156,27 +150,9 @@ func (n *Node) waitIndex(ctx context.Context, idx uint64, max time.Duration) {
 }
 
 // waitReplica waits until cond holds on the local replica, or max passed
-// or ctx ended, and reports whether it holds: a request naming what was
-// written through another node a moment ago waits for this replica to
-// catch up instead of answering "not found".
+// or ctx ended (httpapi.WaitReplica).
 func (n *Node) waitReplica(ctx context.Context, max time.Duration, cond func(s *raftfsm.State) bool) bool {
-	timer := time.NewTimer(max)
-	defer timer.Stop()
-	for {
-		_, ch := n.fsm.Watch()
-		ok := false
-		n.fsm.Read(func(s *raftfsm.State, _ uint64) { ok = cond(s) })
-		if ok {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
+	return httpapi.WaitReplica(ctx, n.fsm, max, cond)
 }
 
 // Answers in the API's shape (node/httpapi).

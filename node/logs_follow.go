@@ -470,16 +470,11 @@ func (n *Node) relayLog(ctx context.Context, cur *logCursor, u, copyOf string) (
 // for a copy this node should keep but has not been sent yet.
 // X-Ourci-Log-Whole says (as a header or a trailer) whether the stream's
 // last chunk came.
-func (n *Node) handleLiveLog(w http.ResponseWriter, r *http.Request, p Principal) {
-	task := r.PathValue("task")
-	attempt, _ := strconv.Atoi(r.PathValue("attempt"))
-	q := r.URL.Query()
-	follow := q.Get("follow") == "1"
-	from, _ := strconv.ParseInt(q.Get("from"), 10, 64)
+func (n *Node) serveCopy(w http.ResponseWriter, r *http.Request, task string, attempt int, follow, stamped bool, from int64) {
 	if follow {
 		n.awaitCopy(r.Context(), task, attempt)
 	}
-	cur := &logCursor{w: w, stamped: q.Get("timestamps") == "1", pos: max(from, 0)}
+	cur := &logCursor{w: w, stamped: stamped, pos: from}
 	if whole, ok := n.writeCopy(r.Context(), cur, task, attempt, follow); !ok {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Errorf("%s holds no copy of that attempt's log", n.cfg.Name))
 	} else if whole {

@@ -15,12 +15,7 @@ import (
 // (openSealed: this node's, else a holder's), so from any node, a dead
 // runner's log too. An attempt not sealed yet is a 409: its sections are
 // known once it has ended.
-func (n *Node) handleLogSections(w http.ResponseWriter, r *http.Request, p Principal) {
-	id := r.PathValue("id")
-	attempt, ok := attemptParam(w, r)
-	if !ok {
-		return
-	}
+func (n *Node) serveSections(w http.ResponseWriter, r *http.Request, p Principal, id string, attempt int) {
 	t := n.taskCopy(id)
 	switch {
 	case t == nil:

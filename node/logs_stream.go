@@ -421,21 +421,7 @@ func (s *shipper) post(ctx context.Context, batch []tasklog.Chunk) (next uint64,
 }
 
 // handleLogChunks applies chunks of an attempt running on the sender.
-func (n *Node) handleLogChunks(w http.ResponseWriter, r *http.Request, p Principal) {
-	task := r.PathValue("task")
-	attempt, err := strconv.Atoi(r.PathValue("attempt"))
-	if err != nil || attempt < 1 || task == "" {
-		n.metrics.LogChunksAnswered("refused")
-		writeError(w, http.StatusBadRequest, api.CodeBadRequest, errors.New("want /v1/internal/logs/TASK/ATTEMPT"))
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 2*maxPendingLog))
-	if err != nil {
-		n.metrics.LogChunksAnswered("refused")
-		writeError(w, http.StatusRequestEntityTooLarge, api.CodeBadRequest, err)
-		return
-	}
-	from := r.Header.Get(streamerHeader)
+func (n *Node) takeChunks(w http.ResponseWriter, task string, attempt int, from string, body []byte) {
 	k := liveKey(task, attempt)
 	n.live.mu.Lock()
 	defer n.live.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -77,7 +78,7 @@ func (x *shipRig) end() {
 	x.s.finish()
 }
 
-// replicaTarget is a node that holds copies (handleLogChunks) and can be
+// replicaTarget is a node that holds copies (takeChunks) and can be
 // down (503) or lose its copies (a restart); it records each request.
 type replicaTarget struct {
 	n      *Node
@@ -103,8 +104,8 @@ func (rt *replicaTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rt.n.handleLogChunks(w, r, Principal{Cluster: true})
+		attempt, _ := strconv.Atoi(r.PathValue("attempt"))
+		rt.n.takeChunks(w, r.PathValue("task"), attempt, r.Header.Get(streamerHeader), body)
 	})
 	mux.ServeHTTP(w, r)
 }

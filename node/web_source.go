@@ -132,5 +132,5 @@ func (s webSource) LogSections(ctx context.Context, task string, attempt int) (a
 // read the job, and a browser sends HTTP Basic credentials, which the API
 // does not take. Nothing outside the job is served, whoever asks.
 func (s webSource) ServeBlob(w http.ResponseWriter, r *http.Request, job, name string) {
-	s.n.serveBlobRef(w, r, job, true, name)
+	s.n.api.ServeBlobRef(w, r, job, true, name)
 }

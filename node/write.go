@@ -48,6 +48,9 @@ func (n *Node) submitAt(ctx context.Context, c raftfsm.Command) (raftfsm.Result,
 	if c.Type == raftfsm.CmdBatch && len(c.Batch) == 0 {
 		return raftfsm.Result{Batch: []raftfsm.Result{}}, 0, nil // nothing to propose
 	}
+	if err := n.waitHoldGate(ctx, c); err != nil { // a copy held here is recorded after the store's reset
+		return raftfsm.Result{}, 0, err
+	}
 	if d := n.currentDispatcher(); d != nil {
 		res, err := d.Submit(ctx, c)
 		if err != nil {

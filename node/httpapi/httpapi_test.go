@@ -84,7 +84,24 @@ func (j *fakeJobs) Job(id string) (api.JobDetail, bool) {
 func (j *fakeJobs) Status() api.Status {
 	return api.Status{Jobs: []api.JobView{{ID: "j1"}, {ID: "j2"}}, Waiting: []api.Waiting{{Job: "j2"}}}
 }
-func (j *fakeJobs) QuotaRefused(q string) { j.quota = append(j.quota, q) }
+func (j *fakeJobs) QuotaRefused(q string)    { j.quota = append(j.quota, q) }
+func (j *fakeJobs) LogChunksAnswered(string) {}
+
+// fakeLogs answers what each log route was asked, as text.
+type fakeLogs struct{}
+
+func (fakeLogs) Serve(w http.ResponseWriter, r *http.Request, p auth.Principal, id string, q LogQuery) {
+	fmt.Fprintf(w, "log %s %+v", id, q)
+}
+func (fakeLogs) ServeSections(w http.ResponseWriter, r *http.Request, p auth.Principal, id string, attempt int) {
+	fmt.Fprintf(w, "sections %s %d", id, attempt)
+}
+func (fakeLogs) TakeChunks(w http.ResponseWriter, task string, attempt int, from string, body []byte) {
+	fmt.Fprintf(w, "chunks %s %d from %s: %d bytes", task, attempt, from, len(body))
+}
+func (fakeLogs) ServeCopy(w http.ResponseWriter, r *http.Request, task string, attempt int, q LogQuery) {
+	fmt.Fprintf(w, "copy %s %d %+v", task, attempt, q)
+}
 
 type fakeReports struct{}
 
@@ -143,16 +160,13 @@ type harness struct {
 func newHarness(t *testing.T, lead fakeLead) *harness {
 	t.Helper()
 	h := &harness{w: &fakeWriter{}, jobs: &fakeJobs{}, op: &fakeOperator{}, fsm: raftfsm.NewFSM(), secret: auth.NewSecret()}
-	none := func(w http.ResponseWriter, r *http.Request, p auth.Principal) { w.WriteHeader(http.StatusTeapot) }
 	h.s = &Server{Ledger: h.fsm, Secret: h.secret, Writer: h.w, Lead: lead, Jobs: h.jobs, Reports: fakeReports{}, Operator: h.op,
 		Health: &fakeHealth{}, Keyring: &fakeKeyring{}, Snapshots: fakeSnapshots{},
 		Metrics:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }),
 		Webhooks: &fakeHooks{secret: []byte("hook-secret")}, WebhookBudget: NewWebhookBudget(1 << 20),
-		Services: Services{
-			BlobURL:    func(w http.ResponseWriter, r *http.Request) {},
-			RegisterUI: func(*http.ServeMux) {},
-			BlobPut:    none, BlobGet: none, Log: none, LogSections: none, InternalBlob: none, Pull: none, LogChunks: none, LiveLog: none,
-		}}
+		Blobs: newFakeBlobs(), Counters: h.jobs,
+		Logs: fakeLogs{}, RegisterUI: func(*http.ServeMux) {},
+	}
 	return h
 }
 

@@ -38,7 +38,7 @@ func (s *Server) handleSpawn(w http.ResponseWriter, r *http.Request, p auth.Prin
 		if c.Spawn.NewJob != nil {
 			q = "open_jobs"
 		}
-		s.Jobs.QuotaRefused(q)
+		s.Counters.QuotaRefused(q)
 	}
 	if err != nil {
 		WriteLedgerError(w, err)

@@ -13,7 +13,6 @@ import (
 // internal node-to-node ones, which the public listener does not have at
 // all.
 func (s *Server) Routes(peerPort bool) http.Handler {
-	sv := s.Services
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", s.handleHealth)
 	mux.HandleFunc("GET /metrics", s.MetricsAuth(s.handleMetrics)) // Prometheus; cluster or metrics token
@@ -29,25 +28,25 @@ func (s *Server) Routes(peerPort bool) http.Handler {
 	mux.HandleFunc("POST /v1/operator/raft/remove-peer", s.Auth(ClusterOnly(s.LeaderOnly(s.handleRemovePeer)))) // remove-peer
 	mux.HandleFunc("POST /webhook/github", s.webhookRoute(peerPort))
 	mux.HandleFunc("POST /v1/jobs/{id}/approve", s.Auth(OperateOnly(s.LeaderOnly(s.handleApprove))))
-	sv.RegisterUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams
+	s.RegisterUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams
 	mux.HandleFunc("GET /v1/jobs/{id}", s.Auth(s.handleJob))
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", s.Auth(OperateOnly(s.LeaderOnly(s.handleCancel))))
-	mux.HandleFunc("GET /v1/tasks/{id}/log", s.Auth(sv.Log))
-	mux.HandleFunc("GET /v1/tasks/{id}/log/sections", s.Auth(sv.LogSections)) // logs --sections
-	mux.HandleFunc("PUT /v1/blobs", s.Auth(Spawners(sv.BlobPut)))
-	mux.HandleFunc("GET /v1/blobs/{ref...}", s.Auth(sv.BlobGet))
-	mux.HandleFunc("HEAD /v1/blobs/{ref...}", s.Auth(sv.BlobGet))
-	mux.HandleFunc("GET /v1/blob/{token}/{ref...}", sv.BlobURL)
-	mux.HandleFunc("HEAD /v1/blob/{token}/{ref...}", sv.BlobURL)
+	mux.HandleFunc("GET /v1/tasks/{id}/log", s.Auth(s.handleLog))
+	mux.HandleFunc("GET /v1/tasks/{id}/log/sections", s.Auth(s.handleLogSections)) // logs --sections
+	mux.HandleFunc("PUT /v1/blobs", s.Auth(Spawners(s.handleBlobPut)))
+	mux.HandleFunc("GET /v1/blobs/{ref...}", s.Auth(s.handleBlobGet))
+	mux.HandleFunc("HEAD /v1/blobs/{ref...}", s.Auth(s.handleBlobGet))
+	mux.HandleFunc("GET /v1/blob/{token}/{ref...}", s.handleBlobURL)
+	mux.HandleFunc("HEAD /v1/blob/{token}/{ref...}", s.handleBlobURL)
 	if peerPort {
 		mux.HandleFunc("POST /v1/internal/leave", s.Auth(ClusterOnly(s.LeaderOnly(s.handleLeave))))
 		mux.HandleFunc("POST /v1/internal/report", s.Auth(ClusterOnly(s.LeaderOnly(s.handleReport))))
 		mux.HandleFunc("POST "+peer.SubmitPath, s.Auth(ClusterOnly(s.LeaderOnly(s.handleSubmit))))
-		mux.HandleFunc("GET /v1/internal/blobs/{hash}", s.Auth(ClusterOnly(sv.InternalBlob)))
-		mux.HandleFunc("HEAD /v1/internal/blobs/{hash}", s.Auth(ClusterOnly(sv.InternalBlob)))
-		mux.HandleFunc("POST /v1/internal/blobs/{hash}/pull", s.Auth(ClusterOnly(sv.Pull)))
-		mux.HandleFunc("POST /v1/internal/logs/{task}/{attempt}", s.Auth(ClusterOnly(sv.LogChunks)))
-		mux.HandleFunc("GET /v1/internal/logs/{task}/{attempt}", s.Auth(ClusterOnly(sv.LiveLog)))
+		mux.HandleFunc("GET /v1/internal/blobs/{hash}", s.Auth(ClusterOnly(s.handleInternalBlob)))
+		mux.HandleFunc("HEAD /v1/internal/blobs/{hash}", s.Auth(ClusterOnly(s.handleInternalBlob)))
+		mux.HandleFunc("POST /v1/internal/blobs/{hash}/pull", s.Auth(ClusterOnly(s.handlePull)))
+		mux.HandleFunc("POST /v1/internal/logs/{task}/{attempt}", s.Auth(ClusterOnly(s.handleLogChunks)))
+		mux.HandleFunc("GET /v1/internal/logs/{task}/{attempt}", s.Auth(ClusterOnly(s.handleLiveLog)))
 		return mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -26,11 +26,15 @@ type Server struct {
 	Keyring   Keyring
 	Snapshots Snapshots
 	Webhooks  Webhooks
+	Blobs     Blobs
+	Logs      Logs
+	Counters  Counters
+	// RegisterUI mounts the browser UI (node/web) on the route table.
+	RegisterUI func(mux *http.ServeMux)
 	// Metrics serves Prometheus's scrapes (nil: not set up).
 	Metrics http.Handler
 	// WebhookBudget caps the webhook bytes in flight on the public port.
 	WebhookBudget *WebhookBudget
-	Services      Services
 	Log           *slog.Logger
 }
 
@@ -61,8 +65,14 @@ type Jobs interface {
 	Job(id string) (api.JobDetail, bool)
 	// Status is the mesh's and the ledger's state as this node sees it.
 	Status() api.Status
-	// QuotaRefused counts a write a quota refused (metrics).
+}
+
+// Counters count what the API refused (metrics).
+type Counters interface {
+	// QuotaRefused counts a write a quota refused.
 	QuotaRefused(quota string)
+	// LogChunksAnswered counts a post of log chunks by its outcome.
+	LogChunksAnswered(outcome string)
 }
 
 // Reports turns a node's report (the route of older binaries, and blob
@@ -79,14 +89,4 @@ type Operator interface {
 	ServersNamed(name string) []string
 	RemoveServer(id string, timeout time.Duration) error
 	Drain(ctx context.Context) error
-}
-
-// Services are the routes whose handlers still live in package node.
-type Services struct {
-	BlobURL            http.HandlerFunc
-	RegisterUI         func(mux *http.ServeMux)
-	BlobPut, BlobGet   Handler
-	Log, LogSections   Handler
-	InternalBlob, Pull Handler
-	LogChunks, LiveLog Handler
 }
