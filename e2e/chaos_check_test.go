@@ -29,6 +29,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -527,6 +528,75 @@ func (r *chaosRun) lostAround(node string, at int64, d time.Duration) string {
 	return ""
 }
 
+// blobMiss is a live node's failed read of a blob, and why.
+type blobMiss struct{ node, why string }
+
+// holderWindow is how far apart the losses of a blob's two copies may be
+// and still be one double failure: a dead holder is known dead only after
+// gossip's suspicion (seconds), and only then does replication make a
+// copy elsewhere.
+const holderWindow = 15 * time.Second
+
+// holderRe finds, in a 502's list of what each holder answered (after
+// "holds the blob: sha256:HEX: ", errors joined by a JSON-escaped newline),
+// every node it names, and the one of "the
+// ledger names only NODE as its holder".
+var holderRe = regexp.MustCompile(`(?:^|[^a-z0-9]|\\n)(n[0-9]+): |names only (n[0-9]+) as its holder`)
+
+// lostTogether excuses a blob unreadable everywhere whose copies were all
+// lost within holderWindow of each other, after it was replicated: every
+// holder the ledger still names (as the reads' 502s list them) was lost
+// for good, and each uploader's node was lost or wiped within the window
+// of one of those losses. --blob-replicas 2 survives one failure at a
+// time, not two at once. It says why, or "" when that is not what
+// happened.
+func (r *chaosRun) lostTogether(acks []blobAck, ms []blobMiss) string {
+	holders := map[string]bool{}
+	for _, m := range ms {
+		_, list, ok := strings.Cut(m.why, "holds the blob: sha256:")
+		if !ok {
+			return "" // not a blob no holder could send
+		}
+		for _, g := range holderRe.FindAllStringSubmatch(list[64:], -1) {
+			holders[g[1]+g[2]] = true
+		}
+	}
+	if len(holders) == 0 {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var lost []int64
+	var why []string
+	for _, h := range slices.Sorted(maps.Keys(holders)) {
+		l, ok := r.lost[h]
+		if !ok {
+			return ""
+		}
+		lost = append(lost, l)
+		why = append(why, fmt.Sprintf("its holder %s was lost for good at %s", h, fmtNanos(l)))
+	}
+	for _, a := range acks {
+		events := slices.Clone(r.wipes[a.node])
+		if l, ok := r.lost[a.node]; ok {
+			events = append(events, l)
+		}
+		near := false
+		for _, e := range events {
+			for _, l := range lost {
+				if e >= a.at && (e-l <= int64(holderWindow) && l-e <= int64(holderWindow)) {
+					near = true
+					why = append(why, fmt.Sprintf("its uploader %s was lost or wiped at %s", a.node, fmtNanos(e)))
+				}
+			}
+		}
+		if !near {
+			return ""
+		}
+	}
+	return strings.Join(why, "; ")
+}
+
 // parallel runs fn(0..n-1) on 8 goroutines.
 func parallel(n int, fn func(int)) {
 	var wg sync.WaitGroup
@@ -585,8 +655,7 @@ func (r *chaosRun) checkBlobs(s *faultSnapshot, cr *chaosCheckResult) []string {
 	live := r.liveSet()
 	cr.blobs = len(order)
 	var mu sync.Mutex
-	type miss struct{ node, why string }
-	misses := map[string][]miss{}
+	misses := map[string][]blobMiss{}
 	parallel(len(order)*len(live), func(n int) {
 		b, i := byName[order[n/len(live)]], live[n%len(live)]
 		for _, path := range []string{
@@ -617,7 +686,7 @@ func (r *chaosRun) checkBlobs(s *faultSnapshot, cr *chaosCheckResult) []string {
 			mu.Lock()
 			cr.blobReads++
 			if why != "" {
-				misses[order[n/len(live)]] = append(misses[order[n/len(live)]], miss{r.m.nodes[i].name, why})
+				misses[order[n/len(live)]] = append(misses[order[n/len(live)]], blobMiss{r.m.nodes[i].name, why})
 			}
 			mu.Unlock()
 		}
@@ -652,6 +721,11 @@ func (r *chaosRun) checkBlobs(s *faultSnapshot, cr *chaosCheckResult) []string {
 			if len(why) == len(b.acks) && len(gcDeleted[strings.TrimPrefix(b.ref, "sha256:")]) == 0 {
 				cr.blobsLost++
 				r.t.Logf("blob %s of job %s (%s) lost with its node before replication: %s", b.name, b.job, b.ref, strings.Join(why, "; "))
+				continue
+			}
+			if w := r.lostTogether(b.acks, ms); w != "" && len(gcDeleted[strings.TrimPrefix(b.ref, "sha256:")]) == 0 {
+				cr.blobsLost++
+				r.t.Logf("blob %s of job %s (%s) lost with both its copies at once: %s", b.name, b.job, b.ref, w)
 				continue
 			}
 			none++
