@@ -538,9 +538,9 @@ type blobMiss struct{ node, why string }
 const holderWindow = 15 * time.Second
 
 // holderRe finds, in a 502's list of what each holder answered (after
-// "holds the blob: sha256:HEX: ", errors joined by a JSON-escaped newline),
-// every node it names, and the one of "the
-// ledger names only NODE as its holder".
+// "holds the blob: sha256:HEX: ", errors joined by a JSON-escaped
+// newline), every node it names, and the one of "the ledger names only
+// NODE as its holder".
 var holderRe = regexp.MustCompile(`(?:^|[^a-z0-9]|\\n)(n[0-9]+): |names only (n[0-9]+) as its holder`)
 
 // lostTogether excuses a blob unreadable everywhere whose copies were all
