@@ -92,7 +92,8 @@ func (r *Runner) run(a *attempt, job raftfsm.Job, o topic.Origin) {
 		env = append(env, k+"="+v)
 		values = append(values, v)
 	}
-	masked := mask.New(out, values)
+	infra := &infraSniffer{w: out} // under the masker: the reason it keeps is masked
+	masked := mask.New(infra, values)
 	defer masked.Close()
 	out.MaskNotes(masked.All) // the node's own lines name arguments, which may hold a token
 	spec, err := Spec(t, tp, executor.Spec{
@@ -244,6 +245,12 @@ func (r *Runner) run(a *attempt, job raftfsm.Job, o topic.Origin) {
 		r.finish(a, raftfsm.TaskTimedOut, &code, fmt.Sprintf("timed out after %s", timeout))
 	case code == 0:
 		r.finish(a, raftfsm.TaskPassed, &code, "")
+	case code == InfraExitCode:
+		why := infra.Reason()
+		if why == "" {
+			why = fmt.Sprintf("the task exited %d (EX_TEMPFAIL): its infrastructure failed, it says", InfraExitCode)
+		}
+		r.finish(a, raftfsm.TaskInfraFailed, nil, why) // as every infra failure: no exit code of the code's own
 	default:
 		r.finish(a, raftfsm.TaskFailed, &code, "")
 	}

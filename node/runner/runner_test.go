@@ -120,6 +120,18 @@ func TestRunnerOutcomes(t *testing.T) {
 					}
 				})
 			}, state: raftfsm.TaskTimedOut, code: executor.ExitSIGTERM, error: "timed out after 1m0s"},
+		{name: "exit 75 is the task's own infra failure", topic: "build",
+			end: func(_ *rig, p *executor.FakeProcess) { p.Finish(InfraExitCode) }, state: raftfsm.TaskQueued, error: "the task exited 75 (EX_TEMPFAIL)"},
+		{name: "ourci-node fail --infra gives the reason", topic: "build",
+			end: func(_ *rig, p *executor.FakeProcess) {
+				fmt.Fprintf(p.Spec.Output, "flashing\n%sno answer on /dev/ttyUSB0\r\n%s\n", InfraMarker, strings.Repeat("x", 2000))
+				p.Finish(InfraExitCode)
+			}, state: raftfsm.TaskQueued, error: "no answer on /dev/ttyUSB0"},
+		{name: "a marker without exit 75 is only output", topic: "build",
+			end: func(_ *rig, p *executor.FakeProcess) {
+				fmt.Fprintf(p.Spec.Output, "%sbut it carried on\n", InfraMarker)
+				p.Finish(1)
+			}, state: raftfsm.TaskFailed, code: 1},
 		{name: "an image topic without an image fails", topic: "img", state: raftfsm.TaskFailed, code: -1, error: "spawn them with --image IMAGE"},
 		{name: "a topic it no longer serves is an infra failure", topic: "gone", state: raftfsm.TaskQueued, error: "n1 no longer serves topic gone"},
 		{name: "a spawn its rules refuse is an infra failure", topic: "build",
