@@ -23,6 +23,8 @@ const (
 	maxEnv     = 256
 	maxTopic   = 200
 	maxKeySize = 200
+	// maxPriority bounds a task's priority either way.
+	maxPriority = 1000
 )
 
 // spawnCommand turns a spawn request into a ledger command; the
@@ -40,6 +42,8 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 		return raftfsm.Command{}, fmt.Errorf("spawn: idempotency key longer than %d", maxKeySize)
 	case req.Timeout < 0 || req.JobTimeout < 0:
 		return raftfsm.Command{}, errors.New("spawn: negative timeout")
+	case req.Priority < -maxPriority || req.Priority > maxPriority:
+		return raftfsm.Command{}, fmt.Errorf("spawn: priority %d: want -%d to %d (--priority)", req.Priority, maxPriority, maxPriority)
 	}
 	if req.ImageFirst {
 		var err error
@@ -73,7 +77,7 @@ func (n *Node) spawnCommand(req api.SpawnRequest, p Principal) (raftfsm.Command,
 	o := topic.Origin{Operator: true}
 	sp := &raftfsm.Spawn{
 		Topic: req.Topic, Image: req.Image, Args: req.Args, Env: req.Env,
-		Timeout: time.Duration(req.Timeout),
+		Timeout: time.Duration(req.Timeout), Priority: req.Priority,
 	}
 	if !p.IsTask() {
 		jt := time.Duration(req.JobTimeout)

@@ -97,6 +97,12 @@ type Config struct {
 	// workspace or start it) is retried on another node before the task
 	// ends infra_failed (default 2; negative: none).
 	MaxInfraRetries int
+	// QuarantineAfter is how many infrastructure failures in a row of one
+	// node on one topic quarantine that rig: the ledger records it with
+	// the reason and the picker gives it no new task of the topic until an
+	// operator releases it (default 3; negative: never). The leader's
+	// counts for the mesh.
+	QuarantineAfter int
 
 	// Quotas (0: the default; negative: none), each refusal a clear error
 	// counted in ourci_quota_refused_total:
@@ -245,6 +251,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxInfraRetries = 2
 	case c.MaxInfraRetries < 0:
 		c.MaxInfraRetries = 0
+	}
+	switch {
+	case c.QuarantineAfter == 0:
+		c.QuarantineAfter = 3
+	case c.QuarantineAfter < 0:
+		c.QuarantineAfter = 0
 	}
 	c.MaxSpawnBytes = quota(c.MaxSpawnBytes, 64<<10)
 	c.MaxTasksPerJob = quota(c.MaxTasksPerJob, 10_000)

@@ -95,7 +95,7 @@ func (n *Node) lead(ctx context.Context) {
 		Ledger:  n.fsm,
 		Clock:   n.cfg.Clock,
 		Limits: leader.Limits{MaxJobTasks: n.cfg.MaxTasksPerJob, MaxOpenJobs: n.cfg.MaxOpenJobs, MaxJobBlobBytes: n.cfg.MaxJobBlobBytes,
-			MaxAttempts: n.cfg.MaxAttempts, MaxInfra: n.cfg.MaxInfraRetries},
+			MaxAttempts: n.cfg.MaxAttempts, MaxInfra: n.cfg.MaxInfraRetries, QuarantineAfter: n.cfg.QuarantineAfter},
 		Log:       n.log,
 		Gate:      n.schemaReady,
 		Frozen:    n.frozenWhy,

@@ -175,5 +175,10 @@ func taskWaiting(s *raftfsm.State, t *raftfsm.Task, members []gossip.Member) str
 	if s.Jobs[t.Job].Held {
 		return "its job waits for approval: ourci-node approve " + t.Job
 	}
-	return waitingReason(t.Topic, members, s.Load)
+	return waitingReason(t.Topic, members, s.Load, func(node string) string {
+		if r := s.Rigs[raftfsm.RigKey(node, t.Topic)]; r != nil && r.Quarantined {
+			return "quarantined: " + r.Reason
+		}
+		return ""
+	})
 }

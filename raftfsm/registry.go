@@ -36,6 +36,11 @@ const LedgerSchema = 2
 // SchemaCheckRuns is the ledger schema that records a job's check run.
 const SchemaCheckRuns = 2
 
+// SchemaRigs is the ledger schema of rigs: quarantine and release, the
+// streak of infrastructure failures (TaskFinished.QuarantineAfter),
+// device leases and priorities.
+const SchemaRigs = 2
+
 // ignorableBit marks, in an entry's type byte, a command type that older
 // binaries may skip. Command type values stay below it.
 const ignorableBit = 0x80

@@ -44,7 +44,8 @@ func runJoin(args []string) int {
 		deadAfter   = fs.Duration("dead-server-after", 0, "how long a voter must be seen dead before the leader removes it and promotes a live non-voter (default 10s, 2m with --wan)")
 		minFree     = fs.String("min-free-disk", "64m", "free space the data directory must keep; below it the node takes no work and /v1/health answers 503")
 		maxLog      = fs.String("max-log-bytes", "256m", "output kept per task attempt; past it the rest is dropped behind a marker and the task runs on")
-		infraTries  = fs.Int("max-infra-retries", 2, "retries on another node of an attempt that failed for the infrastructure (output not writable, checkout or start failed)")
+		infraTries  = fs.Int("max-infra-retries", 2, "retries on another node of an attempt that failed for the infrastructure (output not writable, checkout or start failed, the task exited 75)")
+		quarantine  = fs.Int("quarantine-after", 3, "infrastructure failures in a row of one node on one topic that quarantine it for that topic (0: never); ourci-node rig release puts it back")
 		maxSpawn    = fs.String("max-spawn-bytes", "64k", "quota: bytes of one spawn's topic, image, arguments and environment")
 		maxTasks    = fs.Int("max-tasks-per-job", 10000, "quota: tasks in one job (0: no limit)")
 		maxOpen     = fs.Int("max-open-jobs", 1000, "quota: jobs open at once (0: no limit)")
@@ -132,6 +133,10 @@ func runJoin(args []string) int {
 	cfg.MaxTasksPerJob, cfg.MaxOpenJobs = noLimit(*maxTasks), noLimit(*maxOpen)
 	if *infraTries == 0 {
 		cfg.MaxInfraRetries = -1 // none (0 would mean the default)
+	}
+	cfg.QuarantineAfter = *quarantine
+	if *quarantine == 0 {
+		cfg.QuarantineAfter = -1 // never
 	}
 	if err := nf.apply(&cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "ourci-node join: %v\n", err)

@@ -26,6 +26,8 @@ func commands() []command {
 		{"logs", "print (or follow) a task's output", runLogs},
 		{"cancel", "close an open job as cancelled, stopping what still runs", runCancel},
 		{"approve", "let a held job (a pull request from a fork) run", runApprove},
+		{"fail", "--infra REASON, inside a task: end it as an infrastructure failure (retried on another node), not a failure of the code", runFail},
+		{"rig", "list | quarantine NODE TOPIC --reason TEXT | release NODE TOPIC: a node's health on a topic", runRig},
 		{"drain", "take a node out of the mesh gracefully: running tasks finish, then it leaves", runDrain},
 		{"blob", "put FILE [--name NAME] | get REF [-o FILE]: content-addressed artifacts", runBlob},
 		{"version", "print this binary's version and the ledger schema it applies", runVersion},

@@ -29,6 +29,7 @@ func runSpawn(args []string) int {
 		sha        = fs.String("sha", "", "new jobs: commit (same as --rev with a full SHA)")
 		branch     = fs.String("branch", "", "new jobs: branch")
 		pr         = fs.Int("pr", 0, "new jobs: pull request number")
+		priority   = fs.Int("priority", 0, "queue order, -1000 to 1000: a waiting task of higher priority gets the next free slot first (then the older job's)")
 		envs       listFlag
 	)
 	fs.StringVar(topic, "topic", "", "same as -t")
@@ -52,7 +53,7 @@ func runSpawn(args []string) int {
 	rand.Read(key)
 	req := api.SpawnRequest{
 		Topic: *topic, Image: *image, Args: pos, Env: envs, Timeout: api.Duration(*timeout), ImageFirst: *imageFirst,
-		JobTimeout: api.Duration(*jobTimeout), Key: hex.EncodeToString(key),
+		JobTimeout: api.Duration(*jobTimeout), Key: hex.EncodeToString(key), Priority: *priority,
 		Source:  raftfsm.Source{Repo: *repo, SHA: *sha, Branch: *branch, PR: *pr},
 		Trigger: "cli",
 	}

@@ -109,6 +109,27 @@ func (c *Client) Cancel(ctx context.Context, job string) (JobDetail, error) {
 	return out, err
 }
 
+// Rigs lists the rigs the ledger tracks (GET /v1/rigs).
+func (c *Client) Rigs(ctx context.Context) (Rigs, error) {
+	var out Rigs
+	err := c.do(ctx, http.MethodGet, "/v1/rigs", nil, &out, true)
+	return out, err
+}
+
+// Quarantine takes node out of topic's service, with the reason.
+func (c *Client) Quarantine(ctx context.Context, node, topic, reason string) (Rig, error) {
+	var out Rig
+	err := c.do(ctx, http.MethodPost, "/v1/rigs/"+url.PathEscape(node)+"/"+url.PathEscape(topic)+"/quarantine?reason="+url.QueryEscape(reason), struct{}{}, &out, true)
+	return out, err
+}
+
+// Release puts a quarantined node back into topic's service.
+func (c *Client) Release(ctx context.Context, node, topic string) (Rig, error) {
+	var out Rig
+	err := c.do(ctx, http.MethodPost, "/v1/rigs/"+url.PathEscape(node)+"/"+url.PathEscape(topic)+"/release", struct{}{}, &out, true)
+	return out, err
+}
+
 // Report tells the ledger about an attempt (node-to-node).
 func (c *Client) Report(ctx context.Context, r Report) error {
 	_, err := c.ReportAt(ctx, r)

@@ -21,6 +21,10 @@ type SpawnRequest struct {
 	Source     raftfsm.Source `json:"source,omitzero"`       // new jobs: the code they build
 	Trigger    string         `json:"trigger,omitempty"`     // new jobs: who opened it
 	Key        string         `json:"key,omitempty"`         // idempotency key: a retry with the same key lands once
+	// Priority orders the queue: a queued task of higher priority gets a
+	// free slot first, and within one priority the older job's (from
+	// -1000 to 1000; 0 by default).
+	Priority int `json:"priority,omitempty"`
 	// ImageFirst is the seed's spawn_task form, `spawn_task -t TOPIC ARG...`:
 	// the leader reads Args[0] as the image when the topic runs in Docker
 	// (as its live subscribers gossip), else as an argument, unless it is
@@ -157,6 +161,23 @@ type Status struct {
 	Waiting       []Waiting `json:"waiting"`
 	// Quorum sums up the Raft voters as this node sees them.
 	Quorum Quorum `json:"quorum"`
+}
+
+// Rig is one node serving one topic, as the ledger tracks its health.
+type Rig struct {
+	Node        string    `json:"node"`
+	Topic       string    `json:"topic"`
+	Quarantined bool      `json:"quarantined"`
+	Reason      string    `json:"reason,omitempty"`
+	By          string    `json:"by,omitempty"` // who quarantined or released it: an operator, "auto"
+	Since       time.Time `json:"since,omitzero"`
+	InfraStreak int       `json:"infra_streak,omitempty"` // infrastructure failures in a row
+}
+
+// Rigs answers GET /v1/rigs: every rig the ledger tracks, by node and topic.
+type Rigs struct {
+	SchemaVersion int   `json:"schema_version"`
+	Rigs          []Rig `json:"rigs"`
 }
 
 // Quorum is the health of the Raft quorum: how many voters there are, how

@@ -119,6 +119,17 @@ func OperateOnly(h Handler) Handler {
 	}
 }
 
+// ReadOnly admits the cluster token and read and operate tokens (no task).
+func ReadOnly(h Handler) Handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+		if !p.May(auth.RoleRead) {
+			WriteError(w, http.StatusForbidden, api.CodeForbidden, errors.New("this needs a read or operate token, or the cluster token"))
+			return
+		}
+		h(w, r, p)
+	}
+}
+
 // Spawners admits task tokens (children in their own job) and operate and
 // cluster tokens (new jobs).
 func Spawners(h Handler) Handler {

@@ -30,6 +30,9 @@ func (s *Server) Routes(peerPort bool) http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/approve", s.Auth(OperateOnly(s.LeaderOnly(s.handleApprove))))
 	s.RegisterUI(mux) // the browser UI: /, /jobs/{id}, /tasks/{id}, /mesh and their event streams
 	mux.HandleFunc("GET /v1/jobs/{id}", s.Auth(s.handleJob))
+	mux.HandleFunc("GET /v1/rigs", s.Auth(ReadOnly(s.handleRigs)))
+	mux.HandleFunc("POST /v1/rigs/{node}/{topic}/quarantine", s.Auth(OperateOnly(s.LeaderOnly(s.handleQuarantine))))
+	mux.HandleFunc("POST /v1/rigs/{node}/{topic}/release", s.Auth(OperateOnly(s.LeaderOnly(s.handleRelease))))
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", s.Auth(OperateOnly(s.LeaderOnly(s.handleCancel))))
 	mux.HandleFunc("GET /v1/tasks/{id}/log", s.Auth(s.handleLog))
 	mux.HandleFunc("GET /v1/tasks/{id}/log/sections", s.Auth(s.handleLogSections)) // logs --sections

@@ -257,6 +257,14 @@ func (d *Dispatcher) round(batch []*proposal, kicked bool) *flight {
 		}
 	}
 	pick := d.newPicker(parents)
+	gate := &roundGate{gate: d.c.Gate}
+	// The queue first: a slot that frees up goes to the tasks that waited
+	// for it, in the queue's order (priority, then the older job), before
+	// this round's spawns take what is left.
+	var queued *raftfsm.Assign
+	if kicked {
+		queued = pick.assignQueued(now)
+	}
 	fl := &flight{batch: batch, spans: make([]span, len(batch))}
 	cmds := make([]raftfsm.Command, 0, len(batch)+1)
 	for i, p := range batch {
@@ -266,7 +274,7 @@ func (d *Dispatcher) round(batch []*proposal, kicked bool) *flight {
 		}
 		fl.spans[i] = span{start: len(cmds), n: len(parts), batch: p.cmd.Type == raftfsm.CmdBatch}
 		for _, c := range parts {
-			d.stamp(&c, now)
+			d.stamp(&c, now, gate)
 			if sp := c.Spawn; c.Type == raftfsm.CmdSpawn && sp != nil && (sp.NewJob == nil || !sp.NewJob.Held) {
 				sp.Assign = pick.choose(sp.Topic, nil, pick.spawnOrigin(sp))
 				if sp.Assign != "" {
@@ -276,12 +284,10 @@ func (d *Dispatcher) round(batch []*proposal, kicked bool) *flight {
 			cmds = append(cmds, c)
 		}
 	}
-	if kicked {
-		if a := pick.assignQueued(now); a != nil {
-			cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdAssign, Assign: a})
-			for _, it := range a.Items {
-				fl.choices = append(fl.choices, choice{task: it.Task, attempt: it.Attempt, node: it.Node})
-			}
+	if queued != nil {
+		cmds = append(cmds, raftfsm.Command{Type: raftfsm.CmdAssign, Assign: queued})
+		for _, it := range queued.Items {
+			fl.choices = append(fl.choices, choice{task: it.Task, attempt: it.Attempt, node: it.Node})
 		}
 	}
 	if len(cmds) == 0 {

@@ -19,10 +19,13 @@ type picker struct {
 	queued  []*raftfsm.Task
 	origins map[string]topic.Origin // of the queued tasks, by ID
 	parents map[string]string       // the topics of this round's spawning tasks, by task ID
+	// quarantined are the rigs (raftfsm.RigKey: node, topic) the ledger
+	// took out of their topic's service: they get no new task of it.
+	quarantined map[string]bool
 }
 
 func (d *Dispatcher) newPicker(parents []string) *picker {
-	p := &picker{members: d.c.Members(), load: map[string]int{}, origins: map[string]topic.Origin{}, parents: map[string]string{}}
+	p := &picker{members: d.c.Members(), load: map[string]int{}, origins: map[string]topic.Origin{}, parents: map[string]string{}, quarantined: map[string]bool{}}
 	// Copy the flights' choices before reading the ledger: an entry that
 	// lands in between shows in both, and is counted once (applied below).
 	d.mu.Lock()
@@ -48,10 +51,24 @@ func (d *Dispatcher) newPicker(parents []string) *picker {
 				p.parents[id] = t.Topic
 			}
 		}
+		jobAge := map[string]uint64{}
 		for _, t := range s.Queued() {
-			if !s.Jobs[t.Job].Held && !taken[t.ID] {
+			if j := s.Jobs[t.Job]; !j.Held && !taken[t.ID] {
 				p.queued = append(p.queued, t.Clone())
 				p.origins[t.ID] = topic.OriginOf(s, t)
+				jobAge[t.Job] = j.Index
+			}
+		}
+		// The queue's order (docs/ARCHITECTURE.md, "Priorities"): higher
+		// priority first; within one, the older job's tasks (a running
+		// job's late stages are not starved by the first stages of jobs
+		// that came later); within a job, the older task.
+		slices.SortStableFunc(p.queued, func(a, b *raftfsm.Task) int {
+			return cmp.Or(cmp.Compare(b.Priority, a.Priority), cmp.Compare(jobAge[a.Job], jobAge[b.Job]))
+		})
+		for k, r := range s.Rigs {
+			if r.Quarantined {
+				p.quarantined[k] = true
 			}
 		}
 	})
@@ -85,7 +102,7 @@ func (p *picker) choose(name string, avoid []string, o topic.Origin) string {
 	others := false
 	if len(avoid) > 0 {
 		for _, m := range p.members {
-			if _, bad := slices.BinarySearch(avoid, m.Name); !bad && m.Meta.Takes() && m.Meta.Subscribes(name) && topic.MemberAccepts(m.Meta.Kinds, name, o) {
+			if _, bad := slices.BinarySearch(avoid, m.Name); !bad && m.Meta.Takes() && m.Meta.Subscribes(name) && topic.MemberAccepts(m.Meta.Kinds, name, o) && !p.quarantined[raftfsm.RigKey(m.Name, name)] {
 				others = true
 				break
 			}
@@ -93,7 +110,7 @@ func (p *picker) choose(name string, avoid []string, o topic.Origin) string {
 	}
 	best := -1
 	for i, m := range p.members {
-		if !m.Meta.Takes() || !m.Meta.Subscribes(name) || p.load[m.Name] >= m.Meta.Slots || !topic.MemberAccepts(m.Meta.Kinds, name, o) {
+		if !m.Meta.Takes() || !m.Meta.Subscribes(name) || p.load[m.Name] >= m.Meta.Slots || !topic.MemberAccepts(m.Meta.Kinds, name, o) || p.quarantined[raftfsm.RigKey(m.Name, name)] {
 			continue
 		}
 		if _, bad := slices.BinarySearch(avoid, m.Name); bad && others {
@@ -117,7 +134,8 @@ func (p *picker) less(a, b gossip.Member) bool {
 	return cmp.Or(cmp.Compare(la*b.Meta.Slots, lb*a.Meta.Slots), cmp.Compare(la, lb), cmp.Compare(a.Name, b.Name)) < 0
 }
 
-// assignQueued hands queued tasks, oldest first, to free slots.
+// assignQueued hands queued tasks, in the queue's order (newPicker), to
+// free slots.
 func (p *picker) assignQueued(now time.Time) *raftfsm.Assign {
 	var items []raftfsm.Assignment
 	for _, t := range p.queued {

@@ -18,6 +18,10 @@ type Limits struct {
 	MaxJobBlobBytes int64 // BlobAdded.MaxJobBytes (--max-job-blob-bytes)
 	MaxAttempts     int   // Requeue.MaxAttempts (--max-attempts)
 	MaxInfra        int   // TaskFinished and infra Requeue MaxInfra (--max-infra-retries)
+	// QuarantineAfter is TaskFinished.QuarantineAfter (--quarantine-after),
+	// written only while every voter knows ledger schema 2: an older
+	// replica would not count the streak and would diverge.
+	QuarantineAfter int
 }
 
 // NewID returns a fresh random ID: 12 hex digits (48 bits). The dispatcher
@@ -34,7 +38,7 @@ func NewID() string {
 // IDs and the mesh's limits, just before it is proposed. It writes through
 // c's payload pointers (Submit takes them over) except a spawn's, which it
 // copies: the picker fills in its node.
-func (d *Dispatcher) stamp(c *raftfsm.Command, now time.Time) {
+func (d *Dispatcher) stamp(c *raftfsm.Command, now time.Time, gate *roundGate) {
 	raftfsm.Stamp(c, now)
 	l := d.c.Limits
 	switch {
@@ -61,6 +65,9 @@ func (d *Dispatcher) stamp(c *raftfsm.Command, now time.Time) {
 		if c.TaskFinished.MaxInfra == 0 {
 			c.TaskFinished.MaxInfra = l.MaxInfra
 		}
+		if c.TaskFinished.QuarantineAfter == 0 && l.QuarantineAfter > 0 && gate.allows(raftfsm.SchemaRigs) {
+			c.TaskFinished.QuarantineAfter = l.QuarantineAfter
+		}
 	case c.Type == raftfsm.CmdRequeue && c.Requeue != nil:
 		rq := c.Requeue
 		if rq.MaxAttempts == 0 {
@@ -70,4 +77,26 @@ func (d *Dispatcher) stamp(c *raftfsm.Command, now time.Time) {
 			rq.MaxInfra = l.MaxInfra
 		}
 	}
+}
+
+// roundGate asks the dispatcher's schema gate at most once per schema in a
+// round: a stamp that adds a field of a newer schema asks it.
+type roundGate struct {
+	gate   func(need int) error
+	answer map[int]bool
+}
+
+func (g *roundGate) allows(need int) bool {
+	if g.gate == nil {
+		return true
+	}
+	ok, seen := g.answer[need]
+	if !seen {
+		ok = g.gate(need) == nil
+		if g.answer == nil {
+			g.answer = map[int]bool{}
+		}
+		g.answer[need] = ok
+	}
+	return ok
 }
