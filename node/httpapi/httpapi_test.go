@@ -230,6 +230,11 @@ func TestAuthAndRoles(t *testing.T) {
 		{"operate token cannot drain", "POST", "/v1/drain", operate, "", false, 403, api.CodeForbidden},
 		{"the public port has no internal routes", "POST", "/v1/internal/report", h.secret.ClusterToken(), `{}`, false, 404, ""},
 		{"operate token submits nothing", "POST", peer.SubmitPath, operate, "", true, 403, api.CodeForbidden},
+		{"read token lists rigs", "GET", "/v1/rigs", read, "", false, 200, ""},
+		{"read token cannot quarantine", "POST", "/v1/rigs/n1/hw/quarantine?reason=x", read, "", false, 403, api.CodeForbidden},
+		{"a quarantine needs a reason", "POST", "/v1/rigs/n1/hw/quarantine", operate, "", false, 400, api.CodeBadRequest},
+		{"operate token quarantines", "POST", "/v1/rigs/n1/hw/quarantine?reason=hub+dead", operate, "", false, 200, ""},
+		{"read token cannot release", "POST", "/v1/rigs/n1/hw/release", read, "", false, 403, api.CodeForbidden},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
