@@ -108,49 +108,36 @@ func (s *Server) MetricsAuth(h Handler) http.HandlerFunc {
 	}
 }
 
-// OperateOnly admits the cluster token and operate tokens.
-func OperateOnly(h Handler) Handler {
+// require admits what may admits, else answers 403 with refusal.
+func require(h Handler, may func(p auth.Principal) bool, refusal string) Handler {
 	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-		if !p.May(auth.RoleOperate) {
-			WriteError(w, http.StatusForbidden, api.CodeForbidden, errors.New("this needs the cluster token or an operate token"))
+		if !may(p) {
+			WriteError(w, http.StatusForbidden, api.CodeForbidden, errors.New(refusal))
 			return
 		}
 		h(w, r, p)
 	}
 }
 
+// OperateOnly admits the cluster token and operate tokens.
+func OperateOnly(h Handler) Handler {
+	return require(h, func(p auth.Principal) bool { return p.May(auth.RoleOperate) }, "this needs the cluster token or an operate token")
+}
+
 // ReadOnly admits the cluster token and read and operate tokens (no task).
 func ReadOnly(h Handler) Handler {
-	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-		if !p.May(auth.RoleRead) {
-			WriteError(w, http.StatusForbidden, api.CodeForbidden, errors.New("this needs a read or operate token, or the cluster token"))
-			return
-		}
-		h(w, r, p)
-	}
+	return require(h, func(p auth.Principal) bool { return p.May(auth.RoleRead) }, "this needs a read or operate token, or the cluster token")
 }
 
 // Spawners admits task tokens (children in their own job) and operate and
 // cluster tokens (new jobs).
 func Spawners(h Handler) Handler {
-	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-		if !p.IsTask() && !p.May(auth.RoleOperate) {
-			WriteError(w, http.StatusForbidden, api.CodeForbidden, errors.New("a read token cannot spawn"))
-			return
-		}
-		h(w, r, p)
-	}
+	return require(h, func(p auth.Principal) bool { return p.IsTask() || p.May(auth.RoleOperate) }, "a read token cannot spawn")
 }
 
 // ClusterOnly admits the cluster token.
 func ClusterOnly(h Handler) Handler {
-	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-		if !p.Cluster {
-			WriteError(w, http.StatusForbidden, api.CodeForbidden, errors.New("this needs the cluster token"))
-			return
-		}
-		h(w, r, p)
-	}
+	return require(h, func(p auth.Principal) bool { return p.Cluster }, "this needs the cluster token")
 }
 
 // MayRead reports whether p may read job's detail and logs: a read role,

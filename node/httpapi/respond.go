@@ -30,15 +30,21 @@ func DecodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		code := http.StatusBadRequest
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			code = http.StatusRequestEntityTooLarge
-		}
-		WriteError(w, code, api.CodeBadRequest, fmt.Errorf("bad request body: %w", err))
+		WriteBodyError(w, fmt.Errorf("bad request body: %w", err))
 		return false
 	}
 	return true
+}
+
+// WriteBodyError answers a request body that could not be read or
+// decoded: 413 past its bound, else 400.
+func WriteBodyError(w http.ResponseWriter, err error) {
+	code := http.StatusBadRequest
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		code = http.StatusRequestEntityTooLarge
+	}
+	WriteError(w, code, api.CodeBadRequest, err)
 }
 
 // WriteJSON answers code with v as indented JSON.

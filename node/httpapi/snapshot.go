@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -91,12 +90,7 @@ func (s *Server) handleSnapshotRestore(w http.ResponseWriter, r *http.Request, p
 	}
 	h, st, err := raftfsm.ReadBackup(http.MaxBytesReader(w, body, MaxSnapshotFile))
 	if err != nil {
-		code := http.StatusBadRequest
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			code = http.StatusRequestEntityTooLarge
-		}
-		WriteError(w, code, api.CodeBadRequest, fmt.Errorf("%w; nothing was restored", err))
+		WriteBodyError(w, fmt.Errorf("%w; nothing was restored", err))
 		return
 	}
 	// From here an error cannot say whether raft installed the snapshot

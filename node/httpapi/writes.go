@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -61,12 +60,7 @@ func Forwardable(c raftfsm.Command) error {
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		code := http.StatusBadRequest
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			code = http.StatusRequestEntityTooLarge
-		}
-		WriteError(w, code, api.CodeBadRequest, fmt.Errorf("submit: %w", err))
+		WriteBodyError(w, fmt.Errorf("submit: %w", err))
 		return
 	}
 	c, err := raftfsm.Decode(b)

@@ -1,6 +1,7 @@
 package leader
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -51,7 +52,7 @@ func TestQueueOrder(t *testing.T) {
 		return got
 	}
 	mesh.set(member("rig", 5, "hw"))
-	if got, want := order(), []string{"new-urgent", "old-build", "old-test", "new-build", "new-low"}; !equal(got, want) {
+	if got, want := order(), []string{"new-urgent", "old-build", "old-test", "new-build", "new-low"}; !slices.Equal(got, want) {
 		t.Errorf("five slots: got %v, want %v", got, want)
 	}
 	mesh.set(member("rig", 1, "hw"))
@@ -66,16 +67,4 @@ func TestQueueOrder(t *testing.T) {
 	if got := d.newPicker(nil).assignQueued(time.Now()); got == nil || len(got.Items) != 1 || got.Items[0].Node != "spare" {
 		t.Errorf("a quarantined rig and a spare: got %+v, want the urgent task on the spare", got)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
