@@ -76,9 +76,17 @@ func TestOperatorSnapshotSaveRestore(t *testing.T) {
 	}
 	before := make([]uint64, len(m.Nodes))
 	for i, nd := range m.Nodes {
-		m.WaitFor(waitLong, fmt.Sprintf("node%d to apply the blob's record", i), func() (bool, string) {
+		// Replication's second copy too: its record, landing after the
+		// restore, would name the blob again (its copy is real).
+		m.WaitFor(waitLong, fmt.Sprintf("node%d to apply the blob's records, both copies", i), func() (bool, string) {
 			_, idx := ledgerOf(nd)
-			return idx >= blob.Index, fmt.Sprintf("index %d, want %d", idx, blob.Index)
+			holders := 0
+			nd.FSM().Read(func(s *raftfsm.State, _ uint64) {
+				if b := s.Blobs[strings.TrimPrefix(blob.Ref, "sha256:")]; b != nil {
+					holders = len(b.Holders)
+				}
+			})
+			return idx >= blob.Index && holders >= 2, fmt.Sprintf("index %d, want %d; %d holders, want 2", idx, blob.Index, holders)
 		})
 		_, before[i] = ledgerOf(nd)
 		nd.FSM().Read(func(s *raftfsm.State, _ uint64) {
