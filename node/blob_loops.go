@@ -4,17 +4,15 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
-	"github.com/ourci/ourci/blobs"
-	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/artifacts"
 	"github.com/ourci/ourci/raftfsm"
 )
 
-// gcGrace protects a local copy the ledger does not know yet (an upload or
-// fetch whose record is still in flight) from collection.
-const gcGrace = 10 * time.Minute
+// gcGrace protects a local copy (or task log) the ledger does not know yet
+// from collection (artifacts.Grace).
+const gcGrace = artifacts.Grace
 
 // settleDelay lets a burst of ledger changes settle before a leader loop
 // that walks the whole ledger (blobs, closed jobs) looks again: under load
@@ -35,7 +33,7 @@ func (n *Node) askPull(ctx context.Context, member, hash string) error {
 
 // gcLoop (every node) deletes local blob copies and task logs the ledger no
 // longer knows, once they are older than gcGrace, and withdraws the records
-// of copies gone from disk. It decides only on a replica that is current:
+// of copies gone from disk (node/artifacts' Collector). It decides only on a replica that is current:
 // none before the node caught up with the mesh after it started (a replica
 // still re-applying its log knows almost nothing), and no pass while it is
 // cut off from the leader.
@@ -69,72 +67,10 @@ func (n *Node) gcLoop() {
 	}
 }
 
-// verifyUnflushedBlobs, after an unclean stop, re-hashes the blob copies
-// the previous run wrote but may not have flushed: a torn one is deleted and
-// its holder record dropped (OnCorrupt), one that is gone is found by the
-// next collect.
-func (n *Node) verifyUnflushedBlobs() {
-	checked, corrupt, err := n.blobs.VerifyUnflushed()
-	switch {
-	case err != nil:
-		n.log.Warn("blobs: verifying copies written before an unclean stop", "err", err)
-	case checked > 0:
-		n.log.Info("blobs: verified the copies written before an unclean stop", "checked", checked, "corrupt", corrupt)
-	}
-}
-
-// collect runs one GC pass and returns how many copies it deleted.
+// collect runs one collection pass (node/artifacts: blob copies; here:
+// task logs) and returns how many it deleted.
 func (n *Node) collect() int {
-	infos, err := n.blobs.List()
-	if err != nil {
-		n.log.Warn("blob gc: list", "err", err)
-		return 0
-	}
-	now := n.cfg.Clock.Now()
-	var drop []blobs.Hash
-	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-		for _, in := range infos {
-			if _, known := s.Blobs[string(in.Hash)]; !known && now.Sub(in.ModTime) >= gcGrace {
-				drop = append(drop, in.Hash)
-			}
-		}
-	})
-	n.dropLostHolds(infos)
-	for _, h := range drop {
-		if err := n.blobs.Delete(h); err != nil {
-			n.log.Warn("blob gc: delete", "hash", h, "err", err)
-			continue
-		}
-		n.log.Info("blob gc: deleted an unreferenced copy", "hash", h)
-	}
-	return len(drop) + n.collectLogs(now)
-}
-
-// dropLostHolds withdraws this node's holder records for blobs it no longer
-// has (a disk replaced or cleaned by hand, a name a crash took back), so
-// replication makes a new copy and fetchers stop asking here. infos is the
-// store's listing; a blob missing from it is checked again, since a copy is
-// always in place before its record is proposed.
-func (n *Node) dropLostHolds(infos []blobs.Info) {
-	local := make(map[blobs.Hash]bool, len(infos))
-	for _, in := range infos {
-		local[in.Hash] = true
-	}
-	var lost []blobs.Hash
-	n.fsm.Read(func(s *raftfsm.State, _ uint64) {
-		for h, b := range s.Blobs {
-			if _, held := slices.BinarySearch(b.Holders, n.cfg.Name); held && !local[blobs.Hash(h)] {
-				lost = append(lost, blobs.Hash(h))
-			}
-		}
-	})
-	for _, h := range lost {
-		if n.blobs.Has(h) {
-			continue // placed after the listing
-		}
-		n.log.Warn("blob copy recorded here is gone: withdrawing the record", "hash", h)
-		n.reportAsync(api.Report{Kind: api.ReportBlobDropped, Node: n.cfg.Name, Hash: string(h)})
-	}
+	return n.collector.Collect() + n.collectLogs(n.cfg.Clock.Now())
 }
 
 // collectLogs deletes the output of tasks the ledger has forgotten, once

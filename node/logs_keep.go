@@ -139,7 +139,7 @@ func sealedLog(t *raftfsm.Task, attempt int) (raftfsm.LogRef, bool) {
 // a holder first when it has none. The caller closes the file.
 func (n *Node) openSealed(ctx context.Context, ref raftfsm.LogRef) (*tasklog.Sealed, io.Closer, error) {
 	h := blobs.Hash(ref.Hash)
-	if err := n.ensureBlob(ctx, h); err != nil {
+	if err := n.fetcher.Ensure(ctx, h); err != nil {
 		return nil, nil, err
 	}
 	f, err := n.blobs.Open(h)

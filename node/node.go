@@ -24,6 +24,7 @@ import (
 	"github.com/ourci/ourci/blobs"
 	"github.com/ourci/ourci/gossip"
 	"github.com/ourci/ourci/node/api"
+	"github.com/ourci/ourci/node/artifacts"
 	"github.com/ourci/ourci/node/checkout"
 	"github.com/ourci/ourci/node/executor"
 	"github.com/ourci/ourci/node/faults"
@@ -47,10 +48,14 @@ type Node struct {
 	raft   *raftfsm.Raft
 	gossip *gossip.Gossip
 
-	httpLn  net.Listener
-	api     *httpapi.Server // the HTTP API (http.go)
-	httpSrv *http.Server
-	httpURL string // advertised base URL of the API
+	httpLn net.Listener
+	api    *httpapi.Server // the HTTP API (http.go)
+	// fetcher and collector keep the blob copies here in line with the
+	// ledger (node/artifacts, blob_loops.go).
+	fetcher   *artifacts.Fetcher
+	collector *artifacts.Collector
+	httpSrv   *http.Server
+	httpURL   string // advertised base URL of the API
 
 	// The peer API: node-to-node HTTP on the Raft port, over mutual TLS.
 	peerSrv *http.Server
@@ -243,6 +248,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		IdleConnTimeout: time.Minute, ResponseHeaderTimeout: 30 * time.Second,
 	}}
 	n.metrics = n.newMetrics() // before anything that observes (runner, leader loops, HTTP)
+	n.fetcher = &artifacts.Fetcher{Self: cfg.Name, Store: n.blobs, Ledger: n.fsm, Members: meshView{n}, Record: copyRecorder{n},
+		HTTP: n.blobFetchClient(), Auth: n.peers.Auth, Go: n.goFunc, Log: n.log}
+	n.collector = &artifacts.Collector{Self: cfg.Name, Store: n.blobs, Ledger: n.fsm, Record: copyRecorder{n}, Now: cfg.Clock.Now, Log: n.log}
 	n.runner = runner.New(n.ctx, runner.Config{
 		Name: cfg.Name, WorkDir: cfg.WorkDir, TaskTimeout: cfg.TaskTimeout, Grace: cfg.Grace,
 		TaskUser: cfg.TaskUser, Binary: n.binary(), Secret: cfg.Secret, Clock: cfg.Clock, Log: n.log,
@@ -277,7 +285,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.goFunc(n.liveLogLoop)
 	n.goFunc(n.logSweepLoop)
 	n.goFunc(func() { n.sweepBackends(n.ctx) })
-	n.goFunc(n.verifyUnflushedBlobs)
+	n.goFunc(func() { artifacts.VerifyUnflushed(n.blobs, n.log) })
 	n.log.Info("node up", "gossip", n.gossip.Addr(), "peer", raftAdv.String(), "tls_ca", cert.CA().Subject.CommonName, "http", n.httpURL, "topics", of.topicNames(), "slots", cfg.Slots)
 	return n, nil
 }
