@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/ourci/ourci/node"
 	"github.com/ourci/ourci/node/api"
 	"github.com/ourci/ourci/node/nodetest"
+	"github.com/ourci/ourci/raftfsm"
 )
 
 // A node-side secret reaches the topic's tasks, and neither it nor its
@@ -35,8 +37,13 @@ func TestSecretEnvIsMasked(t *testing.T) {
 			streamed <- "error: " + err.Error()
 			return
 		}
-		b, _ := io.ReadAll(rc)
+		b, err := io.ReadAll(rc)
 		rc.Close()
+		if err != nil {
+			// Say how the follow ended, so a cut stream is told from an
+			// empty one.
+			b = append(b, fmt.Sprintf("\n[test: the follow broke off: %v]", err)...)
+		}
 		streamed <- string(b)
 	}()
 	d := m.WaitJob(0, res.Job, 30*time.Second)
@@ -104,8 +111,13 @@ echo done`
 			streamed <- "error: " + err.Error()
 			return
 		}
-		b, _ := io.ReadAll(rc)
+		b, err := io.ReadAll(rc)
 		rc.Close()
+		if err != nil {
+			// Say how the follow ended, so a cut stream is told from an
+			// empty one.
+			b = append(b, fmt.Sprintf("\n[test: the follow broke off: %v]", err)...)
+		}
 		streamed <- string(b)
 	}()
 	d := m.WaitJob(0, res.Job, 30*time.Second)
@@ -140,7 +152,18 @@ echo done`
 			}
 		}
 		if got := strings.Count(log, "***"); got < 4*9 || !strings.Contains(log, "done") || !strings.Contains(log, "plain=***") {
-			t.Errorf("%s log: got %d masks, want at least 36 (9 forms of 4 values) and the output around them:\n%s", name, got, log)
+			t.Errorf("%s log: got %d masks, want at least 36 (9 forms of 4 values) and the output around them (%d bytes; the task ran on %s):\n%s", name, got, len(log), taskNode(m, res.Task), log)
 		}
 	}
+}
+
+// taskNode is the node the ledger shows task on, for a failure's message.
+func taskNode(m *nodetest.Mesh, task string) string {
+	node := "?"
+	m.Nodes[0].FSM().Read(func(s *raftfsm.State, _ uint64) {
+		if t := s.Tasks[task]; t != nil {
+			node = fmt.Sprintf("%s (attempt %d, %s)", t.Node, t.Attempt, t.State)
+		}
+	})
+	return node
 }
