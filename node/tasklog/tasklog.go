@@ -74,6 +74,12 @@ func (s *Store) Create(task string, attempt int) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("tasklog: task log: %w", err)
 	}
+	// The file appears and the log is registered as live at once (under
+	// s.mu, which Stream holds while it looks): a follower that found the
+	// file but no live log would take the attempt for ended and stop at
+	// its empty end.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	// Never truncate: an attempt that runs again on this node (a restored
 	// backup, a previous life's leftover) adds to its log, it does not
 	// wipe what it printed before.
@@ -86,9 +92,7 @@ func (s *Store) Create(task string, attempt int) (*Log, error) {
 		l.times.leftover(p, fi.Size(), s.now())
 		l.write([]byte("\n[ourci] ---- this attempt runs again on this node; its earlier output is above ----\n"))
 	}
-	s.mu.Lock()
 	s.live[l.key] = l
-	s.mu.Unlock()
 	return l, nil
 }
 
