@@ -75,8 +75,12 @@ func (f *Fetcher) Ensure(ctx context.Context, h blobs.Hash) error {
 	if err != nil {
 		return err
 	}
+	alive := make(map[string]bool, len(holders)) // asked once per holder, not per comparison
+	for _, h := range holders {
+		alive[h] = f.Members.Alive(h)
+	}
 	slices.SortStableFunc(holders, func(a, b string) int {
-		la, lb := f.Members.Alive(a), f.Members.Alive(b)
+		la, lb := alive[a], alive[b]
 		switch {
 		case la && !lb:
 			return -1
