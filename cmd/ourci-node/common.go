@@ -188,17 +188,35 @@ func newClientCommand(name, arg, usage string) *clientCommand {
 // parse reads args and returns the one positional argument and a client,
 // or the exit code to return.
 func (c *clientCommand) parse(args []string) (string, *api.Client, int) {
+	pos, cl, code := c.parseN(args, 1, "give one "+c.arg, nil)
+	if code != exitOK {
+		return "", nil, code
+	}
+	return pos[0], cl, exitOK
+}
+
+// parseN reads args and returns exactly n positional arguments (else it
+// prints "ourci-node NAME: " and want) and a client, or the exit code.
+// check (nil: none) refuses flags that do not go together, before any
+// credentials are read.
+func (c *clientCommand) parseN(args []string, n int, want string, check func() error) ([]string, *api.Client, int) {
 	pos, err := parse(c.fs, args)
 	if err != nil {
-		return "", nil, exitUsage
+		return nil, nil, exitUsage
 	}
-	if len(pos) != 1 {
-		fmt.Fprintf(os.Stderr, "ourci-node %s: give one %s\n", c.name, c.arg)
-		return "", nil, exitUsage
+	if len(pos) != n {
+		fmt.Fprintf(os.Stderr, "ourci-node %s: %s\n", c.name, want)
+		return nil, nil, exitUsage
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			fmt.Fprintf(os.Stderr, "ourci-node %s: %v\n", c.name, err)
+			return nil, nil, exitUsage
+		}
 	}
 	cl, err := c.cf.client()
 	if err != nil {
-		return "", nil, exitFor(err)
+		return nil, nil, exitFor(err)
 	}
-	return pos[0], cl, exitOK
+	return pos, cl, exitOK
 }

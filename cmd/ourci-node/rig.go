@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -32,16 +33,11 @@ func runRig(args []string) int {
 }
 
 func rigList(args []string) int {
-	fs := newFlagSet("rig list", "[--json]")
-	var cf clientFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print {schema_version, rigs} as JSON")
-	if pos, err := parse(fs, args); err != nil || len(pos) != 0 {
-		return exitUsage
-	}
-	c, err := cf.client()
-	if err != nil {
-		return exitFor(err)
+	cmd := newClientCommand("rig list", "", "[--json]")
+	asJSON := cmd.fs.Bool("json", false, "print {schema_version, rigs} as JSON")
+	_, c, code := cmd.parseN(args, 0, "takes no arguments", nil)
+	if code != exitOK {
+		return code
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -85,29 +81,21 @@ func rigChange(op string, args []string) int {
 	if op == "quarantine" {
 		usage += " --reason TEXT"
 	}
-	fs := newFlagSet("rig "+op, usage)
-	var cf clientFlags
-	cf.register(fs)
-	reason := fs.String("reason", "", "why it is out of service (shown wherever the rig is; required)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) != 2 {
-		fmt.Fprintf(os.Stderr, "ourci-node rig %s: give NODE and TOPIC (ourci-node rig list shows them)\n", op)
-		return exitUsage
-	}
-	if op == "quarantine" && *reason == "" {
-		fmt.Fprintln(os.Stderr, "ourci-node rig quarantine: say why with --reason TEXT, e.g. --reason \"USB hub replaced, board untested\"")
-		return exitUsage
-	}
-	c, err := cf.client()
-	if err != nil {
-		return exitFor(err)
+	cmd := newClientCommand("rig "+op, "", usage)
+	reason := cmd.fs.String("reason", "", "why it is out of service (shown wherever the rig is; required)")
+	pos, c, code := cmd.parseN(args, 2, "give NODE and TOPIC (ourci-node rig list shows them)", func() error {
+		if op == "quarantine" && *reason == "" {
+			return errors.New(`say why with --reason TEXT, e.g. --reason "USB hub replaced, board untested"`)
+		}
+		return nil
+	})
+	if code != exitOK {
+		return code
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	var r api.Rig
+	var err error
 	if op == "quarantine" {
 		r, err = c.Quarantine(ctx, pos[0], pos[1], *reason)
 	} else {
